@@ -1,0 +1,27 @@
+# Quick start: `make demo` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test test-all clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: venv
+	$(PY) tune_main.py --space video_transformer
+
+test: venv
+	$(PY) -m pytest -m "not slow and not gpu" -q
+
+test-all: venv
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache ray_results

@@ -1,0 +1,115 @@
+"""Dataset of prepared clips, the padding collate and deterministic loaders.
+
+A sample is a dict::
+
+    {"video": uint8 (T, C, H, W), "audio": float32 (S,), "label": int, "actor": int, "path": str}
+
+and a batch, after ``collate``::
+
+    {"video": uint8 (B, T, C, H, W), "video_mask": bool (B, T),
+     "audio": float32 (B, S),        "audio_mask": bool (B, S),
+     "label": int64 (B,), "actor": int64 (B,), "path": list[str]}
+
+Masks are True where there is real data and False over padding.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from msa.data.labels import LabelSet
+from msa.data.prepare import PreparedClip
+
+MODALITIES = ("video", "audio")
+
+
+class ClipDataset(Dataset):
+    """Prepared clips of the emotions in ``label_set`` (others are dropped), read
+    memory-mapped. ``modalities`` limits what is read, so a video model never touches audio."""
+
+    def __init__(self, clips: Sequence[PreparedClip], label_set: LabelSet, modalities: Sequence[str] = MODALITIES):
+        unknown = set(modalities) - set(MODALITIES)
+        if unknown or not modalities:
+            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {list(modalities)}")
+        self.label_set = label_set
+        self.modalities = tuple(modalities)
+        self.clips = [clip for clip in clips if label_set.index(clip.name.emotion_name) is not None]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def label(self, index: int) -> int:
+        return self.label_set.index(self.clips[index].name.emotion_name)
+
+    def __getitem__(self, index: int) -> dict:
+        clip = self.clips[index]
+        video, audio = clip.load(mmap=True)
+        sample = {"label": self.label(index), "actor": clip.name.actor, "path": clip.source}
+        if "video" in self.modalities:
+            sample["video"] = torch.from_numpy(np.array(video)).permute(0, 3, 1, 2)  # copy out of the read-only memmap
+        if "audio" in self.modalities:
+            sample["audio"] = torch.from_numpy(np.array(audio, dtype=np.float32))
+        return sample
+
+
+def pad_stack(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack tensors of shape (L_i, ...) into (B, max L, ...) zero-padded along the first
+    axis, with a bool mask (B, max L) that is True over real entries."""
+    longest = max(t.shape[0] for t in tensors)
+    padded = tensors[0].new_zeros((len(tensors), longest, *tensors[0].shape[1:]))
+    mask = torch.zeros(len(tensors), longest, dtype=torch.bool)
+    for i, tensor in enumerate(tensors):
+        padded[i, : tensor.shape[0]] = tensor
+        mask[i, : tensor.shape[0]] = True
+    return padded, mask
+
+
+def collate(samples: Sequence[dict]) -> dict:
+    """Pad video along time and audio along samples to the longest in the batch; masks are
+    True = real data, False = padding."""
+    batch = {
+        "label": torch.tensor([s["label"] for s in samples], dtype=torch.long),
+        "actor": torch.tensor([s["actor"] for s in samples], dtype=torch.long),
+        "path": [s["path"] for s in samples],
+    }
+    for key in MODALITIES:
+        if key in samples[0]:
+            batch[key], batch[f"{key}_mask"] = pad_stack([s[key] for s in samples])
+    return batch
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed numpy and random in each loader worker from torch's per-worker seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(
+    dataset: ClipDataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader whose order depends only on ``seed`` (and the epoch, through the
+    generator's state), whatever the number of workers."""
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate,
+        num_workers=num_workers,
+        worker_init_fn=seed_worker,
+        generator=generator,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )

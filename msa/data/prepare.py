@@ -1,0 +1,243 @@
+"""The prepared-clip cache: every usable clip decoded once, stored memory-mappable.
+
+Layout under the cache root::
+
+    clips/<entry key>/video.npy   uint8 (T, H, W, C)
+                     /audio.npy   float32 (S,)
+                     /meta.json   the source, its RAVDESS fields and the PrepareParams
+    tmp/                          work folders of preparations in progress
+
+An entry's key hashes the source file's identity (path, size, mtime; for a zip member also
+its name and CRC) and every PrepareParams field, so a changed file or parameter never reuses
+a stale entry. An entry is written into ``tmp/`` and published by one ``os.rename``: a
+preparation killed midway leaves only a work folder, never a half entry, and two processes
+preparing the same clip both succeed with one published copy.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+import uuid
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from msa.data.decode import DecodeError, PrepareParams, decode_clip
+from msa.data.ravdess import ClipName, Found, Source, discover
+
+CACHE_FORMAT_VERSION = 1  # bump when the entry layout or decoding changes meaning
+MANIFEST_COLUMNS = ("path", "included", "reason", "actor", "emotion", "intensity", "statement", "repetition")
+
+
+class NoUsableClipsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    """A usable clip and where its prepared arrays are."""
+
+    name: ClipName
+    source: str  # display path: a file, or zip::member
+    entry: Path
+
+    def load(self, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(video uint8 (T, H, W, C), audio float32 (S,)), memory-mapped by default so that
+        trials on one machine share one copy in the page cache."""
+        mode = "r" if mmap else None
+        return np.load(self.entry / "video.npy", mmap_mode=mode), np.load(self.entry / "audio.npy", mmap_mode=mode)
+
+    def to_dict(self) -> dict:
+        return {"name": list(astuple(self.name)), "source": self.source, "entry": str(self.entry)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PreparedClip:
+        return cls(ClipName(*data["name"]), data["source"], Path(data["entry"]))
+
+
+@dataclass
+class PrepareReport:
+    """What a preparation found and did."""
+
+    root: str
+    found: list[Found]
+    clips: list[PreparedClip]
+    failed: dict[str, str]  # display path -> decode failure reason
+    decoded: int
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """(path, reason) for every file left out, each exactly once."""
+        left_out = [(f.source.display, f.reason) for f in self.found if not f.included]
+        return left_out + list(self.failed.items())
+
+    def summary(self) -> str:
+        reasons: dict[str, int] = {}
+        for _, reason in self.skipped:
+            reasons[reason.split(":")[0]] = reasons.get(reason.split(":")[0], 0) + 1
+        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
+        actors = sorted({clip.name.actor for clip in self.clips})
+        reused = len(self.clips) - self.decoded
+        return (
+            f"{len(self.found)} files under {self.root}: {len(self.clips)} usable clips from "
+            f"{len(actors)} actors ({self.decoded} decoded, {reused} already prepared); skipped: {skipped}"
+        )
+
+    def write_manifest(self, path: str | os.PathLike) -> None:
+        """One CSV row per file found, in the DESIGN.md manifest format."""
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(MANIFEST_COLUMNS)
+            for found in self.found:
+                display = found.source.display
+                reason = found.reason or self.failed.get(display, "")
+                fields = ["", "", "", "", ""]
+                if found.name is not None:
+                    n = found.name
+                    fields = [n.actor, n.emotion_name, n.intensity, n.statement, n.repetition]
+                writer.writerow([display, "no" if reason else "yes", reason, *fields])
+
+
+def entry_key(source: Source, params: PrepareParams) -> str:
+    payload = json.dumps([CACHE_FORMAT_VERSION, source.identity(), params.to_dict()], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def clips_dir(cache: Path) -> Path:
+    return cache / "clips"
+
+
+def prepare(
+    root: str | os.PathLike,
+    cache: str | os.PathLike,
+    params: PrepareParams = PrepareParams(),
+    workers: int | None = None,
+    progress: bool = True,
+) -> PrepareReport:
+    """Discover every file under ``root`` and make sure each usable clip is in the cache.
+
+    Clips already prepared with the same source identity and params are not decoded again.
+    Raises FileNotFoundError for a missing root and NoUsableClipsError when nothing is usable.
+    """
+    cache = Path(cache)
+    found = discover(root)
+    usable = [f for f in found if f.included]
+    if not usable:
+        raise NoUsableClipsError(f"--data {root}: no usable audio-video speech clip among {len(found)} files")
+
+    _clean_stale_work_folders(cache / "tmp")
+    entries = {f.source.display: clips_dir(cache) / entry_key(f.source, params) for f in usable}
+    todo = [f for f in usable if not (entries[f.source.display] / "meta.json").exists()]
+
+    failed: dict[str, str] = {}
+    if todo:
+        workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+        jobs = [(f, entries[f.source.display], cache, params) for f in todo]
+        bar = tqdm(total=len(todo), desc="preparing clips", unit="clip", disable=not progress, file=sys.stderr)
+        if workers == 1:
+            results = map(_prepare_one, jobs)
+        else:
+            pool = ProcessPoolExecutor(workers)
+            results = pool.map(_prepare_one, jobs, chunksize=1)
+        try:
+            for display, error in results:
+                if error:
+                    failed[display] = error
+                bar.update()
+        finally:
+            bar.close()
+            if workers > 1:
+                pool.shutdown(cancel_futures=True)
+
+    clips = [
+        PreparedClip(f.name, f.source.display, entries[f.source.display])
+        for f in usable
+        if f.source.display not in failed
+    ]
+    report = PrepareReport(str(root), found, clips, failed, decoded=len(todo) - len(failed))
+    if not clips:
+        raise NoUsableClipsError(f"--data {root}: none of the {len(usable)} candidate clips could be decoded")
+    return report
+
+
+def _prepare_one(job: tuple[Found, Path, Path, PrepareParams]) -> tuple[str, str | None]:
+    """Decode one clip and publish its entry. Returns (display path, failure reason or None)."""
+    found, entry, cache, params = job
+    work = cache / "tmp" / f"{os.getpid()}-{socket.gethostname()}-{uuid.uuid4().hex}"
+    work.mkdir(parents=True)
+    try:
+        video_path = _materialise(found.source, work)
+        video, audio = decode_clip(video_path, params)
+        if found.source.member is not None:
+            os.remove(video_path)  # the extracted copy must not be published with the entry
+        np.save(work / "video.npy", video)
+        np.save(work / "audio.npy", audio)
+        meta = {"source": found.source.display, "name": list(astuple(found.name)), "params": params.to_dict()}
+        (work / "meta.json").write_text(json.dumps(meta))
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(work, entry)
+        except OSError:
+            if not (entry / "meta.json").exists():  # not a lost race: a real failure
+                raise
+        return found.source.display, None
+    except DecodeError as error:
+        return found.source.display, error.reason
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _materialise(source: Source, work: Path) -> str:
+    """A filesystem path decord can open: the file itself, or a zip member extracted into the
+    cache's work folder (member names were checked when the zip was listed)."""
+    if source.member is None:
+        return source.path
+    target = work / "clip.mp4"
+    with zipfile.ZipFile(source.path) as archive, archive.open(source.member) as src, open(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return str(target)
+
+
+def _clean_stale_work_folders(tmp: Path) -> None:
+    """Remove work folders left by killed preparations on this host (their process is gone).
+    Folders of other hosts sharing the cache are left alone."""
+    if not tmp.is_dir():
+        return
+    host = socket.gethostname()
+    for work in tmp.iterdir():
+        pid, _, rest = work.name.partition("-")
+        if pid.isdigit() and rest.startswith(f"{host}-") and not _process_alive(int(pid)):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def save_index(clips: list[PreparedClip], path: str | os.PathLike) -> None:
+    """A small JSON list of prepared clips: what trials read instead of re-discovering files."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump([clip.to_dict() for clip in clips], handle)
+    os.replace(tmp, path)
+
+
+def load_index(path: str | os.PathLike) -> list[PreparedClip]:
+    with open(path) as handle:
+        return [PreparedClip.from_dict(item) for item in json.load(handle)]
