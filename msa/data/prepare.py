@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import socket
@@ -147,7 +148,8 @@ def prepare(
         if workers == 1:
             results = map(_prepare_one, jobs)
         else:
-            pool = ProcessPoolExecutor(workers)
+            # Not fork: a parent that already ran decord, torch or CUDA can deadlock a forked child.
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
             results = pool.map(_prepare_one, jobs, chunksize=1)
         try:
             for display, error in results:
