@@ -3,12 +3,38 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # the tests' media helpers
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # the tests' media helpers
+sys.path.insert(0, str(REPO))  # tune_main.py and search_spaces/
 REAL_CLIPS = REPO.parent / "shared" / "ravdess-real"
 
 
 @pytest.fixture
 def cache(tmp_path) -> Path:
     return tmp_path / "cache"
+
+
+# A tiny embedded-sample variant shared by the tune tests: 4 actors (2 male, 2 female) x the
+# seed's four emotions x 1 statement, 1 s clips. With --classes seed4 it splits 2 / 1 / 1.
+TINY_SAMPLE_EMOTIONS = (3, 4, 5, 7)  # happy, sad, angry, disgust
+
+
+@pytest.fixture(scope="session")
+def tiny_sample(tmp_path_factory) -> Path:
+    from msa.data.sample import SampleSpec, generate_sample
+
+    spec = SampleSpec(actors=4, emotions=TINY_SAMPLE_EMOTIONS, statements=1, duration=1.0)
+    return generate_sample(tmp_path_factory.mktemp("tiny-sample") / "data", spec, workers=2, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_trial_data(tiny_sample, tmp_path_factory):
+    """The tiny sample prepared at 4 frames of 32 px and split by actor, as tune_main does."""
+    from msa.data.decode import PrepareParams
+    from msa.data.splits import SplitConfig
+    from msa.tune.experiment import prepare_experiment_data
+
+    data, _ = prepare_experiment_data(
+        tiny_sample, tmp_path_factory.mktemp("cache"), "seed4", SplitConfig(), PrepareParams(num_frames=4, image_size=32), progress=False
+    )
+    return data

@@ -1,0 +1,53 @@
+"""From a trial's flat config (what a search space produced) to the typed pieces that build
+a model, an optimiser and the loaders. Strict: a key nobody consumes is an error, so a typo in
+a space cannot be silently ignored."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from msa.models import model_config, override_keys, tiny_overrides
+from msa.train import OptimConfig
+
+# Keys that label a categorical choice the space already turned into "model"; kept in the
+# config for analysis, not consumed here.
+CHOICE_LABELS = ("trunk", "audio_layers")
+OPTIM_KEYS = tuple(f.name for f in fields(OptimConfig) if f.name != "warmup_steps")
+
+
+@dataclass(frozen=True)
+class TrialHyperparameters:
+    model: str
+    model_overrides: dict[str, Any]
+    optim: dict[str, Any]
+    batch_size: int
+    warmup_epochs: float
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TrialHyperparameters:
+        config = dict(config)
+        model = config.pop("model")
+        for key in CHOICE_LABELS:
+            config.pop(key, None)
+        batch_size = int(config.pop("batch_size", 8))
+        warmup_epochs = float(config.pop("warmup_epochs", 0.0))
+        optim = {key: config.pop(key) for key in OPTIM_KEYS if key in config}
+        valid = set(override_keys(model_config(model)))
+        unknown = sorted(set(config) - valid)
+        if unknown:
+            raise ValueError(f"trial config keys {unknown} are neither model settings of {model} nor optimiser settings")
+        return cls(model, config, optim, batch_size, warmup_epochs)
+
+    def overrides(self, smoke_test: bool) -> dict[str, Any]:
+        """Model overrides; a smoke test shrinks the transformers and wav2vec 2.0 (tiny_overrides)
+        but keeps what the space chose for everything else."""
+        tiny = tiny_overrides(self.model) if smoke_test else {}
+        return {**self.model_overrides, **tiny}
+
+    def optim_config(self, steps_per_epoch: int) -> OptimConfig:
+        warmup_steps = math.ceil(self.warmup_epochs * steps_per_epoch)
+        if self.optim.get("schedule") == "inverse_sqrt":
+            warmup_steps = max(1, warmup_steps)
+        return OptimConfig.from_dict({**self.optim, "warmup_steps": warmup_steps})

@@ -1,0 +1,66 @@
+"""Running a search end to end: Ray up, Tuner fit (or restore), test evaluation, summary, Ray down."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import ray
+
+from msa.tune.experiment import TrialData
+from msa.tune.options import ARGS_FILE, args_to_json
+from msa.tune.summary import evaluate_best, print_summary, summarise, write_json
+from msa.tune.trainable import TrialSettings
+from msa.tune.tuner import build_tuner, restore_tuner, storage_root
+
+
+def start_ray(args: argparse.Namespace) -> None:
+    """Join the cluster at --address, or start a private local Ray with its dashboard off."""
+    if args.address:
+        ray.init(address=args.address, log_to_driver=True)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=True)
+
+
+def check_cluster_gpus(args: argparse.Namespace) -> str | None:
+    if args.gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) < min(args.gpus_per_trial, 1):
+        return f"--gpus-per-trial {args.gpus_per_trial}: the Ray cluster at {args.address} has no GPU"
+    return None
+
+
+def run_search(args: argparse.Namespace, data: TrialData, name: str) -> int:
+    experiment = f"{storage_root(args.storage).rstrip('/')}/{name}"
+    settings = TrialSettings(
+        data=data,
+        max_epochs=args.max_epochs,
+        seed=args.seed,
+        pretrained=args.pretrained,
+        smoke_test=args.smoke_test,
+        threads=max(1, math.floor(args.cpus_per_trial)),
+    )
+    started = time.perf_counter()
+    start_ray(args)
+    try:
+        problem = check_cluster_gpus(args)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        write_json(f"{experiment}/{ARGS_FILE}", json.loads(args_to_json(args)))
+        if args.resume:
+            tuner = restore_tuner(args, settings, name)
+        else:
+            tuner = build_tuner(args, settings, name)
+        results = tuner.fit()
+        test = evaluate_best(results, args, data)
+        summary = summarise(results, args, data, test)
+        write_json(f"{experiment}/summary.json", summary)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: python tune_main.py --space {args.space} --storage {args.storage} --name {name} --resume", file=sys.stderr)
+        return 130
+    finally:
+        ray.shutdown()
+    print_summary(summary, experiment, time.perf_counter() - started)
+    return 0

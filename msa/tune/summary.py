@@ -1,0 +1,127 @@
+"""After a search: the best trial's best checkpoint evaluated once on the test actors, and
+``summary.json`` in the DESIGN.md schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.fs
+
+from msa.data.dataset import ClipDataset, make_loader
+from msa.data.labels import LabelSet
+from msa.train import evaluate, model_from_checkpoint, prepare_model
+from msa.tune.experiment import TrialData
+from msa.tune.trainable import CHECKPOINT_FILE, modalities_of, pick_device
+
+VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")
+TEST_BATCH_SIZE = 8
+
+
+def trial_status(result) -> str:
+    if result.error is not None:
+        return "ERROR"
+    return "TERMINATED" if result.metrics else "NOT_STARTED"
+
+
+def best_trial(results, metric: str, mode: str):
+    """(result, its best checkpoint, the metrics reported with it), or None without any
+    finished epoch. Trials are compared at their best epoch (scope "all")."""
+    candidates = [r for r in results if r.best_checkpoints and any(m.get(metric) is not None for _, m in r.best_checkpoints)]
+    if not candidates:
+        return None
+    pick = max if mode == "max" else min
+
+    def best_of(result):
+        scored = [(c, m) for c, m in result.best_checkpoints if m.get(metric) is not None and m[metric] == m[metric]]
+        return pick(scored, key=lambda item: item[1][metric]) if scored else None
+
+    scored = [(r, best_of(r)) for r in candidates]
+    scored = [(r, b) for r, b in scored if b is not None]
+    if not scored:
+        return None
+    result, (checkpoint, metrics) = pick(scored, key=lambda item: item[1][1][metric])
+    return result, checkpoint, metrics
+
+
+def evaluate_best(results, args: argparse.Namespace, data: TrialData) -> dict | None:
+    """Test metrics of the best checkpoint on the test actors, evaluated exactly once."""
+    best = best_trial(results, args.metric, args.mode)
+    if best is None:
+        return None
+    _, checkpoint, _ = best
+    device = pick_device()
+    with checkpoint.as_directory() as folder:
+        model, _ = model_from_checkpoint(Path(folder) / CHECKPOINT_FILE)
+    model = prepare_model(model, device)
+    dataset = ClipDataset(data.clips("test"), LabelSet("test", data.labels), modalities_of(model))
+    loader = make_loader(dataset, batch_size=TEST_BATCH_SIZE, shuffle=False, seed=args.seed)
+    metrics = evaluate(model, loader, len(data.labels))
+    return {
+        "accuracy": metrics["accuracy"],
+        "f1_macro": metrics["f1_macro"],
+        "uar": metrics["uar"],
+        "labels": list(data.labels),
+        "confusion_matrix": [[int(x) for x in row] for row in metrics["confusion_matrix"]],
+    }
+
+
+def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | None) -> dict:
+    statuses = Counter(trial_status(r) for r in results)
+    best = best_trial(results, args.metric, args.mode)
+    summary = {
+        "space": args.space,
+        "metric": args.metric,
+        "mode": args.mode,
+        "num_trials": len(results),
+        "trials_by_status": dict(sorted(statuses.items())),
+        "best_trial": None,
+        "best_config": None,
+        "best_val": None,
+        "test": test,
+        "data": data.summary(),
+        "pretrained": {"video": False, "audio": False},
+    }
+    if best is not None:
+        result, _, metrics = best
+        summary["best_trial"] = Path(result.path).name
+        summary["best_config"] = {k: v for k, v in result.config.items()}
+        summary["best_val"] = {k: metrics[k] for k in VAL_KEYS if k in metrics}
+        summary["pretrained"] = {"video": bool(metrics.get("pretrained_video")), "audio": bool(metrics.get("pretrained_audio"))}
+    return summary
+
+
+def write_json(destination: str, payload: dict) -> None:
+    """Write a JSON file to a local path or a storage URI (pyarrow filesystems)."""
+    text = json.dumps(payload, indent=2)
+    if "://" not in destination:
+        path = Path(destination)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        return
+    fs, path = pyarrow.fs.FileSystem.from_uri(destination)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as handle:
+        handle.write(text.encode())
+
+
+def print_summary(summary: dict, experiment: str, seconds: float) -> None:
+    statuses = ", ".join(f"{n} {status}" for status, n in summary["trials_by_status"].items())
+    print(f"\n== {summary['space']}: {summary['num_trials']} trials ({statuses}) in {seconds / 60:.1f} min")
+    if summary["best_trial"] is None:
+        print("no trial finished an epoch; nothing to evaluate")
+        return
+    val, test = summary["best_val"], summary["test"]
+    print(f"best trial {summary['best_trial']} (epoch {val.get('epoch')}), config:")
+    for key, value in sorted(summary["best_config"].items()):
+        print(f"  {key} = {value:.3g}" if isinstance(value, float) else f"  {key} = {value}")
+    print(f"val   accuracy {val['val_acc']:.3f}  macro-F1 {val['val_f1']:.3f}  UAR {val['val_uar']:.3f}   actors {summary['data']['actors']['val']}")
+    print(f"test  accuracy {test['accuracy']:.3f}  macro-F1 {test['f1_macro']:.3f}  UAR {test['uar']:.3f}   actors {summary['data']['actors']['test']}")
+    print(f"chance: {1 / len(test['labels']):.3f}; pretrained weights: {summary['pretrained']}")
+    print(f"\nsummary:     {experiment}/summary.json")
+    print(f"tensorboard: tensorboard --logdir {experiment}")
+    print(f"notebook:    MSA_EXPERIMENT={experiment} jupyter notebook analysis/trials.ipynb")

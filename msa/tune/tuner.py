@@ -1,0 +1,107 @@
+"""Building the Ray Tune Tuner: searcher, scheduler, resources, storage and checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from msa.tune.searcher import BudgetAwareOptunaSearch
+from msa.tune.trainable import TrialSettings, train_trial
+from search_spaces import get_space
+
+ASHA_REDUCTION_FACTOR = 3
+TRIAL_MEMORY_ESTIMATE = 3 * 1024**3  # bytes: a video trial on the sample peaks around 2 GB
+
+
+def default_concurrency(args: argparse.Namespace) -> int:
+    """Trials that fit the cluster at once: by CPUs, GPUs and memory, capped by num_samples."""
+    resources = ray.cluster_resources()
+    fits = [math.floor(resources.get("CPU", 1) / args.cpus_per_trial)]
+    if args.gpus_per_trial > 0:
+        fits.append(math.floor(resources.get("GPU", 0) / args.gpus_per_trial + 1e-9))
+    if "memory" in resources:
+        fits.append(math.floor(resources["memory"] / TRIAL_MEMORY_ESTIMATE))
+    return max(1, min(args.num_samples, *fits))
+
+
+def build_searcher(args: argparse.Namespace) -> BudgetAwareOptunaSearch:
+    space = get_space(args.space)
+    if args.search == "optuna":
+        sampler = optuna.samplers.TPESampler(seed=args.seed, n_startup_trials=min(5, max(1, args.num_samples // 3)))
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=args.seed)
+    return BudgetAwareOptunaSearch(
+        space=space.define, metric=args.metric, mode=args.mode, sampler=sampler, max_epochs=args.max_epochs
+    )
+
+
+def build_scheduler(args: argparse.Namespace):
+    if args.scheduler == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=args.max_epochs,
+        grace_period=args.grace_period,
+        reduction_factor=ASHA_REDUCTION_FACTOR,
+    )
+
+
+def trainable(args: argparse.Namespace, settings: TrialSettings):
+    resources = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(train_trial, settings=settings), resources)
+
+
+def run_config(args: argparse.Namespace, name: str) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=name,
+        storage_path=storage_root(args.storage),
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=2,  # the best two by the metric; Ray always keeps the latest too, for resuming
+            checkpoint_score_attribute=args.metric,
+            checkpoint_score_order=args.mode,
+        ),
+        failure_config=tune.FailureConfig(max_failures=2),
+        sync_config=tune.SyncConfig(sync_artifacts=True),  # trials' TensorBoard folders
+        verbose=1,
+    )
+
+
+def storage_root(storage: str) -> str:
+    """Ray needs an absolute local path (or a URI)."""
+    import os
+
+    return storage if "://" in storage else os.path.abspath(os.path.expanduser(storage))
+
+
+def trial_name(trial) -> str:
+    """Short trial folder names (Ray's default packs the whole config into them)."""
+    return f"trial_{trial.trial_id}"
+
+
+def build_tuner(args: argparse.Namespace, settings: TrialSettings, name: str) -> tune.Tuner:
+    max_concurrent = args.max_concurrent or default_concurrency(args)
+    return tune.Tuner(
+        trainable(args, settings),
+        tune_config=tune.TuneConfig(
+            metric=args.metric,
+            mode=args.mode,
+            search_alg=build_searcher(args),
+            scheduler=build_scheduler(args),
+            num_samples=args.num_samples,
+            max_concurrent_trials=max_concurrent,
+            time_budget_s=args.time_budget,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=run_config(args, name),
+    )
+
+
+def restore_tuner(args: argparse.Namespace, settings: TrialSettings, name: str) -> tune.Tuner:
+    path = f"{storage_root(args.storage).rstrip('/')}/{name}"
+    return tune.Tuner.restore(path, trainable=trainable(args, settings), resume_errored=True)

@@ -1,0 +1,55 @@
+"""Named search spaces: ``SPACES[name]`` holds a define-by-run function and a description.
+
+A space's function suggests hyperparameters on an Optuna trial and returns the constants the
+trial also needs (at least ``model``, the named configuration in ``msa.models``). Fixed parts
+of a search (classes, split, frames, image size) come from the command line, not from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import optuna
+
+from search_spaces import audio, multimodal, video
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    description: str
+    define: Callable[[optuna.Trial], dict | None]
+
+
+SPACES: dict[str, SearchSpace] = {}
+
+
+def register(name: str, description: str, define: Callable[[optuna.Trial], dict | None]) -> None:
+    if name in SPACES:
+        raise ValueError(f"search space {name!r} is registered twice")
+    SPACES[name] = SearchSpace(name, description, define)
+
+
+register("video_scratch", "seed iteration 1: small CNN from scratch + transformer over frames", video.video_scratch)
+register("video_resnet_avg", "seed iteration 2: frozen ResNet-18 + mean over frames + linear", video.video_resnet_avg)
+register("video_transformer", "ResNet-18 (frozen / last two children / all trainable) + transformer", video.video_transformer)
+register("video_iterations", "the seed's five video iterations as one categorical choice, head to head", video.video_iterations)
+register("audio_wav2vec", "wav2vec 2.0 with frozen / last 2 / all transformer layers trainable", audio.audio_wav2vec)
+register("multimodal", "the seed's two final video + audio configurations, with fusion-head choices", multimodal.multimodal)
+
+
+def get_space(name: str) -> SearchSpace:
+    try:
+        return SPACES[name]
+    except KeyError:
+        raise ValueError(f"unknown space {name!r}; valid spaces: {', '.join(SPACES)}") from None
+
+
+def sample_config(space: SearchSpace, seed: int = 0) -> dict:
+    """One configuration drawn from a space, outside Ray (for tests and inspection)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    trial = study.ask()
+    constants = space.define(trial) or {}
+    return {**trial.params, **constants}

@@ -1,0 +1,25 @@
+"""Multimodal space: the seed's two final configurations and the fusion head."""
+
+from __future__ import annotations
+
+import optuna
+
+from search_spaces.common import suggest_optimisation, suggest_transformer
+
+# multimodal_iter1 = video iteration 3 + audio last 2 layers; multimodal_iter2 = video iteration 2 + audio last 2.
+MULTIMODAL_MODELS = ("multimodal_iter1", "multimodal_iter2")
+FUSION_HEADS = ("linear", "mlp")
+FUSION_HIDDEN = (128, 256, 512)
+
+
+def multimodal(trial: optuna.Trial) -> None:
+    model = trial.suggest_categorical("model", MULTIMODAL_MODELS)
+    if model == "multimodal_iter1":
+        suggest_transformer(trial)
+    else:
+        trial.suggest_float("pool_dropout", 0.0, 0.5)
+    head = trial.suggest_categorical("head", FUSION_HEADS)
+    if head == "mlp":
+        trial.suggest_categorical("head_hidden", FUSION_HIDDEN)
+        trial.suggest_float("head_dropout", 0.0, 0.5)
+    suggest_optimisation(trial, backbone_trainable=True)  # the audio branch's last two layers train

@@ -1,0 +1,78 @@
+"""tune_main.py's argument checks: bad input exits 2 with one line, before Ray starts."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import tune_main
+from conftest import REPO
+
+GOOD = ["--space", "video_transformer"]
+
+
+@pytest.fixture(autouse=True)
+def no_gpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+def test_list_spaces(capsys):
+    assert tune_main.main(["--list-spaces"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "video_scratch", "video_resnet_avg", "video_transformer", "video_iterations", "audio_wav2vec", "multimodal"
+    ]
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines), "every space has a description"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--space", "video_nope"], "valid spaces: video_scratch, video_resnet_avg"),
+        ([], "--space is required"),
+        ([*GOOD, "--num-samples", "0"], "--num-samples must be at least 1"),
+        ([*GOOD, "--max-epochs", "-1"], "--max-epochs must be at least 1"),
+        ([*GOOD, "--time-budget", "0"], "--time-budget must be positive"),
+        ([*GOOD, "--grace-period", "5", "--max-epochs", "2"], "exceeds --max-epochs"),
+        ([*GOOD, "--data", "/no/such/folder"], "--data /no/such/folder: no such folder"),
+        ([*GOOD, "--gpus-per-trial", "0.5"], "has no CUDA GPU"),
+        ([*GOOD, "--val-actors", "3"], "give both --val-actors and --test-actors"),
+        ([*GOOD, "--val-actors", "3", "--test-actors", "3"], "in both"),
+        ([*GOOD, "--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
+        ([*GOOD, "--resume", "--name", "never-ran", "--storage", "{tmp}"], "--resume: no experiment 'never-ran'"),
+        ([*GOOD, "--storage", "{tmp}/a-file/results"], "not a writable folder"),
+    ],
+)
+def test_bad_arguments_exit_2(args, message, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert tune_main.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_unparsable_flag_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        tune_main.main([*GOOD, "--val-actors", "x"])
+    assert exit_.value.code == 2 and "--val-actors" in capsys.readouterr().err
+
+
+def test_resume_with_another_space(tmp_path, capsys):
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "msa_args.json").write_text('{"space": "audio_wav2vec"}')
+    assert tune_main.main([*GOOD, "--resume", "--name", "exp", "--storage", str(tmp_path)]) == 2
+    assert "searched space 'audio_wav2vec', not --space video_transformer" in capsys.readouterr().err
+
+
+def test_bad_arguments_never_start_ray(tmp_path):
+    """The real command as a user runs it: exit 2, one line, and Ray never even imported."""
+    probe = (
+        "import runpy, sys\nsys.argv = ['tune_main.py', '--space', 'video_nope']\n"
+        "try:\n    runpy.run_path('tune_main.py', run_name='__main__')\n"
+        "finally:\n    print('ray imported' if 'ray' in sys.modules else 'ray not imported')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: --space video_nope") and len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout.strip() == "ray not imported"
