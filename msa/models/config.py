@@ -1,0 +1,186 @@
+"""Model configuration: frozen dataclasses that fully describe an architecture.
+
+A checkpoint stores `config_to_dict(model.config)` beside the weights, so a model is rebuilt
+from the file alone. Field names are unique across the whole tree, which lets a flat
+hyperparameter dict (what a search space produces) override any of them by name.
+"""
+
+import dataclasses
+import numbers
+from dataclasses import dataclass, fields
+from typing import Any
+
+VIDEO_TRUNKS = ("resnet18", "cnn")
+TEMPORAL_MODELS = ("transformer", "mean")
+AUDIO_ARCHS = ("wav2vec2-base", "tiny")
+HEADS = ("linear", "mlp")
+RESNET18_DEPTH = 9  # children of torchvision's ResNet-18 before `fc`
+
+
+def check_field_types(config) -> None:
+    """Check a dataclass's field types, turning numpy scalars and lists (as search spaces and JSON give them)
+    into the plain Python types a checkpoint can store."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        kind = f.type
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            value = int(value) if ok else value
+        elif kind is float:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        elif kind is str:
+            ok = isinstance(value, str)
+        elif kind == tuple[int, ...]:
+            ok = isinstance(value, (tuple, list)) and all(
+                isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+            )
+            value = tuple(int(v) for v in value) if ok else value
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"{type(config).__name__}.{f.name} must be {kind}, got {value!r}")
+        object.__setattr__(config, f.name, value)
+
+
+def _check_choice(config, name: str, choices: tuple[str, ...]) -> None:
+    if getattr(config, name) not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {getattr(config, name)!r}")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Per-frame trunk -> optional temporal transformer -> masked mean over time."""
+
+    trunk: str = "resnet18"  # "resnet18" (pretrainable) or "cnn" (small, trained from scratch)
+    trunk_children: int = RESNET18_DEPTH  # resnet18: keep the first N children (9 = up to avgpool)
+    trainable_children: int = 0  # resnet18: the last k kept children train; k >= N trains it all
+    cnn_channels: tuple[int, ...] = (32, 64, 128)  # cnn: output channels of each conv block
+    temporal: str = "transformer"  # "transformer" or "mean" (masked mean of trunk features)
+    d_model: int = 256  # transformer width; trunk features are projected to it
+    num_layers: int = 3
+    num_heads: int = 2
+    dim_feedforward: int = 512
+    dropout: float = 0.1  # inside the transformer and after the positional encoding
+    video_weights: str = "IMAGENET1K_V1"  # torchvision ResNet18_Weights name, or a .pth file path
+
+    def __post_init__(self):
+        check_field_types(self)
+        _check_choice(self, "trunk", VIDEO_TRUNKS)
+        _check_choice(self, "temporal", TEMPORAL_MODELS)
+        if not 1 <= self.trunk_children <= RESNET18_DEPTH:
+            raise ValueError(f"trunk_children must be in 1..{RESNET18_DEPTH}; got {self.trunk_children}")
+        if self.trainable_children < 0:
+            raise ValueError(f"trainable_children must be >= 0; got {self.trainable_children}")
+        if not self.cnn_channels or min(self.cnn_channels) < 1:
+            raise ValueError(f"cnn_channels must be positive channel counts; got {self.cnn_channels}")
+        if min(self.d_model, self.num_layers, self.num_heads, self.dim_feedforward) < 1:
+            raise ValueError("d_model, num_layers, num_heads and dim_feedforward must be >= 1")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """wav2vec 2.0 (conv feature encoder always frozen) -> masked mean over frames."""
+
+    audio_arch: str = "wav2vec2-base"  # architecture; "tiny" for tests and smoke runs
+    audio_weights: str = "facebook/wav2vec2-base"  # HF hub id (read from the cache) or local folder
+    trainable_layers: int = 2  # the last k transformer layers train; k >= depth trains all above the convs
+    layer_weighting: bool = False  # pool a softmax-weighted sum of all hidden states, not the last one
+
+    def __post_init__(self):
+        check_field_types(self)
+        _check_choice(self, "audio_arch", AUDIO_ARCHS)
+        if self.trainable_layers < 0:
+            raise ValueError(f"trainable_layers must be >= 0; got {self.trainable_layers}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Branches (at least one) whose pooled embeddings are concatenated and classified."""
+
+    video: VideoConfig | None = None
+    audio: AudioConfig | None = None
+    num_classes: int = 8
+    head: str = "linear"  # "linear", or "mlp": Linear -> GELU -> Dropout -> Linear
+    head_hidden: int = 256  # mlp only
+    head_dropout: float = 0.0  # mlp only: between its two layers
+    pool_dropout: float = 0.0  # on the pooled (concatenated) embedding, before the head
+
+    def __post_init__(self):
+        check_field_types(self)
+        if self.video is None and self.audio is None:
+            raise ValueError("a model needs a video branch, an audio branch, or both")
+        _check_choice(self, "head", HEADS)
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2; got {self.num_classes}")
+        if self.head_hidden < 1:
+            raise ValueError(f"head_hidden must be >= 1; got {self.head_hidden}")
+        for name in ("head_dropout", "pool_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1); got {getattr(self, name)}")
+
+    @property
+    def branches(self) -> dict[str, VideoConfig | AudioConfig]:
+        return {name: cfg for name, cfg in (("video", self.video), ("audio", self.audio)) if cfg is not None}
+
+
+_BRANCH_TYPES = {"video": VideoConfig, "audio": AudioConfig}
+_TOP_FIELDS = tuple(f.name for f in fields(ModelConfig) if f.name not in _BRANCH_TYPES)
+
+
+def override_keys(config: ModelConfig) -> tuple[str, ...]:
+    """Every flat key `with_overrides` accepts for this config."""
+    branch_keys = [f.name for cfg in config.branches.values() for f in fields(cfg)]
+    return tuple(sorted(_TOP_FIELDS + tuple(branch_keys)))
+
+
+def with_overrides(config: ModelConfig, **overrides: Any) -> ModelConfig:
+    """A copy of `config` with fields replaced by flat name (e.g. d_model=128, trainable_layers=0).
+
+    A key that names no field of this config's branches raises ValueError listing the valid keys.
+    """
+    unknown = sorted(set(overrides) - set(override_keys(config)))
+    if unknown:
+        raise ValueError(
+            f"unknown model setting(s) {', '.join(unknown)}; valid keys: {', '.join(override_keys(config))}"
+        )
+    changes = {k: v for k, v in overrides.items() if k in _TOP_FIELDS}
+    for name, branch in config.branches.items():
+        own = {k: v for k, v in overrides.items() if k in {f.name for f in fields(branch)}}
+        if own:
+            changes[name] = dataclasses.replace(branch, **own)
+    return dataclasses.replace(config, **changes)
+
+
+def config_to_dict(config: ModelConfig) -> dict[str, Any]:
+    """Plain dicts/lists/str/int/float/bool/None: loadable with torch.load(weights_only=True)."""
+    out = dataclasses.asdict(config)
+    for name in _BRANCH_TYPES:
+        if out[name] is not None:
+            out[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in out[name].items()}
+    return out
+
+
+def _strict_init(cls, data: dict[str, Any]):
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} must be given as a dict; got {type(data).__name__}")
+    valid = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
+    return cls(**data)
+
+
+def config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """Inverse of `config_to_dict`; unknown keys at any level raise ValueError."""
+    data = dict(data)
+    for name, cls in _BRANCH_TYPES.items():
+        if data.get(name) is not None:
+            data[name] = _strict_init(cls, data[name])
+    return _strict_init(ModelConfig, data)

@@ -1,0 +1,123 @@
+"""Named configurations (the seed's iterations) and the factory that builds models from them.
+
+config = model_config("video_iter3", d_model=128, num_layers=2)   # frozen ModelConfig
+model, loaded = create_model(config, num_classes=8, pretrained="auto")
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from msa.models.config import AudioConfig, ModelConfig, VideoConfig, override_keys, with_overrides
+from msa.models.model import EmotionModel
+from msa.models.pretrained import load_pretrained
+
+_REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
+
+
+def register_model(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
+    """Register a named configuration under its function's name; its docstring describes it."""
+    _REGISTRY[fn.__name__] = fn
+    return fn
+
+
+@register_model
+def video_iter1() -> ModelConfig:
+    """Small CNN from scratch + positions + transformer + masked mean + linear."""
+    return ModelConfig(video=VideoConfig(trunk="cnn"))
+
+
+@register_model
+def video_iter2() -> ModelConfig:
+    """Frozen ResNet-18 + masked mean + linear."""
+    return ModelConfig(video=VideoConfig(temporal="mean"))
+
+
+@register_model
+def video_iter3() -> ModelConfig:
+    """Frozen ResNet-18 + positions + transformer + masked mean + linear."""
+    return ModelConfig(video=VideoConfig())
+
+
+@register_model
+def video_iter4() -> ModelConfig:
+    """video_iter3 with the trunk's last two children (layer4, avgpool) trainable."""
+    return ModelConfig(video=VideoConfig(trainable_children=2))
+
+
+@register_model
+def video_iter5() -> ModelConfig:
+    """video_iter3 with the whole ResNet-18 trunk trainable."""
+    return ModelConfig(video=VideoConfig(trainable_children=9))
+
+
+@register_model
+def audio_frozen() -> ModelConfig:
+    """Frozen wav2vec 2.0 + masked mean + linear."""
+    return ModelConfig(audio=AudioConfig(trainable_layers=0))
+
+
+@register_model
+def audio_last2() -> ModelConfig:
+    """wav2vec 2.0 with its last two transformer layers trainable + masked mean + linear."""
+    return ModelConfig(audio=AudioConfig(trainable_layers=2))
+
+
+@register_model
+def audio_all() -> ModelConfig:
+    """wav2vec 2.0 trainable above its (frozen) conv feature encoder + masked mean + linear."""
+    return ModelConfig(audio=AudioConfig(trainable_layers=12))
+
+
+@register_model
+def multimodal_iter1() -> ModelConfig:
+    """video_iter3 + audio_last2 embeddings, concatenated, linear head."""
+    return ModelConfig(video=VideoConfig(), audio=AudioConfig(trainable_layers=2))
+
+
+@register_model
+def multimodal_iter2() -> ModelConfig:
+    """video_iter2 + audio_last2 embeddings, concatenated, linear head."""
+    return ModelConfig(video=VideoConfig(temporal="mean"), audio=AudioConfig(trainable_layers=2))
+
+
+def list_models() -> list[str]:
+    return list(_REGISTRY)
+
+
+def describe_model(name: str) -> str:
+    return _REGISTRY[name].__doc__ or ""
+
+
+def model_config(name: str, **overrides: Any) -> ModelConfig:
+    """The named configuration with flat field overrides (unknown keys raise ValueError)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(_REGISTRY)}")
+    return with_overrides(_REGISTRY[name](), **overrides)
+
+
+TINY_VIDEO = dict(cnn_channels=(8, 16), d_model=16, num_layers=1, num_heads=2, dim_feedforward=32)
+TINY_AUDIO = dict(audio_arch="tiny")
+
+
+def tiny_overrides(name_or_config: str | ModelConfig) -> dict[str, Any]:
+    """Overrides that shrink a configuration for tests and smoke runs. ResNet-18 keeps its size
+    (it is quick on small frames); the transformers and wav2vec 2.0 become tiny."""
+    config = model_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
+    valid = set(override_keys(config))
+    return {k: v for k, v in {**TINY_VIDEO, **TINY_AUDIO}.items() if k in valid}
+
+
+def create_model(
+    name_or_config: str | ModelConfig, num_classes: int, pretrained: str = "off", **overrides: Any
+) -> tuple[EmotionModel, dict[str, bool]]:
+    """Build a model -> (model, {"video": bool, "audio": bool} = which pretrained weights loaded).
+
+    pretrained: "off" (random weights), "auto" (load what is on this machine, else warn once),
+    "on" (raise if any is missing). See msa.models.pretrained.
+    """
+    if isinstance(name_or_config, str):
+        config = model_config(name_or_config, num_classes=num_classes, **overrides)
+    else:
+        config = with_overrides(name_or_config, num_classes=num_classes, **overrides)
+    model = EmotionModel(config)
+    return model, load_pretrained(model, pretrained)

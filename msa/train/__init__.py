@@ -1,0 +1,28 @@
+"""Training: optimiser and schedules, the train/eval loop, metrics and checkpoints. No Ray."""
+
+from msa.train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from msa.train.loop import evaluate, train_one_epoch
+from msa.train.metrics import classification_metrics, confusion_matrix
+from msa.train.optim import OptimConfig, build_optimizer, build_scheduler, lr_multiplier, parameter_groups
+from msa.train.runtime import Precision, batch_inputs, default_device, prepare_model, seed_everything
+
+__all__ = [
+    "CheckpointError",
+    "OptimConfig",
+    "Precision",
+    "batch_inputs",
+    "build_optimizer",
+    "build_scheduler",
+    "classification_metrics",
+    "confusion_matrix",
+    "default_device",
+    "evaluate",
+    "load_checkpoint",
+    "lr_multiplier",
+    "model_from_checkpoint",
+    "parameter_groups",
+    "prepare_model",
+    "save_checkpoint",
+    "seed_everything",
+    "train_one_epoch",
+]

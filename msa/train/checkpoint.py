@@ -1,0 +1,78 @@
+"""Checkpoints: a model's configuration beside its weights, so the file alone rebuilds it.
+
+Layout (plain containers only, so torch.load(weights_only=True) reads it):
+    {"format": CHECKPOINT_FORMAT, "model_config": config_to_dict(...), "model_state": state_dict,
+     "extra": {...}}   # e.g. optimizer / scheduler state dicts, epoch
+Writes are atomic: a temporary file in the same folder, fsynced, then os.replace.
+"""
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from msa.models import EmotionModel, config_from_dict, config_to_dict, create_model
+
+CHECKPOINT_FORMAT = 1
+_KEYS = ("format", "model_config", "model_state", "extra")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, truncated, corrupt or not an msa checkpoint."""
+
+
+def save_checkpoint(path: str | os.PathLike, model: EmotionModel, **extra: Any) -> Path:
+    """Atomically write `model` (config + weights) and `extra` (plain data and tensors) to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model_config": config_to_dict(model.config),
+        "model_state": model.state_dict(),
+        "extra": extra,
+    }
+    # A unique name beside the target (same filesystem, so os.replace is atomic); unlike mkstemp
+    # it gets the usual permissions rather than owner-only.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint's dict (see the module doc); CheckpointError names the path on any failure."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except Exception as error:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: {error}") from error
+    if not isinstance(payload, dict) or set(payload) != set(_KEYS):
+        raise CheckpointError(f"{path} is not an msa checkpoint (expected keys {', '.join(_KEYS)})")
+    if payload["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {payload['format']}; this msa reads {CHECKPOINT_FORMAT}")
+    return payload
+
+
+def model_from_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[EmotionModel, dict[str, Any]]:
+    """Rebuild the model from the file alone -> (model with its weights, the checkpoint's extra)."""
+    payload = load_checkpoint(path, map_location)
+    try:
+        config = config_from_dict(payload["model_config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path} holds an invalid model config: {error}") from error
+    model, _ = create_model(config, config.num_classes, pretrained="off")
+    model.load_state_dict(payload["model_state"])
+    return model.to(map_location), payload["extra"]

@@ -1,0 +1,99 @@
+"""One training epoch and one evaluation pass. No Ray here: the tune layer calls these.
+
+Batches are dicts as msa.data's collate makes them; the model's `input_keys` are taken from
+each batch and the target from "label" (B,).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from msa.train.metrics import classification_metrics, confusion_matrix
+from msa.train.runtime import Precision, batch_inputs
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _new_layer_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The learning rate of the first group not named as backbone (see msa.train.optim)."""
+    groups = [g for g in optimizer.param_groups if not g.get("name", "").startswith("backbone")]
+    return (groups or optimizer.param_groups)[0]["lr"]
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    *,
+    label_smoothing: float = 0.0,
+    grad_clip: float = 0.0,
+    precision: Precision | None = None,
+) -> dict[str, float]:
+    """Train on every batch of `loader` once; the scheduler steps after every optimiser step.
+
+    Returns {"train_loss": mean cross-entropy (with label smoothing) per clip,
+             "train_acc": fraction of clips whose argmax is the label,
+             "lr": the new layers' learning rate after the last step}.
+    grad_clip: max global gradient norm, 0 for none.
+    """
+    device = _device_of(model)
+    precision = precision or Precision(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for batch in loader:
+        inputs = batch_inputs(batch, model.input_keys, device)
+        labels = batch["label"].to(device, non_blocking=True)
+        with precision.autocast():
+            logits = model(**inputs)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+
+        optimizer.zero_grad(set_to_none=True)
+        precision.scaler.scale(loss).backward()
+        if grad_clip > 0:
+            precision.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(trainable, grad_clip)
+        precision.scaler.step(optimizer)
+        precision.scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+
+        loss_sum += loss.item() * len(labels)
+        correct += (logits.argmax(dim=-1) == labels).sum().item()
+        seen += len(labels)
+    if not seen:
+        raise ValueError("train_one_epoch got an empty loader")
+    return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "lr": _new_layer_lr(optimizer)}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, num_classes: int, *, precision: Precision | None = None) -> dict[str, object]:
+    """Evaluate on every batch of `loader`.
+
+    Returns {"loss": mean plain cross-entropy per clip, "accuracy", "f1_macro", "uar" (defined in
+    msa.train.metrics), "confusion_matrix": list of K lists of int, rows = true, cols = predicted}.
+    """
+    device = _device_of(model)
+    precision = precision or Precision(device)
+    model.eval()
+    loss_sum, labels_all, predictions_all = 0.0, [], []
+    for batch in loader:
+        inputs = batch_inputs(batch, model.input_keys, device)
+        labels = batch["label"].to(device, non_blocking=True)
+        with precision.autocast():
+            logits = model(**inputs)
+        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
+        labels_all.append(labels.cpu())
+        predictions_all.append(logits.argmax(dim=-1).cpu())
+    if not labels_all:
+        raise ValueError("evaluate got an empty loader")
+    labels = torch.cat(labels_all).numpy()
+    matrix = confusion_matrix(labels, torch.cat(predictions_all).numpy(), num_classes)
+    return {
+        "loss": loss_sum / len(labels),
+        **classification_metrics(matrix),
+        "confusion_matrix": matrix.tolist(),
+    }
