@@ -1,0 +1,66 @@
+"""tune_main.py end to end, as a user runs it: a real Ray Tune search (smoke budget)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import REPO
+
+STATUSES = {"TERMINATED", "ERROR", "NOT_STARTED"}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tiny_sample, tmp_path_factory):
+    storage = tmp_path_factory.mktemp("results")
+    cache = tmp_path_factory.mktemp("cache")
+    command = [
+        sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--num-samples", "2",
+        "--data", str(tiny_sample), "--classes", "seed4", "--cache", str(cache), "--storage", str(storage), "--name", "smoke",
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return storage / "smoke", result
+
+
+def test_summary_matches_the_schema(smoke_run):
+    experiment, result = smoke_run
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert set(summary) == {"space", "metric", "mode", "num_trials", "trials_by_status", "best_trial", "best_config",
+                            "best_val", "test", "data", "pretrained"}
+    assert (summary["space"], summary["metric"], summary["mode"], summary["num_trials"]) == ("video_transformer", "val_acc", "max", 2)
+    assert set(summary["trials_by_status"]) <= STATUSES and sum(summary["trials_by_status"].values()) == 2
+    assert (experiment / summary["best_trial"]).is_dir()
+    assert summary["best_config"]["model"] in ("video_iter3", "video_iter4", "video_iter5")
+    assert set(summary["best_val"]) >= {"val_acc", "val_f1", "val_uar"}
+    test = summary["test"]
+    assert test["labels"] == ["sad", "happy", "disgust", "angry"]
+    matrix = test["confusion_matrix"]
+    assert len(matrix) == 4 and all(len(row) == 4 for row in matrix)
+    assert sum(map(sum, matrix)) == 4, "one test actor x 4 emotions, each evaluated once"
+    assert all(0 <= test[k] <= 1 for k in ("accuracy", "f1_macro", "uar"))
+    data = summary["data"]
+    assert data["clips"] == 16 and data["skipped"] == 0
+    actors = data["actors"]
+    assert sorted(actors["train"] + actors["val"] + actors["test"]) == [1, 2, 3, 4]
+    assert len(actors["val"]) == len(actors["test"]) == 1
+    assert summary["pretrained"] == {"video": False, "audio": False}
+    assert "tensorboard --logdir" in result.stdout and "test  accuracy" in result.stdout
+
+
+def test_tensorboard_files_parse(smoke_run):
+    experiment, _ = smoke_run
+    trials = [p for p in experiment.iterdir() if p.is_dir() and p.name.startswith("trial_")]
+    assert len(trials) == 2
+    for trial in trials:
+        ours = EventAccumulator(str(trial / "tensorboard"))
+        ours.Reload()
+        tags = ours.Tags()
+        assert {"loss/train_loss", "loss/val_loss", "metrics/val_acc", "metrics/val_f1", "metrics/val_uar", "lr"} <= set(tags["scalars"])
+        assert "val/confusion_matrix" in tags["images"]
+        epochs = [event.step for event in ours.Scalars("metrics/val_acc")]
+        progress = (trial / "progress.csv").read_text().strip().splitlines()
+        assert epochs == list(range(1, len(progress))), "one point per reported epoch"
+        assert (trial / "params.json").is_file() and list(trial.glob("checkpoint_*/checkpoint.pt"))
