@@ -27,6 +27,7 @@ from msa.models import (
 )
 from msa.models import audio as audio_module
 from msa.models.audio import normalize_waveform, wav2vec2_config
+from msa.models.config import AUDIO_ARCHS
 from msa.models.video import IMAGENET_MEAN, IMAGENET_STD
 from msa.train.synthetic import random_batch
 
@@ -96,6 +97,10 @@ def test_every_configuration_runs_forward_and_backward(name):
 )
 def test_input_keys(name, keys):
     assert tiny(name).input_keys == keys
+
+
+def test_every_audio_arch_is_defined():
+    assert set(audio_module.WAV2VEC2_ARCHS) == set(AUDIO_ARCHS)
 
 
 def test_flat_override_names_are_unambiguous():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from msa.models import create_model, tiny_overrides
+from msa.models import create_model, model_config, override_keys, tiny_overrides
 from msa.train import (
     CheckpointError,
     OptimConfig,
@@ -22,6 +22,7 @@ from msa.train import (
     lr_multiplier,
     model_from_checkpoint,
     parameter_groups,
+    prepare_model,
     save_checkpoint,
     seed_everything,
     train_one_epoch,
@@ -53,6 +54,11 @@ def test_optim_config_is_strict():
     with pytest.raises(ValueError, match="warmup"):
         OptimConfig(schedule="inverse_sqrt", warmup_steps=0)
     assert OptimConfig.from_dict(OptimConfig(lr=3).to_dict()) == OptimConfig(lr=3.0)
+
+
+def test_a_flat_hyperparameter_dict_splits_into_model_and_optimiser_settings():
+    for name in ("multimodal_iter1", "video_iter1"):
+        assert not set(OptimConfig.keys()) & set(override_keys(model_config(name)))
 
 
 def test_parameter_groups_split_backbone_new_and_decay():
@@ -188,6 +194,17 @@ def test_cpu_runs_in_full_precision():
     assert precision.dtype is None and not precision.scaler.is_enabled()
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_mixed_precision_channels_last_step():
+    model = prepare_model(tiny("multimodal_iter1", trainable_children=2), "cuda")
+    precision = Precision("cuda")
+    assert precision.dtype in (torch.bfloat16, torch.float16)
+    train = train_one_epoch(model, loader(), build_optimizer(model, OptimConfig()), grad_clip=1.0, precision=precision)
+    result = evaluate(model, loader(), NUM_CLASSES, precision=precision)
+    assert math.isfinite(train["train_loss"]) and math.isfinite(result["loss"])
+
+
 @pytest.mark.parametrize(
     "name, overrides",
     [("video_iter1", {}), ("audio_all", {"audio_arch": "tiny"}), ("multimodal_iter1", {"trainable_layers": 2})],
@@ -210,9 +227,12 @@ def test_a_tiny_model_overfits_a_tiny_batch(name, overrides):
 @pytest.mark.parametrize("name", ["video_iter4", "multimodal_iter1"])
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, name):
     model = tiny(name, head="mlp", head_hidden=8, layer_weighting=True) if name.startswith("multi") else tiny(name)
-    opt = build_optimizer(model, OptimConfig())
-    train_one_epoch(model, loader(num_batches=1), opt)  # move weights and BN statistics off their init
-    path = save_checkpoint(tmp_path / "ckpt" / "model.pt", model, optimizer=opt.state_dict(), epoch=3)
+    opt = build_optimizer(model, OptimConfig(schedule="cosine"))
+    scheduler = build_scheduler(opt, OptimConfig(schedule="cosine"), total_steps=10)
+    train_one_epoch(model, loader(num_batches=1), opt, scheduler)  # move weights and BN statistics off their init
+    path = save_checkpoint(
+        tmp_path / "ckpt" / "model.pt", model, optimizer=opt.state_dict(), scheduler=scheduler.state_dict(), epoch=3
+    )
     assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary file left behind
 
     rebuilt, extra = model_from_checkpoint(path)
@@ -222,8 +242,11 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, name):
     with torch.no_grad():
         inputs = {k: batch[k] for k in model.input_keys}
         assert torch.equal(model(**inputs), rebuilt(**inputs))
-    resumed = build_optimizer(rebuilt, OptimConfig())
+    resumed = build_optimizer(rebuilt, OptimConfig(schedule="cosine"))
     resumed.load_state_dict(extra["optimizer"])
+    resumed_scheduler = build_scheduler(resumed, OptimConfig(schedule="cosine"), total_steps=10)
+    resumed_scheduler.load_state_dict(extra["scheduler"])
+    assert resumed_scheduler.get_last_lr() == scheduler.get_last_lr()
 
 
 def test_truncated_checkpoint_names_its_path(tmp_path):

@@ -12,7 +12,7 @@ from typing import Any
 
 VIDEO_TRUNKS = ("resnet18", "cnn")
 TEMPORAL_MODELS = ("transformer", "mean")
-AUDIO_ARCHS = ("wav2vec2-base", "tiny")
+AUDIO_ARCHS = ("wav2vec2-base", "tiny")  # defined in msa.models.audio.WAV2VEC2_ARCHS
 HEADS = ("linear", "mlp")
 RESNET18_DEPTH = 9  # children of torchvision's ResNet-18 before `fc`
 
@@ -41,7 +41,8 @@ def check_field_types(config) -> None:
         else:
             continue
         if not ok:
-            raise ValueError(f"{type(config).__name__}.{f.name} must be {kind}, got {value!r}")
+            kind_name = getattr(kind, "__name__", str(kind))
+            raise ValueError(f"{type(config).__name__}.{f.name} must be {kind_name}; got {value!r}")
         object.__setattr__(config, f.name, value)
 
 
@@ -114,6 +115,9 @@ class ModelConfig:
 
     def __post_init__(self):
         check_field_types(self)
+        for name, cls in (("video", VideoConfig), ("audio", AudioConfig)):
+            if not isinstance(getattr(self, name), cls | None):
+                raise ValueError(f"{name} must be a {cls.__name__} or None; got {getattr(self, name)!r}")
         if self.video is None and self.audio is None:
             raise ValueError("a model needs a video branch, an audio branch, or both")
         _check_choice(self, "head", HEADS)

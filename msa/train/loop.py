@@ -43,7 +43,10 @@ def train_one_epoch(
     precision = precision or Precision(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
+    # Summed on the device and read once at the end: a .item() per step would stall a GPU.
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
     for batch in loader:
         inputs = batch_inputs(batch, model.input_keys, device)
         labels = batch["label"].to(device, non_blocking=True)
@@ -61,12 +64,16 @@ def train_one_epoch(
         if scheduler is not None:
             scheduler.step()
 
-        loss_sum += loss.item() * len(labels)
-        correct += (logits.argmax(dim=-1) == labels).sum().item()
+        loss_sum += loss.detach() * len(labels)
+        correct += (logits.argmax(dim=-1) == labels).sum()
         seen += len(labels)
     if not seen:
         raise ValueError("train_one_epoch got an empty loader")
-    return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "lr": _new_layer_lr(optimizer)}
+    return {
+        "train_loss": loss_sum.item() / seen,
+        "train_acc": correct.item() / seen,
+        "lr": _new_layer_lr(optimizer),
+    }
 
 
 @torch.no_grad()
@@ -79,21 +86,21 @@ def evaluate(model: nn.Module, loader, num_classes: int, *, precision: Precision
     device = _device_of(model)
     precision = precision or Precision(device)
     model.eval()
-    loss_sum, labels_all, predictions_all = 0.0, [], []
+    loss_sum, labels_all, predictions_all = torch.zeros((), device=device), [], []
     for batch in loader:
         inputs = batch_inputs(batch, model.input_keys, device)
         labels = batch["label"].to(device, non_blocking=True)
         with precision.autocast():
             logits = model(**inputs)
-        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").item()
-        labels_all.append(labels.cpu())
-        predictions_all.append(logits.argmax(dim=-1).cpu())
+        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
+        labels_all.append(labels)
+        predictions_all.append(logits.argmax(dim=-1))
     if not labels_all:
         raise ValueError("evaluate got an empty loader")
-    labels = torch.cat(labels_all).numpy()
-    matrix = confusion_matrix(labels, torch.cat(predictions_all).numpy(), num_classes)
+    labels = torch.cat(labels_all).cpu().numpy()
+    matrix = confusion_matrix(labels, torch.cat(predictions_all).cpu().numpy(), num_classes)
     return {
-        "loss": loss_sum / len(labels),
+        "loss": loss_sum.item() / len(labels),
         **classification_metrics(matrix),
         "confusion_matrix": matrix.tolist(),
     }

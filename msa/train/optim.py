@@ -60,11 +60,16 @@ class OptimConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "OptimConfig":
         """Strict: unknown keys raise ValueError listing the valid ones."""
-        valid = [f.name for f in fields(cls)]
+        valid = cls.keys()
         unknown = sorted(set(data) - set(valid))
         if unknown:
             raise ValueError(f"unknown optimiser setting(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
         return cls(**data)
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """Field names: what to pick from a flat hyperparameter dict (disjoint from the model's)."""
+        return tuple(f.name for f in fields(cls))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
