@@ -28,6 +28,21 @@ def list_spaces() -> None:
         print(f"{space.name:<{width}}  {space.description}")
 
 
+def check_pretrained_weights(backbones: tuple[str, ...], args) -> None:
+    """--pretrained on: fail now, not in every trial, when weights are missing."""
+    from msa.models import AudioConfig, VideoConfig
+    from msa.models.audio import wav2vec2_config
+    from msa.models.pretrained import PretrainedWeightsUnavailable, resnet18_state_dict, wav2vec2_state_dict
+
+    try:
+        if "video" in backbones:
+            resnet18_state_dict(args.video_weights or VideoConfig().video_weights)
+        if "audio" in backbones:
+            wav2vec2_state_dict(args.audio_weights or AudioConfig().audio_weights, wav2vec2_config("wav2vec2-base"))
+    except PretrainedWeightsUnavailable as error:
+        raise UsageError(f"--pretrained on: {error}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list_spaces:
@@ -37,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         validate(args, list(SPACES))
         if args.resume:
             args = load_resumed_args(args)
+        if args.pretrained == "on":
+            check_pretrained_weights(SPACES[args.space].backbones, args)
         from msa.tune.experiment import prepare_experiment_data
 
         split = SplitConfig(args.split, args.seed, tuple(args.val_actors), tuple(args.test_actors))

@@ -20,23 +20,24 @@ class SearchSpace:
     name: str
     description: str
     define: Callable[[optuna.Trial], dict | None]
+    backbones: tuple[str, ...]  # pretrained backbones its models can use: what --pretrained on must find
 
 
 SPACES: dict[str, SearchSpace] = {}
 
 
-def register(name: str, description: str, define: Callable[[optuna.Trial], dict | None]) -> None:
+def register(name: str, description: str, define: Callable[[optuna.Trial], dict | None], backbones: tuple[str, ...]) -> None:
     if name in SPACES:
         raise ValueError(f"search space {name!r} is registered twice")
-    SPACES[name] = SearchSpace(name, description, define)
+    SPACES[name] = SearchSpace(name, description, define, backbones)
 
 
-register("video_scratch", "seed iteration 1: small CNN from scratch + transformer over frames", video.video_scratch)
-register("video_resnet_avg", "seed iteration 2: frozen ResNet-18 + mean over frames + linear", video.video_resnet_avg)
-register("video_transformer", "ResNet-18 (frozen / last two children / all trainable) + transformer", video.video_transformer)
-register("video_iterations", "the seed's five video iterations as one categorical choice, head to head", video.video_iterations)
-register("audio_wav2vec", "wav2vec 2.0 with frozen / last 2 / all transformer layers trainable", audio.audio_wav2vec)
-register("multimodal", "the seed's two final video + audio configurations, with fusion-head choices", multimodal.multimodal)
+register("video_scratch", "seed iteration 1: small CNN from scratch + transformer over frames", video.video_scratch, ())
+register("video_resnet_avg", "seed iteration 2: frozen ResNet-18 + mean over frames + linear", video.video_resnet_avg, ("video",))
+register("video_transformer", "ResNet-18 (frozen / last two children / all trainable) + transformer", video.video_transformer, ("video",))
+register("video_iterations", "the seed's five video iterations as one categorical choice, head to head", video.video_iterations, ("video",))
+register("audio_wav2vec", "wav2vec 2.0 with frozen / last 2 / all transformer layers trainable", audio.audio_wav2vec, ("audio",))
+register("multimodal", "the seed's two final video + audio configurations, with fusion-head choices", multimodal.multimodal, ("video", "audio"))
 
 
 def get_space(name: str) -> SearchSpace:

@@ -76,3 +76,19 @@ def test_bad_arguments_never_start_ray(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: --space video_nope") and len(result.stderr.strip().splitlines()) == 1
     assert result.stdout.strip() == "ray not imported"
+
+
+@pytest.mark.parametrize("space", ["video_transformer", "audio_wav2vec"])
+def test_pretrained_on_without_weights_exits_2(space, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert tune_main.main(["--space", space, "--pretrained", "on", "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --pretrained on: ")
+    assert ("ResNet-18" in err[0]) if space.startswith("video") else ("wav2vec 2.0" in err[0])
+
+
+def test_missing_weights_file(tmp_path, capsys):
+    assert tune_main.main([*GOOD, "--video-weights", str(tmp_path / "nope.pth")]) == 2
+    assert "--video-weights" in capsys.readouterr().err

@@ -22,7 +22,7 @@ ARGS_FILE = "msa_args.json"  # the parsed command line, saved in the experiment 
 
 # What --smoke-test changes: a budget that finishes in about a minute on 2 cores.
 SMOKE_DEFAULTS = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "frames": 4, "image_size": 32}
-DEFAULTS = {"num_samples": 8, "max_epochs": 6, "grace_period": 1, "frames": NUM_FRAMES, "image_size": IMAGE_SIZE}
+DEFAULTS = {"num_samples": 8, "max_epochs": 8, "grace_period": 2, "frames": NUM_FRAMES, "image_size": IMAGE_SIZE}
 
 
 class UsageError(ValueError):
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = p.add_argument_group("search")
     search.add_argument("--num-samples", type=int, help=f"trials (default {DEFAULTS['num_samples']})")
     search.add_argument("--max-epochs", type=int, help=f"epochs per trial, ASHA's max_t (default {DEFAULTS['max_epochs']})")
-    search.add_argument("--grace-period", type=int, help="ASHA's minimum epochs before stopping a trial (default 1)")
+    search.add_argument("--grace-period", type=int, help="ASHA's minimum epochs before stopping a trial (default 2)")
     search.add_argument("--scheduler", choices=("asha", "fifo"), default="asha")
     search.add_argument("--search", choices=("optuna", "random"), default="optuna", help="Optuna TPE (seeded) or random search")
     search.add_argument("--time-budget", type=float, help="stop starting and running trials after this many seconds")
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--resume", action="store_true", help="continue the interrupted experiment STORAGE/NAME")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pretrained", choices=("auto", "on", "off"), default="auto", help="ImageNet / wav2vec 2.0 weights (default auto)")
+    p.add_argument("--video-weights", help="ResNet-18 weights: a torchvision weights name or a local .pth file (default IMAGENET1K_V1)")
+    p.add_argument("--audio-weights", help="wav2vec 2.0 weights: a Hugging Face id in the local cache or a local folder (default facebook/wav2vec2-base)")
     p.add_argument("--smoke-test", action="store_true", help="tiny models, frames and budget: a check that everything runs")
     return p
 
@@ -118,6 +120,10 @@ def validate(args: argparse.Namespace, space_names: list[str]) -> None:
         raise UsageError("give both --val-actors and --test-actors, or neither")
     if (args.val_actors or args.test_actors) and args.split != "actor":
         raise UsageError("--val-actors/--test-actors need --split actor")
+    for flag in ("video_weights", "audio_weights"):
+        value = getattr(args, flag)
+        if value is not None and looks_like_path(value) and not Path(value).expanduser().exists():
+            raise UsageError(f"--{flag.replace('_', '-')} {value}: no such file or folder")
     if args.data is not None and not args.data.is_dir():
         raise UsageError(f"--data {args.data}: no such folder")
     if args.resume and not args.name:
@@ -129,6 +135,10 @@ def validate(args: argparse.Namespace, space_names: list[str]) -> None:
         if gpus == 0:
             raise UsageError(f"--gpus-per-trial {args.gpus_per_trial}: this machine has no CUDA GPU (drop the flag to run on CPUs)")
     check_storage(args)
+
+
+def looks_like_path(value: str) -> bool:
+    return value.startswith((".", "/", "~")) or value.endswith((".pth", ".pt"))
 
 
 def local_gpu_count() -> int:

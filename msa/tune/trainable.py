@@ -17,7 +17,7 @@ from ray import tune
 from msa.data.dataset import ClipDataset, make_loader
 from msa.data.labels import LabelSet
 from msa.tune.experiment import TrialData
-from msa.models import create_model
+from msa.models import create_model, model_config, override_keys
 from msa.train import (
     Precision,
     build_optimizer,
@@ -45,6 +45,7 @@ class TrialSettings:
     pretrained: str = "auto"
     smoke_test: bool = False
     threads: int = 1
+    weights: tuple[tuple[str, str], ...] = ()  # ("video_weights", path) etc. from the command line
 
 
 def pick_device() -> torch.device:
@@ -82,7 +83,8 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
     device = pick_device()
     hp = TrialHyperparameters.from_config(config)
     num_classes = len(settings.data.labels)
-    model, pretrained = create_model(hp.model, num_classes, settings.pretrained, **hp.overrides(settings.smoke_test))
+    overrides = {**hp.overrides(settings.smoke_test), **weight_overrides(hp.model, settings.weights)}
+    model, pretrained = create_model(hp.model, num_classes, settings.pretrained, **overrides)
     model = prepare_model(model, device)
     loaders = build_loaders(settings, hp, modalities_of(model), device)
     optim = hp.optim_config(steps_per_epoch=len(loaders["train"]))
@@ -138,6 +140,12 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
     finally:
         writer.close()
+
+
+def weight_overrides(model: str, weights: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The weight sources that apply to this model's branches (a video model has no audio weights)."""
+    valid = set(override_keys(model_config(model)))
+    return {key: value for key, value in weights if key in valid}
 
 
 def modalities_of(model) -> tuple[str, ...]:
