@@ -124,4 +124,3 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     print(f"chance: {1 / len(test['labels']):.3f}; pretrained weights: {summary['pretrained']}")
     print(f"\nsummary:     {experiment}/summary.json")
     print(f"tensorboard: tensorboard --logdir {experiment}")
-    print(f"notebook:    MSA_EXPERIMENT={experiment} jupyter notebook analysis/trials.ipynb")
