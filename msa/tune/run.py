@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 import time
 
@@ -31,6 +32,27 @@ def check_cluster_gpus(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def fit_noticing_interrupts(tuner):
+    """tuner.fit(), raising KeyboardInterrupt if it was stopped by Ctrl-C.
+
+    On the first SIGINT Ray ends the run gracefully, saves the experiment state and returns
+    normally; it then puts back the handler it found, and keeps its own otherwise. So the
+    handler installed here is back in place exactly when the run was interrupted (and a second
+    Ctrl-C goes straight to it).
+    """
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    results = tuner.fit()
+    interrupted = signal.getsignal(signal.SIGINT) is _raise_keyboard_interrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if interrupted:
+        raise KeyboardInterrupt
+    return results
+
+
 def run_search(args: argparse.Namespace, data: TrialData, name: str) -> int:
     experiment = f"{storage_root(args.storage).rstrip('/')}/{name}"
     settings = TrialSettings(
@@ -54,12 +76,12 @@ def run_search(args: argparse.Namespace, data: TrialData, name: str) -> int:
             tuner = restore_tuner(args, settings, name)
         else:
             tuner = build_tuner(args, settings, name)
-        results = tuner.fit()
+        results = fit_noticing_interrupts(tuner)
         test = evaluate_best(results, args, data)
         summary = summarise(results, args, data, test)
         write_json(f"{experiment}/summary.json", summary)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: python tune_main.py --space {args.space} --storage {args.storage} --name {name} --resume", file=sys.stderr)
+        print(f"\ninterrupted; the search state is saved. Continue with:\n  python tune_main.py --space {args.space} --storage {args.storage} --name {name} --resume", file=sys.stderr)
         return 130
     finally:
         ray.shutdown()

@@ -6,6 +6,7 @@ The only module that talks to Ray's report and checkpoint API. Everything it tra
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
     """Train one configuration for up to ``settings.max_epochs`` epochs, reporting each epoch."""
     from torch.utils.tensorboard import SummaryWriter
 
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a line per checkpoint
     torch.set_num_threads(settings.threads)
     seed_everything(settings.seed)
     device = pick_device()
