@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import REPO
 
-STATUSES = {"TERMINATED", "ERROR", "NOT_STARTED"}
+STATUSES = {"TERMINATED", "ERROR", "PENDING"}
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +64,29 @@ def test_tensorboard_files_parse(smoke_run):
         progress = (trial / "progress.csv").read_text().strip().splitlines()
         assert epochs == list(range(1, len(progress))), "one point per reported epoch"
         assert (trial / "params.json").is_file() and list(trial.glob("checkpoint_*/checkpoint.pt"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_resume_finishes_the_search(tiny_sample, tmp_path):
+    """Ctrl-C mid-search exits 130 with the resume command; --resume finishes every trial."""
+    import signal
+    import time
+
+    common = ["--storage", str(tmp_path / "results"), "--name", "interrupted"]
+    command = [sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--num-samples", "3",
+               "--max-epochs", "6", "--data", str(tiny_sample), "--classes", "seed4", "--cache", str(tmp_path / "cache"), *common]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    experiment = tmp_path / "results" / "interrupted"
+    deadline = time.time() + 300
+    while not list(experiment.glob("trial_*/checkpoint_000001")) and time.time() < deadline:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert "--resume" in err and not (experiment / "summary.json").exists()
+
+    resumed = subprocess.run([sys.executable, "tune_main.py", "--space", "video_transformer", "--resume", *common],
+                             cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert summary["num_trials"] == 3 and summary["trials_by_status"] == {"TERMINATED": 3}

@@ -7,7 +7,7 @@ once through ``tune.with_parameters``: a list of cache entries per part, never t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from msa.data import default_cache_dir
@@ -26,8 +26,8 @@ class TrialData:
     parts: dict[str, list[dict]]  # part -> PreparedClip.to_dict() of each clip
     actors: dict[str, list[int]]
     root: str
-    skipped: int
-    num_clips: int = field(default=0)
+    num_clips: int  # usable clips found (before the label set drops any)
+    skipped: int  # files left out, with a reason, by preparation
 
     def clips(self, part: str) -> list[PreparedClip]:
         return [PreparedClip.from_dict(item) for item in self.parts[part]]
@@ -59,7 +59,7 @@ def prepare_experiment_data(
         parts={part: [clips[i].to_dict() for i in parts[part]] for part in PARTS},
         actors=split_actors(names, parts),
         root=str(Path(root).resolve()),
-        skipped=len(report.skipped),
         num_clips=len(report.clips),
+        skipped=len(report.skipped),
     )
     return trial_data, report

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -12,9 +13,9 @@ import pyarrow.fs
 
 from msa.data.dataset import ClipDataset, make_loader
 from msa.data.labels import LabelSet
-from msa.train import evaluate, model_from_checkpoint, prepare_model
+from msa.train import default_device, evaluate, model_from_checkpoint, prepare_model
 from msa.tune.experiment import TrialData
-from msa.tune.trainable import CHECKPOINT_FILE, modalities_of, pick_device
+from msa.tune.trainable import CHECKPOINT_FILE, modalities_of
 
 VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")
 TEST_BATCH_SIZE = 8
@@ -23,27 +24,22 @@ TEST_BATCH_SIZE = 8
 def trial_status(result) -> str:
     if result.error is not None:
         return "ERROR"
-    return "TERMINATED" if result.metrics else "NOT_STARTED"
+    return "TERMINATED" if result.metrics else "PENDING"  # never started (e.g. --time-budget ran out)
 
 
 def best_trial(results, metric: str, mode: str):
-    """(result, its best checkpoint, the metrics reported with it), or None without any
-    finished epoch. Trials are compared at their best epoch (scope "all")."""
-    candidates = [r for r in results if r.best_checkpoints and any(m.get(metric) is not None for _, m in r.best_checkpoints)]
+    """(result, checkpoint, the metrics reported with it) of the best kept checkpoint of any
+    trial, comparing trials at their best epoch; None when no epoch finished with a finite value."""
+    candidates = [
+        (result, checkpoint, metrics)
+        for result in results
+        for checkpoint, metrics in (result.best_checkpoints or [])
+        if isinstance(metrics.get(metric), (int, float)) and math.isfinite(metrics[metric])
+    ]
     if not candidates:
         return None
     pick = max if mode == "max" else min
-
-    def best_of(result):
-        scored = [(c, m) for c, m in result.best_checkpoints if m.get(metric) is not None and m[metric] == m[metric]]
-        return pick(scored, key=lambda item: item[1][metric]) if scored else None
-
-    scored = [(r, best_of(r)) for r in candidates]
-    scored = [(r, b) for r, b in scored if b is not None]
-    if not scored:
-        return None
-    result, (checkpoint, metrics) = pick(scored, key=lambda item: item[1][1][metric])
-    return result, checkpoint, metrics
+    return pick(candidates, key=lambda candidate: candidate[2][metric])
 
 
 def evaluate_best(results, args: argparse.Namespace, data: TrialData) -> dict | None:
@@ -52,7 +48,7 @@ def evaluate_best(results, args: argparse.Namespace, data: TrialData) -> dict | 
     if best is None:
         return None
     _, checkpoint, _ = best
-    device = pick_device()
+    device = default_device()
     with checkpoint.as_directory() as folder:
         model, _ = model_from_checkpoint(Path(folder) / CHECKPOINT_FILE)
     model = prepare_model(model, device)
@@ -87,7 +83,7 @@ def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | N
     if best is not None:
         result, _, metrics = best
         summary["best_trial"] = Path(result.path).name
-        summary["best_config"] = {k: v for k, v in result.config.items()}
+        summary["best_config"] = dict(result.config)
         summary["best_val"] = {k: metrics[k] for k in VAL_KEYS if k in metrics}
         summary["pretrained"] = {"video": bool(metrics.get("pretrained_video")), "audio": bool(metrics.get("pretrained_audio"))}
     return summary

@@ -17,12 +17,12 @@ from ray import tune
 
 from msa.data.dataset import ClipDataset, make_loader
 from msa.data.labels import LabelSet
-from msa.tune.experiment import TrialData
 from msa.models import create_model, model_config, override_keys
 from msa.train import (
     Precision,
     build_optimizer,
     build_scheduler,
+    default_device,
     evaluate,
     load_checkpoint,
     prepare_model,
@@ -30,6 +30,7 @@ from msa.train import (
     seed_everything,
     train_one_epoch,
 )
+from msa.tune.experiment import TrialData
 from msa.tune.hyperparameters import TrialHyperparameters
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -47,11 +48,6 @@ class TrialSettings:
     smoke_test: bool = False
     threads: int = 1
     weights: tuple[tuple[str, str], ...] = ()  # ("video_weights", path) etc. from the command line
-
-
-def pick_device() -> torch.device:
-    """The GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES), else the CPU."""
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
 def loader_workers(device: torch.device) -> int:
@@ -82,7 +78,7 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a line per checkpoint
     torch.set_num_threads(settings.threads)
     seed_everything(settings.seed)
-    device = pick_device()
+    device = default_device()  # the GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES), else the CPU
     hp = TrialHyperparameters.from_config(config)
     num_classes = len(settings.data.labels)
     overrides = {**hp.overrides(settings.smoke_test), **weight_overrides(hp.model, settings.weights)}
