@@ -149,7 +149,9 @@ def prepare(
             results = map(_prepare_one, jobs)
         else:
             # Not fork: a parent that already ran decord, torch or CUDA can deadlock a forked child.
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+            pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_one_thread_per_worker
+            )
             results = pool.map(_prepare_one, jobs, chunksize=1)
         try:
             for display, error in results:
@@ -170,6 +172,13 @@ def prepare(
     if not clips:
         raise NoUsableClipsError(f"--data {root}: none of the {len(usable)} candidate clips could be decoded")
     return report
+
+
+def _one_thread_per_worker() -> None:
+    """Each worker decodes one clip at a time; torch's own thread pool would only oversubscribe."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _prepare_one(job: tuple[Found, Path, Path, PrepareParams]) -> tuple[str, str | None]:
