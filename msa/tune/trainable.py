@@ -156,20 +156,28 @@ def log_tensorboard(writer, metrics: dict, confusion, labels, epoch: int) -> Non
     for key in ("train_acc", "val_acc", "val_f1", "val_uar"):
         writer.add_scalar(f"metrics/{key}", metrics[key], epoch)
     writer.add_scalar("lr", metrics["lr"], epoch)
-    writer.add_image("val/confusion_matrix", confusion_image(confusion, labels), epoch, dataformats="HWC")
+    writer.add_figure("val/confusion_matrix", confusion_figure(confusion, labels), epoch)  # closes the figure
     writer.flush()
 
 
-def confusion_image(confusion, labels) -> "np.ndarray":
-    """The confusion matrix (rows true, columns predicted), normalised per true class, as an
-    RGB image with a cell per class pair, rendered without a plotting library."""
+def confusion_figure(confusion, labels):
+    """The confusion matrix (rows true, columns predicted) normalised per true class, with the
+    clip counts written in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     import numpy as np
 
-    matrix = np.asarray(confusion, dtype=np.float64)
-    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    cell = 24  # pixels
-    shade = (255 * (1 - rates)).astype(np.uint8)
-    image = np.repeat(np.repeat(shade, cell, axis=0), cell, axis=1)
-    image[::cell, :] = 128
-    image[:, ::cell] = 128
-    return np.stack([image, image, np.full_like(image, 255)], axis=-1)
+    counts = np.asarray(confusion)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure, axes = plt.subplots(figsize=(1.0 + 0.6 * len(labels), 0.8 + 0.6 * len(labels)))
+    axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), count in np.ndenumerate(counts):
+        axes.text(column, row, str(count), ha="center", va="center", color="white" if rates[row, column] > 0.6 else "black")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    figure.tight_layout()
+    return figure
