@@ -15,6 +15,7 @@ from msa.data.dataset import ClipDataset, make_loader
 from msa.data.labels import LabelSet
 from msa.train import default_device, evaluate, model_from_checkpoint, prepare_model
 from msa.tune.experiment import TrialData
+from msa.tune.options import is_uri
 from msa.tune.trainable import CHECKPOINT_FILE, modalities_of
 
 VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")
@@ -92,7 +93,7 @@ def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | N
 def write_json(destination: str, payload: dict) -> None:
     """Write a JSON file to a local path or a storage URI (pyarrow filesystems)."""
     text = json.dumps(payload, indent=2)
-    if "://" not in destination:
+    if not is_uri(destination):
         path = Path(destination)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")

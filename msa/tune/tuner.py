@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 import optuna
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from msa.tune.options import is_uri
 from msa.tune.searcher import BudgetAwareOptunaSearch
 from msa.tune.trainable import TrialSettings, train_trial
 from search_spaces import get_space
@@ -32,7 +34,9 @@ def default_concurrency(args: argparse.Namespace) -> int:
 def build_searcher(args: argparse.Namespace) -> BudgetAwareOptunaSearch:
     space = get_space(args.space)
     if args.search == "optuna":
-        sampler = optuna.samplers.TPESampler(seed=args.seed, n_startup_trials=min(5, max(1, args.num_samples // 3)))
+        # TPE's first trials are random; on a small budget a third of it, so TPE still gets to model.
+        startup = min(10, max(1, args.num_samples // 3))
+        sampler = optuna.samplers.TPESampler(seed=args.seed, n_startup_trials=startup)
     else:
         sampler = optuna.samplers.RandomSampler(seed=args.seed)
     return BudgetAwareOptunaSearch(
@@ -73,9 +77,7 @@ def run_config(args: argparse.Namespace, name: str) -> tune.RunConfig:
 
 def storage_root(storage: str) -> str:
     """Ray needs an absolute local path (or a URI)."""
-    import os
-
-    return storage if "://" in storage else os.path.abspath(os.path.expanduser(storage))
+    return storage if is_uri(storage) else os.path.abspath(os.path.expanduser(storage))
 
 
 def trial_name(trial) -> str:
