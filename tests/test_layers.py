@@ -16,6 +16,9 @@ FORBIDDEN = {
     "msa/models": ("msa.data", "msa.train", "msa.tune", "ray", "search_spaces"),
     "msa/train": ("msa.data", "msa.tune", "ray", "search_spaces"),
     "search_spaces": ("msa", "ray"),
+    # Analysis reads experiment directories, with Ray long gone.
+    "msa/results.py": ("ray",),
+    "msa/report.py": ("ray",),
 }
 
 
@@ -32,7 +35,8 @@ def imported_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package", list(FORBIDDEN))
 def test_layers_import_only_downwards(package):
-    files = sorted((REPO / package).rglob("*.py"))
+    root = REPO / package
+    files = [root] if root.is_file() else sorted(root.rglob("*.py"))
     assert files
     for path in files:
         for module in imported_modules(path):

@@ -121,3 +121,5 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     print(f"chance: {1 / len(test['labels']):.3f}; pretrained weights: {summary['pretrained']}")
     print(f"\nsummary:     {experiment}/summary.json")
     print(f"tensorboard: tensorboard --logdir {experiment}")
+    print(f"report:      python -m msa.report {experiment}")
+    print(f"notebook:    MSA_EXPERIMENT={experiment} jupyter lab analysis/trials.ipynb")
