@@ -41,6 +41,8 @@ import optuna
 import pandas as pd
 import pyarrow.fs
 
+from search_spaces import CHOICE_LABELS  # where one is present, ``model`` was not searched
+
 ARGS_FILE = "msa_args.json"
 SUMMARY_FILE = "summary.json"
 PARAMS_FILE = "params.json"
@@ -65,9 +67,6 @@ TRIAL_COLUMNS = [
     "time_total_s", "pretrained_video", "pretrained_audio", "failures", "error", "status_from", "checkpoints",
 ]
 
-# Config keys that label a categorical choice the space turned into ``model`` (as in
-# msa.tune.hyperparameters.CHOICE_LABELS): where one is present, ``model`` was not searched.
-CHOICE_LABELS = ("trunk", "audio_layers")
 ASHA_REDUCTION_FACTOR = 3  # msa.tune.tuner's; restated so that reading results never imports Ray
 MIN_TRIALS_FOR_IMPORTANCE = 4
 TOP_TRIALS_FOR_IMPORTANCE = 5  # PED-ANOVA contrasts the best trials with all; its docs advise 5 at least

@@ -25,6 +25,10 @@ class SearchSpace:
 
 SPACES: dict[str, SearchSpace] = {}
 
+# Config keys that label a categorical choice a space turned into the constant ``model``
+# (video_transformer's trunk, audio_wav2vec's layers): kept for analysis, not model settings.
+CHOICE_LABELS = ("trunk", "audio_layers")
+
 
 def register(name: str, description: str, define: Callable[[optuna.Trial], dict | None], backbones: tuple[str, ...]) -> None:
     if name in SPACES:

@@ -53,6 +53,11 @@ class PrepareParams:
         return asdict(self)
 
 
+def first_line(error: Exception) -> str:
+    """decord's errors carry a C++ backtrace; the first line says what went wrong."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def sample_frame_indices(num_source_frames: int, num_frames: int) -> np.ndarray:
     """Indices of ``num_frames`` frames spread uniformly over the clip: the centre of each of
     ``num_frames`` equal segments. A clip shorter than that gives all its frames."""
@@ -92,7 +97,7 @@ def decode_video(path: str, params: PrepareParams) -> np.ndarray:
     except DecodeError:
         raise
     except Exception as error:  # decord raises its own DECORDError and RuntimeErrors
-        raise DecodeError("unreadable", f"{path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        raise DecodeError("unreadable", f"{path}: {first_line(error)}") from None
     return crop_and_resize(frames, params)
 
 
@@ -104,7 +109,7 @@ def decode_audio(path: str, params: PrepareParams) -> np.ndarray:
         reader = decord.AudioReader(path, ctx=decord.cpu(0), sample_rate=params.sample_rate, mono=True)
         audio = reader[:].asnumpy()
     except Exception as error:
-        raise DecodeError("no audio track", f"{path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        raise DecodeError("no audio track", f"{path}: {first_line(error)}") from None
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     if audio.size == 0:
         raise DecodeError("no audio track", f"{path}: no audio samples")

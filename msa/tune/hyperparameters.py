@@ -10,10 +10,8 @@ from typing import Any
 
 from msa.models import model_config, override_keys, tiny_overrides
 from msa.train import OptimConfig
+from search_spaces import CHOICE_LABELS
 
-# Keys that label a categorical choice the space already turned into "model"; kept in the
-# config for analysis, not consumed here.
-CHOICE_LABELS = ("trunk", "audio_layers")
 OPTIM_KEYS = tuple(f.name for f in fields(OptimConfig) if f.name != "warmup_steps")
 
 

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES
@@ -218,5 +217,6 @@ def experiment_name(args: argparse.Namespace) -> str:
     return args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def args_to_json(args: argparse.Namespace) -> str:
-    return json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, indent=2)
+def args_to_dict(args: argparse.Namespace) -> dict:
+    """The parsed command line as JSON-ready data (what --resume reads back)."""
+    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import signal
 import sys
@@ -12,7 +11,7 @@ import time
 import ray
 
 from msa.tune.experiment import TrialData
-from msa.tune.options import ARGS_FILE, args_to_json
+from msa.tune.options import ARGS_FILE, args_to_dict
 from msa.tune.summary import evaluate_best, print_summary, summarise, write_json
 from msa.tune.trainable import TrialSettings
 from msa.tune.tuner import build_tuner, restore_tuner, storage_root
@@ -71,7 +70,7 @@ def run_search(args: argparse.Namespace, data: TrialData, name: str) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
-        write_json(f"{experiment}/{ARGS_FILE}", json.loads(args_to_json(args)))
+        write_json(f"{experiment}/{ARGS_FILE}", args_to_dict(args))
         if args.resume:
             tuner = restore_tuner(args, settings, name)
         else:
