@@ -2,11 +2,16 @@
 
 Prints a summary; ``--manifest OUT.csv`` writes one row per file found with whether it is
 included and, if not, why. Exits 2 with one line when PATH is missing or holds no usable clip.
+
+``--cache-info`` lists what the cache holds (prepared clips by decoding parameters, and the
+frozen-prefix feature tables trials computed); ``--clear-features`` deletes the feature tables
+(they are recomputed when needed), keeping the prepared clips.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -14,7 +19,10 @@ from pathlib import Path
 
 from msa.data import default_cache_dir
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES, PrepareParams
-from msa.data.prepare import NoUsableClipsError, prepare
+from msa.data.prepare import NoUsableClipsError, clips_dir, prepare
+from msa.features import clear_features, list_tables
+
+MB = 1024**2
 
 
 def positive_int(text: str) -> int:
@@ -26,18 +34,58 @@ def positive_int(text: str) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m msa.prepare", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, type=Path, help="RAVDESS root: Actor_XX/ folders and/or Video_Speech_Actor_XX.zip files")
+    parser.add_argument("--data", type=Path, help="RAVDESS root: Actor_XX/ folders and/or Video_Speech_Actor_XX.zip files")
     parser.add_argument("--cache", type=Path, default=None, help="cache folder (default: $MSA_CACHE or ~/.cache/msa)")
     parser.add_argument("--manifest", type=Path, default=None, help="write one CSV row per file found")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="parallel decoders (default: all cores)")
     parser.add_argument("--frames", type=positive_int, default=NUM_FRAMES, help=f"frames sampled per clip (default {NUM_FRAMES})")
     parser.add_argument("--image-size", type=positive_int, default=IMAGE_SIZE, help=f"square frame side in pixels (default {IMAGE_SIZE})")
-    return parser.parse_args(argv)
+    parser.add_argument("--cache-info", action="store_true", help="list the prepared clips and feature tables in the cache, then exit")
+    parser.add_argument("--clear-features", action="store_true", help="delete the cached frozen-prefix features (not the prepared clips), then exit")
+    args = parser.parse_args(argv)
+    if args.data is None and not (args.cache_info or args.clear_features):
+        parser.error("--data is required (or --cache-info / --clear-features)")
+    return args
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def print_cache_info(cache: Path) -> None:
+    groups: dict[str, list[int]] = {}  # decoding parameters -> [clips, bytes]
+    root = clips_dir(cache)
+    for entry in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            params = json.loads((entry / "meta.json").read_text())["params"]
+        except (OSError, ValueError, KeyError):
+            params = "unreadable meta.json"
+        group = groups.setdefault(json.dumps(params, sort_keys=True), [0, 0])
+        group[0] += 1
+        group[1] += folder_bytes(entry)
+    print(f"cache {cache}")
+    print(f"prepared clips ({root}):" if groups else f"prepared clips: none in {root}")
+    for params, (count, size) in groups.items():
+        print(f"  {count:5d} clips {size / MB:9.1f} MB  {params}")
+    tables = list_tables(cache)
+    print("frozen-prefix feature tables:" if tables else "frozen-prefix feature tables: none")
+    for table in tables:
+        boundary = table["frozen"][-1] if table["frozen"] else "?"
+        print(
+            f"  {table['name']}  {table['entries']:5d} clips {table['bytes'] / MB:9.1f} MB"
+            f"  frozen through {boundary}  created {table['created']}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cache = args.cache or default_cache_dir()
+    if args.clear_features:
+        print(f"cleared frozen-prefix features of {cache}: {clear_features(cache) / MB:.1f} MB freed")
+    if args.cache_info:
+        print_cache_info(cache)
+    if args.data is None:
+        return 0
     if args.manifest is not None and not args.manifest.parent.resolve().is_dir():
         print(f"error: --manifest {args.manifest}: folder {args.manifest.parent} does not exist", file=sys.stderr)
         return 2

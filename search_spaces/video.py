@@ -11,6 +11,9 @@ VIDEO_ITERATIONS = ("video_iter1", "video_iter2", "video_iter3", "video_iter4", 
 TRUNK_CHOICES = {"frozen": "video_iter3", "last2": "video_iter4", "all": "video_iter5"}
 PRETRAINED_TRUNK = {"video_iter2", "video_iter3", "video_iter4", "video_iter5"}
 TRAINABLE_TRUNK = {"video_iter4", "video_iter5"}
+# Frame augmentation is searched only where every frame layer trains anyway: on a frozen prefix
+# it would switch off the feature cache (msa.features) and make the trial ~20x slower.
+AUGMENTABLE = {"video_iter1", "video_iter5"}
 
 
 def suggest_video_model(trial: optuna.Trial, model: str) -> None:
@@ -19,6 +22,8 @@ def suggest_video_model(trial: optuna.Trial, model: str) -> None:
         suggest_transformer(trial)
     else:
         trial.suggest_float("pool_dropout", 0.0, 0.5)
+    if model in AUGMENTABLE:
+        trial.suggest_categorical("video_augment", (False, True))
     suggest_optimisation(trial, backbone_trainable=model in TRAINABLE_TRUNK)
 
 

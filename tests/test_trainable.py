@@ -42,12 +42,15 @@ def run_trial(tiny_trial_data, tmp_path, monkeypatch):
 
     runs = iter(range(100))
 
-    def run(max_epochs, resume_from=None, config=CONFIG):
+    def run(max_epochs, resume_from=None, config=CONFIG, feature_cache=True):
         keep = tmp_path / f"run_{next(runs)}"
         keep.mkdir()
         captured = CapturedTune(keep, resume_from)
         monkeypatch.setattr(trainable, "tune", captured)
-        settings = TrialSettings(data=tiny_trial_data, max_epochs=max_epochs, pretrained="off", smoke_test=True)
+        settings = TrialSettings(
+            data=tiny_trial_data, max_epochs=max_epochs, pretrained="off", smoke_test=True,
+            feature_cache=feature_cache, progress=False,
+        )
         train_trial(dict(config), settings)
         return captured.reports
 
@@ -75,3 +78,22 @@ def test_resumed_trial_continues_at_the_next_epoch(run_trial):
     for (a, _), (b, _) in zip(first[1:], resumed):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
         assert a["lr"] == pytest.approx(b["lr"])
+
+
+def test_frozen_trunk_trains_from_cached_features_like_without(run_trial):
+    cached = run_trial(max_epochs=2)
+    uncached = run_trial(max_epochs=2, feature_cache=False)
+    assert [m["cached_video"] for m, _ in cached] == [True, True]
+    assert [m["cached_video"] for m, _ in uncached] == [False, False]
+    assert cached[0][0]["feature_seconds"] >= 0 and cached[1][0]["feature_seconds"] == 0
+    for (a, _), (b, _) in zip(cached, uncached):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+
+
+def test_augmented_video_is_not_served_from_the_cache(run_trial):
+    augmented = run_trial(max_epochs=1, config={**CONFIG, "video_augment": True})
+    assert augmented[0][0]["cached_video"] is False
+    plain = run_trial(max_epochs=1)
+    assert plain[0][0]["cached_video"] is True
+    assert augmented[0][0]["train_loss"] != pytest.approx(plain[0][0]["train_loss"], rel=1e-6)

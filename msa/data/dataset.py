@@ -10,13 +10,15 @@ and a batch, after ``collate``::
      "audio": float32 (B, S),        "audio_mask": bool (B, S),
      "label": int64 (B,), "actor": int64 (B,), "path": list[str]}
 
-Masks are True where there is real data and False over padding.
+Masks are True where there is real data and False over padding. Arrays looked up per clip
+(``arrays={"video_features": table.load}``: cached features of a frozen prefix, say) arrive as
+float32 ``(L, ...)`` under their key and are padded along L the same way, with ``<key>_mask``.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,18 +28,32 @@ from msa.data.labels import LabelSet
 from msa.data.prepare import PreparedClip
 
 MODALITIES = ("video", "audio")
+METADATA_KEYS = ("label", "actor", "path")  # per-sample fields that are not padded
 
 
 class ClipDataset(Dataset):
     """Prepared clips of the emotions in ``label_set`` (others are dropped), read
-    memory-mapped. ``modalities`` limits what is read, so a video model never touches audio."""
+    memory-mapped. ``modalities`` limits what is read, so a video model never touches audio.
 
-    def __init__(self, clips: Sequence[PreparedClip], label_set: LabelSet, modalities: Sequence[str] = MODALITIES):
+    ``arrays`` maps extra sample keys to a function of the clip returning an array (L, ...);
+    ``transform`` is applied to each finished sample (e.g. frame augmentation for training)."""
+
+    def __init__(
+        self,
+        clips: Sequence[PreparedClip],
+        label_set: LabelSet,
+        modalities: Sequence[str] = MODALITIES,
+        arrays: Mapping[str, Callable[[PreparedClip], np.ndarray]] | None = None,
+        transform: Callable[[dict], dict] | None = None,
+    ):
+        arrays = dict(arrays or {})
         unknown = set(modalities) - set(MODALITIES)
-        if unknown or not modalities:
-            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {list(modalities)}")
+        if unknown or not (modalities or arrays):
+            raise ValueError(f"modalities must be a subset of {MODALITIES}, non-empty unless arrays are given; got {list(modalities)}")
         self.label_set = label_set
         self.modalities = tuple(modalities)
+        self.arrays = arrays
+        self.transform = transform
         self.clips = [clip for clip in clips if label_set.index(clip.name.emotion_name) is not None]
 
     def __len__(self) -> int:
@@ -48,13 +64,16 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         clip = self.clips[index]
-        video, audio = clip.load(mmap=True)
         sample = {"label": self.label(index), "actor": clip.name.actor, "path": clip.source}
-        if "video" in self.modalities:
-            sample["video"] = torch.from_numpy(np.array(video)).permute(0, 3, 1, 2)  # copy out of the read-only memmap
-        if "audio" in self.modalities:
-            sample["audio"] = torch.from_numpy(np.array(audio, dtype=np.float32))
-        return sample
+        if self.modalities:
+            video, audio = clip.load(mmap=True)
+            if "video" in self.modalities:
+                sample["video"] = torch.from_numpy(np.array(video)).permute(0, 3, 1, 2)  # copy out of the read-only memmap
+            if "audio" in self.modalities:
+                sample["audio"] = torch.from_numpy(np.array(audio, dtype=np.float32))
+        for key, lookup in self.arrays.items():
+            sample[key] = torch.from_numpy(np.array(lookup(clip), dtype=np.float32))
+        return self.transform(sample) if self.transform is not None else sample
 
 
 def pad_stack(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,15 +89,15 @@ def pad_stack(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tens
 
 
 def collate(samples: Sequence[dict]) -> dict:
-    """Pad video along time and audio along samples to the longest in the batch; masks are
-    True = real data, False = padding."""
+    """Pad video along time, audio along samples and any other array along its first axis to
+    the longest in the batch; each gets a ``<key>_mask``, True = real data, False = padding."""
     batch = {
         "label": torch.tensor([s["label"] for s in samples], dtype=torch.long),
         "actor": torch.tensor([s["actor"] for s in samples], dtype=torch.long),
         "path": [s["path"] for s in samples],
     }
-    for key in MODALITIES:
-        if key in samples[0]:
+    for key in samples[0]:
+        if key not in METADATA_KEYS:
             batch[key], batch[f"{key}_mask"] = pad_stack([s[key] for s in samples])
     return batch
 

@@ -131,6 +131,23 @@ class AudioBranch(FreezableBranch):
             states.append(hidden)
         return states
 
+    has_frozen_prefix = True  # the conv feature encoder always is
+
+    def prefix_signature(self) -> dict:
+        """What, besides the frozen modules' weights, decides `frozen_prefix`'s output."""
+        architecture = {k: v for k, v in self.wav2vec2.config.to_dict().items() if not k.startswith("_")}
+        if not self.num_frozen_layers:
+            states = "conv"
+        else:
+            states = "all" if self.layer_weights is not None else "last"
+        return {
+            "branch": "audio",
+            "wav2vec2": architecture,
+            "frozen": list(self.frozen_modules),
+            "states": states,
+            "norm_eps": NORM_EPS,
+        }
+
     def frozen_prefix(self, audio: torch.Tensor, audio_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalisation, the conv feature encoder and any frozen layers, without gradients.
 
@@ -146,6 +163,20 @@ class AudioBranch(FreezableBranch):
             states += self._run_layers(states[0], frame_mask, self.layers[: self.num_frozen_layers])
         kept = states if self.layer_weights is not None else states[-1:]
         return {"hidden_states": torch.stack(kept, dim=1), "frame_mask": frame_mask}
+
+    def prefix_entries(self, prefix: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """One clip's share of a batch's prefix, real frames only, frames first:
+        conv features (F_i, C), or hidden states (F_i, N, D)."""
+        masks = prefix["frame_mask"]
+        if "conv_features" in prefix:
+            return [features[mask] for features, mask in zip(prefix["conv_features"], masks, strict=True)]
+        return [states[:, mask].transpose(0, 1) for states, mask in zip(prefix["hidden_states"], masks, strict=True)]
+
+    def prefix_from_entries(self, features: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Padded entries (B, F, ...) with their frame mask (B, F) -> `forward_from_prefix`'s arguments."""
+        if not self.num_frozen_layers:
+            return {"conv_features": features, "frame_mask": mask}
+        return {"hidden_states": features.transpose(1, 2), "frame_mask": mask}
 
     def forward_from_prefix(
         self,

@@ -128,6 +128,19 @@ class VideoBranch(FreezableBranch):
             self.embed_dim = trunk_features
         self.freeze(f"trunk.{name}" for name in list(self.trunk._modules)[: self.num_frozen])
 
+    @property
+    def has_frozen_prefix(self) -> bool:
+        return self.num_frozen > 0
+
+    def prefix_signature(self) -> dict:
+        """What, besides the frozen children's weights, decides `frozen_prefix`'s output."""
+        return {
+            "branch": "video",
+            "trunk": self.config.trunk,
+            "frozen": list(self.frozen_modules),
+            "normalize": [PIXEL_MAX, IMAGENET_MEAN, IMAGENET_STD],
+        }
+
     def frozen_prefix(self, video: torch.Tensor, video_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalisation and the frozen trunk children, without gradients, on real frames only.
 
@@ -139,6 +152,14 @@ class VideoBranch(FreezableBranch):
             x = self.trunk[: self.num_frozen](x)
         frame_features = x.new_zeros((*video_mask.shape, *x.shape[1:])).index_put((video_mask,), x)
         return {"frame_features": frame_features, "video_mask": video_mask}
+
+    def prefix_entries(self, prefix: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """One clip's share of a batch's prefix, real frames only: (T_i, *F) per clip."""
+        return [features[mask] for features, mask in zip(prefix["frame_features"], prefix["video_mask"], strict=True)]
+
+    def prefix_from_entries(self, features: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Padded entries (B, T, *F) with their mask (B, T) -> `forward_from_prefix`'s arguments."""
+        return {"frame_features": features, "video_mask": mask}
 
     def forward_from_prefix(self, frame_features: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         """The trainable rest: frame_features (B, T, *F), video_mask (B, T) -> (B, embed_dim)."""

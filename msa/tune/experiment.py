@@ -26,6 +26,7 @@ class TrialData:
     parts: dict[str, list[dict]]  # part -> PreparedClip.to_dict() of each clip
     actors: dict[str, list[int]]
     root: str
+    cache: str  # the cache root: prepared clips and frozen-prefix features
     num_clips: int  # usable clips found (before the label set drops any)
     skipped: int  # files left out, with a reason, by preparation
 
@@ -59,6 +60,7 @@ def prepare_experiment_data(
         parts={part: [clips[i].to_dict() for i in parts[part]] for part in PARTS},
         actors=split_actors(names, parts),
         root=str(Path(root).resolve()),
+        cache=str(Path(cache).resolve()),
         num_clips=len(report.clips),
         skipped=len(report.skipped),
     )

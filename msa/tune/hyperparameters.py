@@ -22,6 +22,7 @@ class TrialHyperparameters:
     optim: dict[str, Any]
     batch_size: int
     warmup_epochs: float
+    video_augment: bool = False  # random crop + flip of training frames (turns the video feature cache off)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TrialHyperparameters:
@@ -31,12 +32,15 @@ class TrialHyperparameters:
             config.pop(key, None)
         batch_size = int(config.pop("batch_size", 8))
         warmup_epochs = float(config.pop("warmup_epochs", 0.0))
+        video_augment = bool(config.pop("video_augment", False))
         optim = {key: config.pop(key) for key in OPTIM_KEYS if key in config}
         valid = set(override_keys(model_config(model)))
         unknown = sorted(set(config) - valid)
         if unknown:
             raise ValueError(f"trial config keys {unknown} are neither model settings of {model} nor optimiser settings")
-        return cls(model, config, optim, batch_size, warmup_epochs)
+        if video_augment and model_config(model).video is None:
+            raise ValueError(f"video_augment is set but {model} has no video branch")
+        return cls(model, config, optim, batch_size, warmup_epochs, video_augment)
 
     def overrides(self, smoke_test: bool) -> dict[str, Any]:
         """Model overrides; a smoke test shrinks the transformers and wav2vec 2.0 (tiny_overrides)

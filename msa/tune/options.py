@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--test-actors", type=actor_list, default=(), help="explicit test actors, e.g. 5,6")
     data.add_argument("--frames", type=int, help=f"frames sampled per clip (default {NUM_FRAMES})")
     data.add_argument("--image-size", type=int, help=f"square frame side in pixels (default {IMAGE_SIZE})")
+    data.add_argument("--no-feature-cache", action="store_true", help="compute frozen layers in every step instead of once per clip (slower; for comparison)")
     search = p.add_argument_group("search")
     search.add_argument("--num-samples", type=int, help=f"trials (default {DEFAULTS['num_samples']})")
     search.add_argument("--max-epochs", type=int, help=f"epochs per trial, ASHA's max_t (default {DEFAULTS['max_epochs']})")

@@ -7,18 +7,22 @@ The only module that talks to Ray's report and checkpoint API. Everything it tra
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from ray import tune
+from torch import nn
 
 from msa.data.dataset import ClipDataset, make_loader
 from msa.data.labels import LabelSet
+from msa.data.transforms import FrameAugment
+from msa.features import FeatureTable, PrefixCachedModel, cache_plan, feature_key
 from msa.models import create_model, model_config, override_keys
 from msa.train import (
+    OptimConfig,
     Precision,
     build_optimizer,
     build_scheduler,
@@ -35,6 +39,8 @@ from msa.tune.hyperparameters import TrialHyperparameters
 
 CHECKPOINT_FILE = "checkpoint.pt"
 TENSORBOARD_DIR = "tensorboard"  # inside the trial folder; synced with each checkpoint
+MAX_LOADER_WORKERS = 4
+FEATURE_BATCH = {"cuda": 32, "cpu": 8}  # clips per batch when computing cached features
 
 
 @dataclass(frozen=True)
@@ -46,20 +52,51 @@ class TrialSettings:
     seed: int = 0
     pretrained: str = "auto"
     smoke_test: bool = False
-    threads: int = 1
+    threads: int = 1  # the CPUs Ray gives each trial
     weights: tuple[tuple[str, str], ...] = ()  # ("video_weights", path) etc. from the command line
+    feature_cache: bool = True  # serve frozen prefixes from msa.features' cache
+    progress: bool = True  # progress bars while computing features
 
 
-def loader_workers(device: torch.device) -> int:
-    return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+@dataclass
+class TrialRun:
+    """Everything one trial trains with, built from its config; no Ray in here."""
+
+    model: nn.Module  # the EmotionModel: what checkpoints hold
+    net: nn.Module  # what the loop trains: the model, fed from cached features where it can be
+    loaders: dict
+    optim: OptimConfig
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: Precision
+    pretrained: dict[str, bool]
+    cache_plan: dict[str, str]  # branch -> "cached" or why not
+    feature_seconds: float  # spent computing cached features (0 when every entry existed)
+    num_classes: int
 
 
-def build_loaders(settings: TrialSettings, hp: TrialHyperparameters, modalities, device) -> dict:
+def loader_workers(device: torch.device, cpus: int) -> int:
+    """On a GPU, loader processes keep it fed (reading and augmenting while it computes), using
+    the trial's CPUs but one. On the CPU they would compete with the model for the same cores
+    and add a process's memory per trial, so the main process loads (memory-mapped: cheap)."""
+    if device.type != "cuda":
+        return 0
+    return min(MAX_LOADER_WORKERS, max(0, cpus - 1))
+
+
+def build_loaders(
+    settings: TrialSettings, hp: TrialHyperparameters, model: nn.Module, device, tables: dict[str, FeatureTable]
+) -> dict:
     label_set = LabelSet("trial", settings.data.labels)
-    workers = loader_workers(device)
+    raw = tuple(modality for modality in modalities_of(model) if modality not in tables)
+    arrays = {feature_key(name): table.load for name, table in tables.items()}
+    workers = loader_workers(device, settings.threads)
     loaders = {}
     for part in ("train", "val"):
-        dataset = ClipDataset(settings.data.clips(part), label_set, modalities)
+        augment = hp.video_augment and part == "train" and "video" in raw
+        dataset = ClipDataset(
+            settings.data.clips(part), label_set, raw, arrays=arrays, transform=FrameAugment() if augment else None
+        )
         loaders[part] = make_loader(
             dataset,
             batch_size=hp.batch_size,
@@ -71,69 +108,111 @@ def build_loaders(settings: TrialSettings, hp: TrialHyperparameters, modalities,
     return loaders
 
 
+def compute_features(model: nn.Module, plan: dict[str, str], settings: TrialSettings, device) -> dict[str, FeatureTable]:
+    """The feature table of every cached branch, with the entries of the train and val clips
+    computed if another trial has not already."""
+    clips = settings.data.clips("train") + settings.data.clips("val")
+    tables = {}
+    for name, how in plan.items():
+        if how == "cached":
+            branch = model.branches[name]
+            tables[name] = FeatureTable.for_branch(branch, settings.data.cache)
+            tables[name].compute(branch, clips, batch_size=FEATURE_BATCH[device.type], progress=settings.progress)
+    return tables
+
+
+def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> TrialRun:
+    """Model, cached features, loaders, optimiser and schedule for one trial's config."""
+    seed_everything(settings.seed)
+    hp = TrialHyperparameters.from_config(config)
+    num_classes = len(settings.data.labels)
+    overrides = {**hp.overrides(settings.smoke_test), **weight_overrides(hp.model, settings.weights)}
+    model, pretrained = create_model(hp.model, num_classes, settings.pretrained, **overrides)
+    model = prepare_model(model, device)
+    plan = cache_plan(model, augmented=("video",) if hp.video_augment else (), enabled=settings.feature_cache)
+    started = time.perf_counter()
+    tables = compute_features(model, plan, settings, device)
+    feature_seconds = time.perf_counter() - started
+    loaders = build_loaders(settings, hp, model, device, tables)
+    net = PrefixCachedModel(model, tables) if tables else model
+    optim = hp.optim_config(steps_per_epoch=len(loaders["train"]))
+    optimizer = build_optimizer(model, optim)
+    scheduler = build_scheduler(optimizer, optim, total_steps=len(loaders["train"]) * settings.max_epochs)
+    return TrialRun(
+        model, net, loaders, optim, optimizer, scheduler, Precision(device), pretrained, plan, feature_seconds, num_classes
+    )
+
+
+def run_epoch(run: TrialRun, epoch: int, seed: int) -> tuple[dict, list]:
+    """Train one epoch and validate -> (metrics, val confusion matrix).
+
+    Each epoch's shuffle, dropout and augmentation depend on (seed, epoch) alone, so a trial
+    resumed from a checkpoint repeats exactly what the uninterrupted trial would have done."""
+    seed_everything(seed + epoch)
+    run.loaders["train"].generator.manual_seed(seed + epoch)
+    train = train_one_epoch(
+        run.net, run.loaders["train"], run.optimizer, run.scheduler,
+        label_smoothing=run.optim.label_smoothing, grad_clip=run.optim.grad_clip, precision=run.precision,
+    )
+    val = evaluate(run.net, run.loaders["val"], run.num_classes, precision=run.precision)
+    metrics = {
+        "epoch": epoch,
+        **train,
+        "val_loss": val["loss"],
+        "val_acc": val["accuracy"],
+        "val_f1": val["f1_macro"],
+        "val_uar": val["uar"],
+    }
+    return metrics, val["confusion_matrix"]
+
+
 def train_trial(config: dict, settings: TrialSettings) -> None:
     """Train one configuration for up to ``settings.max_epochs`` epochs, reporting each epoch."""
     from torch.utils.tensorboard import SummaryWriter
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # not a line per checkpoint
     torch.set_num_threads(settings.threads)
-    seed_everything(settings.seed)
     device = default_device()  # the GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES), else the CPU
-    hp = TrialHyperparameters.from_config(config)
-    num_classes = len(settings.data.labels)
-    overrides = {**hp.overrides(settings.smoke_test), **weight_overrides(hp.model, settings.weights)}
-    model, pretrained = create_model(hp.model, num_classes, settings.pretrained, **overrides)
-    model = prepare_model(model, device)
-    loaders = build_loaders(settings, hp, modalities_of(model), device)
-    optim = hp.optim_config(steps_per_epoch=len(loaders["train"]))
-    optimizer = build_optimizer(model, optim)
-    scheduler = build_scheduler(optimizer, optim, total_steps=len(loaders["train"]) * settings.max_epochs)
-    precision = Precision(device)
+    run = setup_trial(config, settings, device)
+    for name, how in run.cache_plan.items():
+        print(f"{name} branch: frozen-prefix features {how}")
+    pretrained = run.pretrained
 
     first_epoch = 1
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = load_checkpoint(Path(folder) / CHECKPOINT_FILE, map_location=device)
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["extra"]["optimizer"])
-        scheduler.load_state_dict(state["extra"]["scheduler"])
+        run.model.load_state_dict(state["model_state"])
+        run.optimizer.load_state_dict(state["extra"]["optimizer"])
+        run.scheduler.load_state_dict(state["extra"]["scheduler"])
         first_epoch = state["extra"]["epoch"] + 1
         pretrained = state["extra"]["pretrained"]
 
     writer = SummaryWriter(TENSORBOARD_DIR)
     try:
         for epoch in range(first_epoch, settings.max_epochs + 1):
-            # Each epoch's shuffle and dropout depend on (seed, epoch) alone, so a trial resumed
-            # from a checkpoint repeats exactly what the uninterrupted trial would have done.
-            seed_everything(settings.seed + epoch)
-            loaders["train"].generator.manual_seed(settings.seed + epoch)
-            train = train_one_epoch(
-                model, loaders["train"], optimizer, scheduler,
-                label_smoothing=optim.label_smoothing, grad_clip=optim.grad_clip, precision=precision,
+            started = time.perf_counter()
+            metrics, confusion = run_epoch(run, epoch, settings.seed)
+            metrics.update(
+                epoch_seconds=time.perf_counter() - started,
+                feature_seconds=run.feature_seconds if epoch == first_epoch else 0.0,
+                pretrained_video=pretrained.get("video", False),
+                pretrained_audio=pretrained.get("audio", False),
+                cached_video=run.cache_plan.get("video") == "cached",
+                cached_audio=run.cache_plan.get("audio") == "cached",
             )
-            val = evaluate(model, loaders["val"], num_classes, precision=precision)
-            metrics = {
-                "epoch": epoch,
-                **train,
-                "val_loss": val["loss"],
-                "val_acc": val["accuracy"],
-                "val_f1": val["f1_macro"],
-                "val_uar": val["uar"],
-                "pretrained_video": pretrained.get("video", False),
-                "pretrained_audio": pretrained.get("audio", False),
-            }
-            log_tensorboard(writer, metrics, val["confusion_matrix"], settings.data.labels, epoch)
+            log_tensorboard(writer, metrics, confusion, settings.data.labels, epoch)
             with tempfile.TemporaryDirectory() as folder:
                 save_checkpoint(
                     Path(folder) / CHECKPOINT_FILE,
-                    model,
+                    run.model,
                     epoch=epoch,
                     labels=list(settings.data.labels),
                     pretrained=pretrained,
                     metrics=metrics,
-                    optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict(),
+                    optimizer=run.optimizer.state_dict(),
+                    scheduler=run.scheduler.state_dict(),
                 )
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
     finally:
