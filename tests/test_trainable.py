@@ -97,3 +97,15 @@ def test_augmented_video_is_not_served_from_the_cache(run_trial):
     plain = run_trial(max_epochs=1)
     assert plain[0][0]["cached_video"] is True
     assert augmented[0][0]["train_loss"] != pytest.approx(plain[0][0]["train_loss"], rel=1e-6)
+
+
+def test_rung_score_breaks_accuracy_ties_by_loss_only():
+    from msa.tune.trainable import rung_score
+
+    def score(acc, loss, mode="max", metric="val_acc"):
+        return rung_score({"val_acc": acc, "val_loss": loss}, metric, mode)
+
+    assert score(0.25, 1.5) > score(0.25, 2.0)  # a tie goes to the lower loss
+    assert score(0.28125, 50.0) > score(0.25, 0.01)  # one clip in 32 outweighs any loss
+    assert score(0.25, 1.5, mode="min") < score(0.25, 2.0, mode="min")
+    assert rung_score({"val_loss": 1.7}, "val_loss", "min") == 1.7

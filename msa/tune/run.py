@@ -63,6 +63,8 @@ def run_search(args: argparse.Namespace, data: TrialData, name: str) -> int:
         threads=max(1, math.floor(args.cpus_per_trial)),
         weights=tuple((key, getattr(args, key)) for key in ("video_weights", "audio_weights") if getattr(args, key)),
         feature_cache=not getattr(args, "no_feature_cache", False),  # absent from searches saved before the flag
+        metric=args.metric,
+        mode=args.mode,
     )
     started = time.perf_counter()
     start_ray(args)

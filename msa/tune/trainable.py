@@ -41,6 +41,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 TENSORBOARD_DIR = "tensorboard"  # inside the trial folder; synced with each checkpoint
 MAX_LOADER_WORKERS = 4
 FEATURE_BATCH = {"cuda": 32, "cpu": 8}  # clips per batch when computing cached features
+RUNG_SCORE = "rung_score"  # what ASHA ranks trials by at its rungs
+TIE_BREAK = 1e-4  # weight of val_loss in the rung score: below 1/N accuracy for val sets of N < ~2000 clips
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,20 @@ class TrialSettings:
     weights: tuple[tuple[str, str], ...] = ()  # ("video_weights", path) etc. from the command line
     feature_cache: bool = True  # serve frozen prefixes from msa.features' cache
     progress: bool = True  # progress bars while computing features
+    metric: str = "val_acc"  # the search metric and its mode, for the rung score
+    mode: str = "max"
+
+
+def rung_score(metrics: dict, metric: str, mode: str) -> float:
+    """The search metric with ties broken by validation loss, for ASHA's rungs.
+
+    Accuracy on a few dozen validation clips moves in steps of 1/N, so trials tie often, and
+    ASHA promotes every trial that ties its rung's cut-off instead of only the best third.
+    The loss term is too small to reorder two different accuracies."""
+    value = metrics[metric]
+    if metric.endswith("_loss"):
+        return value  # continuous: no ties to break
+    return value - TIE_BREAK * metrics["val_loss"] if mode == "max" else value + TIE_BREAK * metrics["val_loss"]
 
 
 @dataclass
@@ -202,6 +218,7 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
                 cached_video=run.cache_plan.get("video") == "cached",
                 cached_audio=run.cache_plan.get("audio") == "cached",
             )
+            metrics[RUNG_SCORE] = rung_score(metrics, settings.metric, settings.mode)
             log_tensorboard(writer, metrics, confusion, settings.data.labels, epoch)
             with tempfile.TemporaryDirectory() as folder:
                 save_checkpoint(

@@ -13,7 +13,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from msa.tune.options import is_uri
 from msa.tune.searcher import BudgetAwareOptunaSearch
-from msa.tune.trainable import TrialSettings, train_trial
+from msa.tune.trainable import RUNG_SCORE, TrialSettings, train_trial
 from search_spaces import get_space
 
 ASHA_REDUCTION_FACTOR = 3
@@ -48,6 +48,8 @@ def build_scheduler(args: argparse.Namespace):
     if args.scheduler == "fifo":
         return FIFOScheduler()
     return ASHAScheduler(
+        metric=RUNG_SCORE,  # the search metric with ties broken (see rung_score)
+        mode=args.mode,
         time_attr="training_iteration",
         max_t=args.max_epochs,
         grace_period=args.grace_period,
@@ -89,9 +91,9 @@ def build_tuner(args: argparse.Namespace, settings: TrialSettings, name: str) ->
     max_concurrent = args.max_concurrent or default_concurrency(args)
     return tune.Tuner(
         trainable(args, settings),
+        # No metric here: the searcher and the scheduler each carry their own, and summaries
+        # pick the best trial by args.metric themselves.
         tune_config=tune.TuneConfig(
-            metric=args.metric,
-            mode=args.mode,
             search_alg=build_searcher(args),
             scheduler=build_scheduler(args),
             num_samples=args.num_samples,
