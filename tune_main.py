@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import sys
 
-# Save the search state often, so a killed driver redoes at most about an epoch per trial.
+# Save the search state every few seconds besides after every trial checkpoint (see
+# msa/tune/tuner.py), and do not warn that the latter is frequent: it is meant to be.
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 from msa.data.decode import PrepareParams  # noqa: E402
 from msa.data.prepare import NoUsableClipsError  # noqa: E402
@@ -65,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     print(report.summary())
     print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
 
+    if not args.address:
+        from msa.tune.security import require_token_for_private_ray
+
+        require_token_for_private_ray()  # before Ray is imported: it reads the mode then
     from msa.tune.run import run_search
 
     name = experiment_name(args)

@@ -31,8 +31,10 @@ class CapturedTune:
         return Checkpoint.from_directory(str(self.resume_from)) if self.resume_from else None
 
     def report(self, metrics, checkpoint=None):
-        folder = self.keep / f"epoch_{metrics['epoch']}"
-        shutil.copytree(checkpoint.path, folder)
+        folder = None
+        if checkpoint is not None:
+            folder = self.keep / f"epoch_{metrics['epoch']}"
+            shutil.copytree(checkpoint.path, folder)
         self.reports.append((dict(metrics), folder))
 
 

@@ -29,7 +29,7 @@ def test_summary_matches_the_schema(smoke_run):
     experiment, result = smoke_run
     summary = json.loads((experiment / "summary.json").read_text())
     assert set(summary) == {"space", "metric", "mode", "num_trials", "trials_by_status", "best_trial", "best_config",
-                            "best_val", "test", "data", "pretrained"}
+                            "best_val", "test", "data", "pretrained", "errors", "stopped_non_finite"}
     assert (summary["space"], summary["metric"], summary["mode"], summary["num_trials"]) == ("video_transformer", "val_acc", "max", 2)
     assert set(summary["trials_by_status"]) <= STATUSES and sum(summary["trials_by_status"].values()) == 2
     assert (experiment / summary["best_trial"]).is_dir()
@@ -47,6 +47,7 @@ def test_summary_matches_the_schema(smoke_run):
     assert sorted(actors["train"] + actors["val"] + actors["test"]) == [1, 2, 3, 4]
     assert len(actors["val"]) == len(actors["test"]) == 1
     assert summary["pretrained"] == {"video": False, "audio": False}
+    assert summary["errors"] == {} and summary["stopped_non_finite"] == {}
     assert "tensorboard --logdir" in result.stdout and "test  accuracy" in result.stdout
 
 

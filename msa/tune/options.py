@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     resources.add_argument("--cpus-per-trial", type=float, default=1.0)
     resources.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.5")
     resources.add_argument("--max-concurrent", type=int, help="concurrent trials (default: what fits the resources)")
+    resources.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial, from its last checkpoint (default 2)")
     resources.add_argument("--address", help="join a running Ray cluster (auto or HOST:PORT) instead of starting one")
     output = p.add_argument_group("output")
     output.add_argument("--storage", default="./ray_results", help="results root, local path or URI (default ./ray_results)")
@@ -112,6 +113,8 @@ def validate(args: argparse.Namespace, space_names: list[str]) -> None:
         raise UsageError(f"--cpus-per-trial must be positive, got {args.cpus_per_trial}")
     if args.gpus_per_trial < 0 or (args.gpus_per_trial > 1 and args.gpus_per_trial != int(args.gpus_per_trial)):
         raise UsageError(f"--gpus-per-trial must be a fraction in (0, 1] or a whole number, got {args.gpus_per_trial}")
+    if args.max_failures < 0:
+        raise UsageError(f"--max-failures must be at least 0, got {args.max_failures}")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
     if set(args.val_actors) & set(args.test_actors):
@@ -188,7 +191,9 @@ def check_resume_matches(args: argparse.Namespace) -> None:
 
 
 # Flags that may change when a search is resumed; everything else is taken from the saved run.
-RESUME_OVERRIDABLE = ("resume", "address", "storage", "name", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "time_budget")
+RESUME_OVERRIDABLE = (
+    "resume", "address", "storage", "name", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "time_budget", "max_failures",
+)
 
 
 def load_resumed_args(args: argparse.Namespace) -> argparse.Namespace:

@@ -18,7 +18,8 @@ from msa.tune.tuner import build_tuner, restore_tuner, storage_root
 
 
 def start_ray(args: argparse.Namespace) -> None:
-    """Join the cluster at --address, or start a private local Ray with its dashboard off."""
+    """Join the cluster at --address, or start a private local Ray without a dashboard (and
+    with the token msa.tune.security set up before Ray was imported)."""
     if args.address:
         ray.init(address=args.address, log_to_driver=True)
     else:
@@ -88,4 +89,4 @@ def run_search(args: argparse.Namespace, data: TrialData, name: str) -> int:
     finally:
         ray.shutdown()
     print_summary(summary, experiment, time.perf_counter() - started)
-    return 0
+    return 0 if summary["best_trial"] is not None else 1  # no trial finished an epoch: a failed run

@@ -80,6 +80,11 @@ def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | N
         "test": test,
         "data": data.summary(),
         "pretrained": {"video": False, "audio": False},
+        # Trials that ended ERROR (retries used up) and why; trials stopped for a NaN / inf loss.
+        "errors": {Path(r.path).name: error_message(r.error) for r in results if r.error is not None},
+        "stopped_non_finite": {
+            Path(r.path).name: r.metrics["stop_reason"] for r in results if r.error is None and (r.metrics or {}).get("stop_reason")
+        },
     }
     if best is not None:
         result, _, metrics = best
@@ -88,6 +93,15 @@ def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | N
         summary["best_val"] = {k: metrics[k] for k in VAL_KEYS if k in metrics}
         summary["pretrained"] = {"video": bool(metrics.get("pretrained_video")), "audio": bool(metrics.get("pretrained_audio"))}
     return summary
+
+
+def error_message(error: BaseException) -> str:
+    """One line for a trial's error: the exception the trainable raised, not Ray's wrapping."""
+    cause = getattr(error, "cause", None) or error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    message = lines[-1] if lines else ""
+    name = type(cause).__name__
+    return message if message.startswith(name) else f"{name}: {message}"
 
 
 def write_json(destination: str, payload: dict) -> None:
@@ -109,6 +123,10 @@ def write_json(destination: str, payload: dict) -> None:
 def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     statuses = ", ".join(f"{n} {status}" for status, n in summary["trials_by_status"].items())
     print(f"\n== {summary['space']}: {summary['num_trials']} trials ({statuses}) in {seconds / 60:.1f} min")
+    for trial, message in summary["errors"].items():
+        print(f"  {trial} ERROR: {message}")
+    for trial, reason in summary["stopped_non_finite"].items():
+        print(f"  {trial} stopped: {reason}")
     if summary["best_trial"] is None:
         print("no trial finished an epoch; nothing to evaluate")
         return

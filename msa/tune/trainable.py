@@ -7,6 +7,8 @@ The only module that talks to Ray's report and checkpoint API. Everything it tra
 from __future__ import annotations
 
 import logging
+import math
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -42,6 +44,10 @@ TENSORBOARD_DIR = "tensorboard"  # inside the trial folder; synced with each che
 MAX_LOADER_WORKERS = 4
 FEATURE_BATCH = {"cuda": 32, "cpu": 8}  # clips per batch when computing cached features
 RUNG_SCORE = "rung_score"  # what ASHA ranks trials by at its rungs
+# Test hook: with MSA_FAIL_AT_EPOCH=K, the first attempt of every trial raises at epoch K (the
+# marker in the trial's working folder tells a retry from a first attempt).
+FAIL_AT_EPOCH_ENV = "MSA_FAIL_AT_EPOCH"
+FAILED_ONCE_MARKER = ".msa_failed_once"
 TIE_BREAK = 1e-4  # weight of val_loss in the rung score: below 1/N accuracy for val sets of N < ~2000 clips
 
 
@@ -160,7 +166,7 @@ def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> 
 
 
 def run_epoch(run: TrialRun, epoch: int, seed: int) -> tuple[dict, list]:
-    """Train one epoch and validate -> (metrics, val confusion matrix).
+    """Train one epoch and validate -> (metrics, val confusion matrix or None).
 
     Each epoch's shuffle, dropout and augmentation depend on (seed, epoch) alone, so a trial
     resumed from a checkpoint repeats exactly what the uninterrupted trial would have done."""
@@ -170,7 +176,10 @@ def run_epoch(run: TrialRun, epoch: int, seed: int) -> tuple[dict, list]:
         run.net, run.loaders["train"], run.optimizer, run.scheduler,
         label_smoothing=run.optim.label_smoothing, grad_clip=run.optim.grad_clip, precision=run.precision,
     )
-    val = evaluate(run.net, run.loaders["val"], run.num_classes, precision=run.precision)
+    if math.isfinite(train["train_loss"]):
+        val = evaluate(run.net, run.loaders["val"], run.num_classes, precision=run.precision)
+    else:  # the weights are garbage: nothing to validate
+        val = {key: math.nan for key in ("loss", "accuracy", "f1_macro", "uar")} | {"confusion_matrix": None}
     metrics = {
         "epoch": epoch,
         **train,
@@ -208,6 +217,7 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
     writer = SummaryWriter(TENSORBOARD_DIR)
     try:
         for epoch in range(first_epoch, settings.max_epochs + 1):
+            fail_if_asked(epoch)
             started = time.perf_counter()
             metrics, confusion = run_epoch(run, epoch, settings.seed)
             metrics.update(
@@ -219,6 +229,13 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
                 cached_audio=run.cache_plan.get("audio") == "cached",
             )
             metrics[RUNG_SCORE] = rung_score(metrics, settings.metric, settings.mode)
+            problem = non_finite(metrics, epoch)
+            if problem:
+                # Stop here, reported, without a checkpoint of diverged weights: raising instead
+                # would make Ray retry the trial into the same divergence.
+                print(f"stopping the trial: {problem}")
+                tune.report({**metrics, "stop_reason": problem})
+                return
             log_tensorboard(writer, metrics, confusion, settings.data.labels, epoch)
             with tempfile.TemporaryDirectory() as folder:
                 save_checkpoint(
@@ -234,6 +251,22 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
     finally:
         writer.close()
+
+
+def non_finite(metrics: dict, epoch: int) -> str | None:
+    """Why the epoch's losses make the trial stop, or None."""
+    for key, name in (("train_loss", "training"), ("val_loss", "validation")):
+        if not math.isfinite(metrics[key]):
+            return f"non-finite {name} loss ({metrics[key]}) in epoch {epoch}"
+    return None
+
+
+def fail_if_asked(epoch: int) -> None:
+    """The MSA_FAIL_AT_EPOCH test hook (see FAIL_AT_EPOCH_ENV)."""
+    fail_at = os.environ.get(FAIL_AT_EPOCH_ENV)
+    if fail_at and epoch == int(fail_at) and not Path(FAILED_ONCE_MARKER).exists():
+        Path(FAILED_ONCE_MARKER).write_text(f"failed at epoch {epoch}\n")
+        raise RuntimeError(f"{FAIL_AT_EPOCH_ENV}={fail_at}: injected failure at epoch {epoch} (first attempt)")
 
 
 def weight_overrides(model: str, weights: tuple[tuple[str, str], ...]) -> dict[str, str]:

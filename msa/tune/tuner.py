@@ -67,11 +67,14 @@ def run_config(args: argparse.Namespace, name: str) -> tune.RunConfig:
         name=name,
         storage_path=storage_root(args.storage),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=2,  # the best two by the metric; Ray always keeps the latest too, for resuming
+            # The best by the metric, and (always) the latest, for resuming. With one to keep,
+            # Ray also saves the experiment state after every trial checkpoint, so a killed
+            # driver costs each running trial at most the epoch it was in.
+            num_to_keep=1,
             checkpoint_score_attribute=args.metric,
             checkpoint_score_order=args.mode,
         ),
-        failure_config=tune.FailureConfig(max_failures=2),
+        failure_config=tune.FailureConfig(max_failures=args.max_failures),  # each retry resumes from the last checkpoint
         sync_config=tune.SyncConfig(sync_artifacts=True),  # trials' TensorBoard folders
         verbose=1,
     )

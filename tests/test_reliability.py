@@ -1,0 +1,224 @@
+"""Reliability, end to end: a SIGKILLed driver resumed, injected trial crashes retried, NaN
+losses stopped, nothing left running, no dashboard and no unauthenticated access to Ray."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from msa.tune import trainable
+from test_trainable import run_trial  # noqa: F401  (a fixture)
+
+RAY_MARKERS = ("raylet", "gcs_server", "default_worker.py", "ray::", "log_monitor.py", "dashboard/agent.py", "runtime_env/agent")
+DASHBOARD_PORT = 8265  # Ray's default
+
+
+def ray_processes() -> set[int]:
+    """PIDs of running Ray processes on this machine (any session)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if any(marker in command for marker in RAY_MARKERS):
+                pids.add(int(entry))
+    return pids
+
+
+def wait_for_no_new_ray_processes(before: set[int], timeout: float = 30.0) -> set[int]:
+    deadline = time.time() + timeout
+    while (left := ray_processes() - before) and time.time() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+def process_tree(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def listening_ports(pids: set[int]) -> set[int]:
+    """Ports of the TCP sockets in LISTEN state held by `pids` (from /proc/net/tcp{,6})."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A = LISTEN
+                ports.add(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def assert_not_exposed(driver_pid: int) -> None:
+    """No dashboard UI (Ray's minimal dashboard process, which serves nothing, stays on loopback),
+    and Ray's network-facing GCS refuses a client without the run's token."""
+    tree = process_tree(driver_pid)
+    dashboards = [command_line(pid) for pid in tree if "dashboard/dashboard.py" in command_line(pid)]
+    assert all("--host=127.0.0.1" in command for command in dashboards), "Ray's dashboard process must stay on loopback"
+    assert DASHBOARD_PORT not in listening_ports(tree), "the dashboard UI is served"
+    gcs = [pid for pid in tree if "gcs_server" in command_line(pid)]
+    assert gcs, "no GCS in the driver's process tree"
+    ports = listening_ports({gcs[0]})
+    assert len(ports) == 1, ports
+    port = ports.pop()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_AUTH")}
+    try:  # Ray's client keeps retrying after a refusal: read what it was told, then give up
+        stranger = subprocess.run(
+            [sys.executable, "-c", f"import ray; ray.init(address='{node_ip()}:{port}'); print('joined')"],
+            capture_output=True, text=True, timeout=30, env=env,
+        )
+        out, err = stranger.stdout, stranger.stderr
+    except subprocess.TimeoutExpired as expired:
+        out, err = (text.decode() if isinstance(text, bytes) else (text or "") for text in (expired.stdout, expired.stderr))
+    assert "joined" not in out and "InvalidAuthToken" in err, "a client without the token was not refused"
+
+
+def node_ip() -> str:
+    from ray._private.services import get_node_ip_address
+
+    return get_node_ip_address()
+
+
+def tune_main(tiny_sample, tmp_path, name, *flags):
+    return [
+        sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--data", str(tiny_sample),
+        "--classes", "seed4", "--cache", str(tmp_path / "cache"), "--storage", str(tmp_path / "results"), "--name", name, *flags,
+    ]
+
+
+def epochs_reported(trial: Path) -> list[int]:
+    lines = (trial / "result.json").read_text().splitlines() if (trial / "result.json").exists() else []
+    return [json.loads(line)["epoch"] for line in lines if line.strip()]
+
+
+def last_checkpointed_epoch(trial: Path) -> int:
+    """The epoch of the trial's newest checkpoint folder (Ray numbers them from 0), 0 if none."""
+    indices = [int(folder.name.rsplit("_", 1)[1]) for folder in trial.glob("checkpoint_*")]
+    return max(indices) + 1 if indices else 0
+
+
+def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
+    """SIGKILL mid-search: no Ray process outlives the driver; --resume keeps finished trials as
+    they were, redoes at most one epoch per running trial, and summarises every trial. While it
+    runs, there is no dashboard and Ray refuses clients without the run's token."""
+    before = ray_processes()
+    command = tune_main(tiny_sample, tmp_path, "killed", "--num-samples", "3", "--max-epochs", "4", "--grace-period", "4")
+    driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    experiment = tmp_path / "results" / "killed"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(experiment.glob("trial_*/checkpoint_000001")):
+        time.sleep(0.5)
+    assert list(experiment.glob("trial_*/checkpoint_000001")), "no trial finished an epoch in time"
+    assert_not_exposed(driver.pid)
+    time.sleep(3)  # let the experiment state catch up with the reports (saved every few seconds)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    assert not wait_for_no_new_ray_processes(before), "Ray processes outlived the killed driver"
+    reported = {trial.name: epochs_reported(trial) for trial in experiment.glob("trial_*")}
+    checkpointed = {trial.name: last_checkpointed_epoch(trial) for trial in experiment.glob("trial_*")}
+
+    resumed = subprocess.run(
+        tune_main(tiny_sample, tmp_path, "killed", "--resume"), cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert summary["num_trials"] == 3 and summary["trials_by_status"] == {"TERMINATED": 3}
+    assert set(reported) <= {trial.name for trial in experiment.glob("trial_*")}
+    for trial in experiment.glob("trial_*"):
+        epochs = epochs_reported(trial)
+        kept = reported.get(trial.name, [])
+        assert epochs[: len(kept)] == kept, "what was recorded before the kill is kept as it was"
+        assert epochs == [1, 2, 3, 4], f"{trial.name}: {epochs}"
+        new = epochs[len(kept):]
+        if new and checkpointed.get(trial.name):
+            redone = checkpointed[trial.name] - (new[0] - 1)
+            assert redone <= 1, f"{trial.name} resumed at epoch {new[0]} after checkpointing epoch {checkpointed[trial.name]}"
+    assert not wait_for_no_new_ray_processes(before), "Ray processes outlived the resumed run"
+
+
+def test_crashing_trials_are_retried_then_reported(tiny_sample, tmp_path):
+    env = {**os.environ, "MSA_FAIL_AT_EPOCH": "2"}
+    retried = subprocess.run(
+        tune_main(tiny_sample, tmp_path, "retried", "--num-samples", "2", "--max-epochs", "3", "--grace-period", "3"),
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert retried.returncode == 0, retried.stderr[-3000:]
+    summary = json.loads((tmp_path / "results" / "retried" / "summary.json").read_text())
+    assert summary["trials_by_status"] == {"TERMINATED": 2} and summary["errors"] == {}
+    for trial in (tmp_path / "results" / "retried").glob("trial_*"):
+        assert sorted(set(epochs_reported(trial))) == [1, 2, 3]
+
+    before = ray_processes()
+    exhausted = subprocess.run(
+        tune_main(tiny_sample, tmp_path, "exhausted", "--num-samples", "2", "--max-epochs", "3", "--grace-period", "3", "--max-failures", "0"),
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert exhausted.returncode == 0, exhausted.stderr[-3000:]  # the search went on and summarised
+    summary = json.loads((tmp_path / "results" / "exhausted" / "summary.json").read_text())
+    assert summary["trials_by_status"] == {"ERROR": 2}
+    assert len(summary["errors"]) == 2
+    assert all("MSA_FAIL_AT_EPOCH=2" in message for message in summary["errors"].values())
+    assert summary["best_val"]["epoch"] == 1, "the epoch before the crash still counts"
+    assert not wait_for_no_new_ray_processes(before), "Ray processes outlived a run whose trials failed"
+
+
+def test_nan_loss_stops_the_trial_at_once(run_trial, monkeypatch):  # noqa: F811
+    real = trainable.train_one_epoch
+    calls = []
+
+    def blows_up_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        metrics = real(*args, **kwargs)
+        return {**metrics, "train_loss": math.nan} if len(calls) == 2 else metrics
+
+    monkeypatch.setattr(trainable, "train_one_epoch", blows_up_in_epoch_2)
+    reports = run_trial(max_epochs=4)
+    assert [m["epoch"] for m, _ in reports] == [1, 2], "no epoch after the non-finite one"
+    last, checkpoint = reports[-1]
+    assert last["stop_reason"] == "non-finite training loss (nan) in epoch 2"
+    assert math.isnan(last["val_acc"]) and math.isnan(last["rung_score"])
+    assert checkpoint is None, "a diverged model is not checkpointed"
+    assert "stop_reason" not in reports[0][0]
+
+
+def test_unwritable_or_mismatched_arguments_still_exit_2(tmp_path, capsys):
+    import tune_main as cli
+
+    assert cli.main(["--space", "video_transformer", "--max-failures", "-1"]) == 2
+    assert "--max-failures must be at least 0" in capsys.readouterr().err
