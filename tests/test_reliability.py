@@ -10,79 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from conftest import REPO
+from processes import command_line, listening_ports, process_tree, ray_processes, wait_for_no_new_ray_processes
 from msa.tune import trainable
 from test_trainable import run_trial  # noqa: F401  (a fixture)
 
-RAY_MARKERS = ("raylet", "gcs_server", "default_worker.py", "ray::", "log_monitor.py", "dashboard/agent.py", "runtime_env/agent")
 DASHBOARD_PORT = 8265  # Ray's default
-
-
-def ray_processes() -> set[int]:
-    """PIDs of running Ray processes on this machine (any session)."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if any(marker in command for marker in RAY_MARKERS):
-                pids.add(int(entry))
-    return pids
-
-
-def wait_for_no_new_ray_processes(before: set[int], timeout: float = 30.0) -> set[int]:
-    deadline = time.time() + timeout
-    while (left := ray_processes() - before) and time.time() < deadline:
-        time.sleep(0.5)
-    return left
-
-
-def process_tree(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    tree, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        tree.add(pid)
-        todo += children.get(pid, [])
-    return tree
-
-
-def listening_ports(pids: set[int]) -> set[int]:
-    """Ports of the TCP sockets in LISTEN state held by `pids` (from /proc/net/tcp{,6})."""
-    inodes = set()
-    for pid in pids:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            continue
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # 0A = LISTEN
-                ports.add(int(fields[1].split(":")[1], 16))
-    return ports
-
-
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def assert_not_exposed(driver_pid: int) -> None:
@@ -142,9 +75,12 @@ def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
     driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     experiment = tmp_path / "results" / "killed"
     deadline = time.time() + 300
-    while time.time() < deadline and not list(experiment.glob("trial_*/checkpoint_000001")):
-        time.sleep(0.5)
-    assert list(experiment.glob("trial_*/checkpoint_000001")), "no trial finished an epoch in time"
+    def two_epochs_done():  # only the best and the latest checkpoint are kept, so look for any newer than the first
+        return any(last_checkpointed_epoch(trial) >= 2 for trial in experiment.glob("trial_*"))
+
+    while time.time() < deadline and not two_epochs_done():
+        time.sleep(0.2)
+    assert two_epochs_done(), "no trial finished two epochs in time"
     assert_not_exposed(driver.pid)
     time.sleep(3)  # let the experiment state catch up with the reports (saved every few seconds)
     driver.send_signal(signal.SIGKILL)
@@ -196,6 +132,19 @@ def test_crashing_trials_are_retried_then_reported(tiny_sample, tmp_path):
     assert all("MSA_FAIL_AT_EPOCH=2" in message for message in summary["errors"].values())
     assert summary["best_val"]["epoch"] == 1, "the epoch before the crash still counts"
     assert not wait_for_no_new_ray_processes(before), "Ray processes outlived a run whose trials failed"
+
+
+def test_a_search_whose_trials_all_fail_exits_1_and_leaves_nothing_running(tiny_sample, tmp_path):
+    before = ray_processes()
+    failed = subprocess.run(
+        tune_main(tiny_sample, tmp_path, "failed", "--num-samples", "1", "--max-failures", "0"),
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "MSA_FAIL_AT_EPOCH": "1"},
+    )
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    assert "no trial finished an epoch" in failed.stdout
+    summary = json.loads((tmp_path / "results" / "failed" / "summary.json").read_text())
+    assert summary["trials_by_status"] == {"ERROR": 1} and summary["test"] is None
+    assert not wait_for_no_new_ray_processes(before), "a failed run left Ray processes behind"
 
 
 def test_nan_loss_stops_the_trial_at_once(run_trial, monkeypatch):  # noqa: F811

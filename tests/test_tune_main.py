@@ -8,6 +8,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO
+from processes import ray_processes, wait_for_no_new_ray_processes
 
 STATUSES = {"TERMINATED", "ERROR", "PENDING"}
 
@@ -20,8 +21,10 @@ def smoke_run(tiny_sample, tmp_path_factory):
         sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--num-samples", "2",
         "--data", str(tiny_sample), "--classes", "seed4", "--cache", str(cache), "--storage", str(storage), "--name", "smoke",
     ]
+    before = ray_processes()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not wait_for_no_new_ray_processes(before), "a normal run left Ray processes behind"
     return storage / "smoke", result
 
 
@@ -67,6 +70,20 @@ def test_tensorboard_files_parse(smoke_run):
         assert (trial / "params.json").is_file() and list(trial.glob("checkpoint_*/checkpoint.pt"))
 
 
+def test_resume_of_a_finished_search_only_summarises_again(smoke_run, tmp_path):
+    experiment, _ = smoke_run
+    summary = json.loads((experiment / "summary.json").read_text())
+    epochs = {trial.name: (trial / "result.json").read_text() for trial in experiment.glob("trial_*")}
+    resumed = subprocess.run(
+        [sys.executable, "tune_main.py", "--space", "video_transformer", "--storage", str(experiment.parent),
+         "--name", experiment.name, "--resume"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((experiment / "summary.json").read_text()) == summary
+    assert {trial.name: (trial / "result.json").read_text() for trial in experiment.glob("trial_*")} == epochs, "nothing retrained"
+
+
 @pytest.mark.slow
 def test_ctrl_c_then_resume_finishes_the_search(tiny_sample, tmp_path):
     """Ctrl-C mid-search exits 130 with the resume command; --resume finishes every trial."""
@@ -76,14 +93,16 @@ def test_ctrl_c_then_resume_finishes_the_search(tiny_sample, tmp_path):
     common = ["--storage", str(tmp_path / "results"), "--name", "interrupted"]
     command = [sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--num-samples", "3",
                "--max-epochs", "6", "--data", str(tiny_sample), "--classes", "seed4", "--cache", str(tmp_path / "cache"), *common]
+    before = ray_processes()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     experiment = tmp_path / "results" / "interrupted"
     deadline = time.time() + 300
-    while not list(experiment.glob("trial_*/checkpoint_000001")) and time.time() < deadline:
-        time.sleep(0.5)
+    while not list(experiment.glob("trial_*/checkpoint_*")) and time.time() < deadline:
+        time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-2000:]
+    assert not wait_for_no_new_ray_processes(before), "Ctrl-C left Ray processes behind"
     assert "--resume" in err and not (experiment / "summary.json").exists()
 
     resumed = subprocess.run([sys.executable, "tune_main.py", "--space", "video_transformer", "--resume", *common],

@@ -1,0 +1,75 @@
+"""Processes and sockets on this machine, read from /proc: what Ray left running, what listens."""
+
+import os
+import time
+from pathlib import Path
+
+RAY_MARKERS = (
+    "raylet", "gcs_server", "default_worker.py", "ray::", "log_monitor.py", "autoscaler/_private/monitor.py",
+    "dashboard/dashboard.py", "dashboard/agent.py", "runtime_env/agent",
+)
+
+
+def ray_processes() -> set[int]:
+    """PIDs of running Ray processes on this machine (any session)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if any(marker in command for marker in RAY_MARKERS):
+                pids.add(int(entry))
+    return pids
+
+
+def wait_for_no_new_ray_processes(before: set[int], timeout: float = 30.0) -> set[int]:
+    deadline = time.time() + timeout
+    while (left := ray_processes() - before) and time.time() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+def process_tree(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def listening_ports(pids: set[int]) -> set[int]:
+    """Ports of the TCP sockets in LISTEN state held by `pids` (from /proc/net/tcp{,6})."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A = LISTEN
+                ports.add(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
