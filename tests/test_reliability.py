@@ -171,3 +171,28 @@ def test_unwritable_or_mismatched_arguments_still_exit_2(tmp_path, capsys):
 
     assert cli.main(["--space", "video_transformer", "--max-failures", "-1"]) == 2
     assert "--max-failures must be at least 0" in capsys.readouterr().err
+
+
+def test_summary_lists_errors_and_non_finite_stops():
+    from types import SimpleNamespace
+
+    from msa.tune.summary import summarise
+
+    class TrialFailed(RuntimeError):
+        pass
+
+    wrapped = SimpleNamespace(cause=TrialFailed("MSA_FAIL_AT_EPOCH=1: injected failure at epoch 1 (first attempt)"))
+    results = [
+        SimpleNamespace(path="/x/trial_a", error=None, metrics={"epoch": 2, "val_acc": 0.5}, best_checkpoints=[]),
+        SimpleNamespace(path="/x/trial_b", error=wrapped, metrics={}, best_checkpoints=[]),
+        SimpleNamespace(
+            path="/x/trial_c", error=None, best_checkpoints=[],
+            metrics={"epoch": 3, "val_acc": math.nan, "stop_reason": "non-finite training loss (nan) in epoch 3"},
+        ),
+    ]
+    args = SimpleNamespace(space="video_transformer", metric="val_acc", mode="max")
+    data = SimpleNamespace(summary=lambda: {})
+    summary = summarise(results, args, data, None)
+    assert summary["trials_by_status"] == {"ERROR": 1, "TERMINATED": 2}
+    assert summary["errors"] == {"trial_b": "TrialFailed: MSA_FAIL_AT_EPOCH=1: injected failure at epoch 1 (first attempt)"}
+    assert summary["stopped_non_finite"] == {"trial_c": "non-finite training loss (nan) in epoch 3"}
