@@ -3,9 +3,9 @@ and the memory of concurrent trials, all measured in one run on the embedded sam
 
     python benchmarks/bench.py [--quick | --tiny] [--json OUT] [--work DIR]
 
-Full run (~30 min on 2 cores): the default sample (128 clips, 16 frames of 112 px), epoch times
-over all its train + val clips, searches of 16 trials x 9 epochs. --quick (~8 min): the same
-clips and models, shorter searches at 8 frames of 64 px. --tiny (~2 min, what the test suite
+Full run (~21 min on 2 cores): the default sample (128 clips, 16 frames of 112 px), epoch times
+over all its train + val clips, searches of 16 trials x 9 epochs. --quick (~6 min): the same
+clips and models, shorter searches at 8 frames of 64 px. --tiny (~1.5 min, what the test suite
 runs): a 16-clip sample and smoke-size models; its numbers mean nothing.
 
 Stages and the keys they write (targets for the 2-core machine in brackets):
@@ -289,7 +289,7 @@ def print_table(results: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="shorter searches at smaller frames (~8 min on 2 cores)")
+    size.add_argument("--quick", action="store_true", help="shorter searches at smaller frames (~6 min on 2 cores)")
     size.add_argument("--tiny", action="store_true", help="a 16-clip sample and smoke-size models (for the test suite)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results here")
     parser.add_argument("--work", type=Path, help="keep the sample copy, cache and searches here (default: a temporary folder)")
