@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs msa (mounted at ~/msa by the cluster configs) and its pinned dependencies into
+# ~/msa-venv with Python 3.11, on every node. Idempotent: a re-run only reinstalls msa itself.
+set -euo pipefail
+if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
+  curl -LsSf https://astral.sh/uv/install.sh | sh
+fi
+UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
+[ -x "$HOME/msa-venv/bin/python" ] || "$UV" venv --python 3.11 "$HOME/msa-venv"
+VIRTUAL_ENV="$HOME/msa-venv" "$UV" pip install -e "$HOME/msa"
