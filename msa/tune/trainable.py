@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import ray
 import torch
 from ray import tune
 from torch import nn
@@ -227,6 +228,7 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
                 pretrained_audio=pretrained.get("audio", False),
                 cached_video=run.cache_plan.get("video") == "cached",
                 cached_audio=run.cache_plan.get("audio") == "cached",
+                **placement(device),
             )
             metrics[RUNG_SCORE] = rung_score(metrics, settings.metric, settings.mode)
             problem = non_finite(metrics, epoch)
@@ -251,6 +253,16 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
     finally:
         writer.close()
+
+
+def placement(device: torch.device) -> dict:
+    """Where the trial runs: Ray node, the GPUs Ray gave it, and the device torch uses (the CPU
+    when the node's GPUs are not visible to torch)."""
+    return {
+        "node_id": ray.get_runtime_context().get_node_id() if ray.is_initialized() else "",
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "device": device.type,
+    }
 
 
 def non_finite(metrics: dict, epoch: int) -> str | None:
