@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,9 @@ def two_node_cluster():
     temp = tempfile.mkdtemp(prefix="msa-ray-", dir="/tmp")  # short: Ray's socket paths live here
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     before = ray_processes()
-    port = 20000 + os.getpid() % 20000
+    with socket.socket() as probe:  # a free port for the head's GCS
+        probe.bind(("", 0))
+        port = probe.getsockname()[1]
     address = f"{get_node_ip_address()}:{port}"
     head = ["start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=1", "--include-dashboard=false", f"--temp-dir={temp}"]
     worker = ["start", f"--address={address}", "--num-cpus=2", "--num-gpus=1"]
