@@ -34,11 +34,12 @@ class TrialHyperparameters:
         warmup_epochs = float(config.pop("warmup_epochs", 0.0))
         video_augment = bool(config.pop("video_augment", False))
         optim = {key: config.pop(key) for key in OPTIM_KEYS if key in config}
-        valid = set(override_keys(model_config(model)))
+        architecture = model_config(model)
+        valid = set(override_keys(architecture))
         unknown = sorted(set(config) - valid)
         if unknown:
             raise ValueError(f"trial config keys {unknown} are neither model settings of {model} nor optimiser settings")
-        if video_augment and model_config(model).video is None:
+        if video_augment and architecture.video is None:
             raise ValueError(f"video_augment is set but {model} has no video branch")
         return cls(model, config, optim, batch_size, warmup_epochs, video_augment)
 
