@@ -56,25 +56,26 @@ def main(argv: list[str] | None = None) -> int:
             args = load_resumed_args(args)
         if args.pretrained == "on":
             check_pretrained_weights(SPACES[args.space].backbones, args)
-        from msa.tune.experiment import prepare_experiment_data
+        from msa.tune.experiment import find_data, prepare_locally, split_data
 
         split = SplitConfig(args.split, args.seed, tuple(args.val_actors), tuple(args.test_actors))
         params = PrepareParams(num_frames=args.frames, image_size=args.image_size)
-        data, report = prepare_experiment_data(args.data, args.cache, args.classes, split, params)
+        data = find_data(args.data, args.cache, params)
+        if not args.address:  # on a cluster, the nodes prepare the clips once Ray is up
+            data, report = split_data(data, *prepare_locally(data), args.classes, split)
     except (UsageError, FileNotFoundError, NoUsableClipsError, SplitError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(report.summary())
-    print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
 
     if not args.address:
         from msa.tune.security import require_token_for_private_ray
 
         require_token_for_private_ray()  # before Ray is imported: it reads the mode then
-    from msa.tune.run import run_search
+    from msa.tune.run import print_data, run_search
 
-    name = experiment_name(args)
-    return run_search(args, data, name)
+    if not args.address:
+        print_data(data, report)
+    return run_search(args, data, experiment_name(args), split)
 
 
 if __name__ == "__main__":

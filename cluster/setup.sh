@@ -8,3 +8,5 @@ fi
 UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
 [ -x "$HOME/msa-venv/bin/python" ] || "$UV" venv --python 3.11 "$HOME/msa-venv"
 VIRTUAL_ENV="$HOME/msa-venv" "$UV" pip install -e "$HOME/msa"
+# Every shell on the node (ray exec / attach, hence the driver) talks to Ray with the token.
+grep -qx 'export RAY_AUTH_MODE=token' "$HOME/.bashrc" 2>/dev/null || echo 'export RAY_AUTH_MODE=token' >> "$HOME/.bashrc"

@@ -21,8 +21,6 @@ Layer: uses msa.data (prepared clips) and the branches' prefix methods; no Ray, 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -40,7 +38,7 @@ from tqdm import tqdm
 
 from msa.data.dataset import ClipDataset, make_loader
 from msa.data.labels import get_label_set
-from msa.data.prepare import PreparedClip
+from msa.data.prepare import PreparedClip, exclusive_lock
 
 FEATURES_DIR = "features"
 FORMAT_VERSION = 1  # bump when an entry's layout or meaning changes
@@ -68,15 +66,6 @@ def prefix_fingerprint(branch: nn.Module) -> str:
             digest.update(f"{name}.{key} {tensor.dtype} {tuple(tensor.shape)}".encode())
             digest.update(tensor.view(torch.uint8).numpy())  # hashed in place: wav2vec 2.0 is ~380 MB
     return digest.hexdigest()[:20]
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: Path):
-    """An advisory lock on `path` for this process, released on exit (or when it dies)."""
-    with open(path, "a+") as handle:
-        with contextlib.suppress(OSError):  # no locks on this filesystem: atomic publish still holds
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 @dataclass(frozen=True)

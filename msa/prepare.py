@@ -34,7 +34,7 @@ def positive_int(text: str) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m msa.prepare", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="RAVDESS root: Actor_XX/ folders and/or Video_Speech_Actor_XX.zip files")
+    parser.add_argument("--data", help="RAVDESS root, a folder or a storage URI (gs://, s3://, file://): Actor_XX/ folders and/or Video_Speech_Actor_XX.zip files")
     parser.add_argument("--cache", type=Path, default=None, help="cache folder (default: $MSA_CACHE or ~/.cache/msa)")
     parser.add_argument("--manifest", type=Path, default=None, help="write one CSV row per file found")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="parallel decoders (default: all cores)")

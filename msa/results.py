@@ -452,7 +452,7 @@ def rebuild_val_evaluation(experiment: Experiment, model, batch_size: int = 8) -
     the cache are prepared (decoded) first. Raises DataUnavailable when the data folder is not
     on this machine or splits into other validation actors than the search used.
     """
-    from msa.data import default_cache_dir
+    from msa.data import default_cache_dir, is_uri
     from msa.data.dataset import ClipDataset, make_loader
     from msa.data.decode import PrepareParams
     from msa.data.labels import LabelSet
@@ -466,12 +466,12 @@ def rebuild_val_evaluation(experiment: Experiment, model, batch_size: int = 8) -
         raise DataUnavailable(f"no {ARGS_FILE}: the data and split of this search are unknown")
     cache = Path(args["cache"]) if args.get("cache") else default_cache_dir()
     root = (experiment.summary or {}).get("data", {}).get("root") or args.get("data") or sample_dir(cache)
-    if not Path(root).is_dir():
+    if not is_uri(root) and not Path(root).is_dir():
         raise DataUnavailable(f"the data folder {root} is not on this machine")
     split = SplitConfig(args["split"], args["seed"], tuple(args["val_actors"]), tuple(args["test_actors"]))
     params = PrepareParams(num_frames=args["frames"], image_size=args["image_size"])
     try:
-        data, _ = prepare_experiment_data(Path(root), cache, args["classes"], split, params, progress=False)
+        data, _ = prepare_experiment_data(root, cache, args["classes"], split, params, progress=False)
     except (FileNotFoundError, ValueError) as error:  # NoUsableClipsError and SplitError are ValueErrors
         raise DataUnavailable(str(error)) from error
     recorded = (experiment.summary or {}).get("data", {}).get("actors", {}).get("val")

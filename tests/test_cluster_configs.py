@@ -36,6 +36,7 @@ def test_every_node_installs_this_repository(name):
     assert config["setup_commands"] == ["bash ~/msa/cluster/setup.sh"]
     setup = (REPO / "cluster" / "setup.sh").read_text()
     assert 'pip install -e "$HOME/msa"' in setup and "--python 3.11" in setup
+    assert "export RAY_AUTH_MODE=token' >> \"$HOME/.bashrc\"" in setup, "the driver's shell uses the token too"
     assert subprocess.run(["bash", "-n", str(REPO / "cluster" / "setup.sh")]).returncode == 0
 
 

@@ -1,7 +1,9 @@
 """A real two-node Ray cluster on this machine (head and worker as separate `ray start`
-processes, each declaring one fake GPU, with token authentication): a smoke search through
-`tune_main.py --address` spreads its trials over both nodes, runs two trials at 0.5 GPU per
-GPU at once with CUDA_VISIBLE_DEVICES set, and falls back to the CPU where torch sees no CUDA."""
+processes, each declaring one fake GPU and a cache of its own, with token authentication): a
+smoke search through `tune_main.py --address` with data and results behind file:// URIs
+prepares every clip into both nodes' caches as Ray tasks, spreads its trials over both nodes,
+runs two trials at 0.5 GPU per GPU at once with CUDA_VISIBLE_DEVICES set, and falls back to
+the CPU where torch sees no CUDA. With one cache shared by both nodes, they split the clips."""
 
 import json
 import os
@@ -45,11 +47,13 @@ def two_node_cluster():
     address = f"{get_node_ip_address()}:{port}"
     head = ["start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=1", "--include-dashboard=false", f"--temp-dir={temp}"]
     worker = ["start", f"--address={address}", "--num-cpus=2", "--num-gpus=1"]
+    caches = {"head": Path(temp) / "head-cache", "worker": Path(temp) / "worker-cache"}  # each node's $MSA_CACHE
     try:
-        for args in (head, worker):
-            started = subprocess.run(RAY + args, env=env, capture_output=True, text=True, timeout=120)
+        for node, args in (("head", head), ("worker", worker)):
+            node_env = {**env, "MSA_CACHE": str(caches[node])}
+            started = subprocess.run(RAY + args, env=node_env, capture_output=True, text=True, timeout=120)
             assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-        yield address, env
+        yield address, {**env, "MSA_CACHE": str(caches["head"])}, caches  # the driver runs on the head
     finally:
         kill_new_ray_processes(before)
         left = wait_for_no_new_ray_processes(before)
@@ -57,24 +61,43 @@ def two_node_cluster():
         assert not left, "the test cluster left processes behind"
 
 
+SHARED_CACHE_SCRIPT = """
+import sys, ray
+from msa.data.decode import PrepareParams
+from msa.tune.cluster import prepare_on_cluster
+from msa.tune.experiment import find_data
+ray.init(address=sys.argv[1])
+found = find_data(sys.argv[2], sys.argv[3], PrepareParams(num_frames=4, image_size=32))
+print(prepare_on_cluster(found, progress=False)[2])
+"""
+
+
 def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample, tmp_path):
-    address, env = two_node_cluster
+    address, env, caches = two_node_cluster
+    num_clips = len(list(tiny_sample.rglob("*.mp4")))
     command = [
         sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--address", address,
         "--gpus-per-trial", "0.5", "--cpus-per-trial", "1", "--num-samples", "4", "--max-epochs", "2", "--grace-period", "2",
-        "--data", str(tiny_sample), "--classes", "seed4", "--cache", str(tmp_path / "cache"),
-        "--storage", str(tmp_path / "results"), "--name", "multinode",
+        "--data", tiny_sample.as_uri(), "--classes", "seed4",
+        "--storage", (tmp_path / "results").as_uri(), "--name", "multinode",
     ]
     run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"cluster preparation: {2 * num_clips} clips decoded" in run.stdout
+    assert "2 separate caches on 2 nodes" in run.stdout
+    for cache in caches.values():
+        assert len(list(cache.glob("clips/*/meta.json"))) == num_clips, f"{cache} holds every clip"
     experiment = tmp_path / "results" / "multinode"
-    assert json.loads((experiment / "summary.json").read_text())["trials_by_status"] == {"TERMINATED": 4}
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert summary["trials_by_status"] == {"TERMINATED": 4} and summary["test"]["accuracy"] is not None
     trials = []
     for trial in experiment.glob("trial_*"):
         results = [json.loads(line) for line in (trial / "result.json").read_text().splitlines() if line.strip()]
         start = results[0]["timestamp"] - results[0]["time_total_s"]
         trials.append({"node": results[0]["node_id"], "gpus": results[0]["cuda_visible_devices"],
                        "device": results[0]["device"], "span": (start, results[-1]["timestamp"])})
+        assert results[0]["clips_prepared"] == 0, "no trial decodes: its node's cache was complete"
+        assert list(trial.glob("checkpoint_*/checkpoint.pt")), "checkpoints went to the storage URI"
     assert len({t["node"] for t in trials}) == 2, "trials ran on both nodes"
     assert all(t["device"] == "cpu" for t in trials), "no CUDA here: torch falls back to the CPU"
     for node in {t["node"] for t in trials}:
@@ -82,3 +105,13 @@ def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample
         assert len(on_node) == 2 and all(t["gpus"] == "0" for t in on_node), "two trials share the node's GPU 0"
         (a_start, a_end), (b_start, b_end) = (t["span"] for t in on_node)
         assert a_start < b_end and b_start < a_end, "the two trials on one GPU overlapped in time"
+
+    shared = subprocess.run(
+        [sys.executable, "-c", SHARED_CACHE_SCRIPT, address, str(tiny_sample), str(tmp_path / "shared-cache")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert shared.returncode == 0, shared.stderr[-3000:]
+    line = shared.stdout.strip().splitlines()[-1]
+    assert f"{num_clips} clips decoded" in line and "one cache shared by 2 nodes" in line, line
+    per_node = [int(part.split()[-1]) for part in line.split("per node: ")[1].split(", ")]
+    assert len(per_node) == 2 and min(per_node) > 0, f"both nodes took a share: {line}"

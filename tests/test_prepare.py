@@ -147,3 +147,18 @@ def test_cli_exits_2_with_one_line(tmp_path, cache, make_data):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(data) in lines[0]
+
+
+def test_a_storage_uri_is_prepared_like_the_folder(data_root, cache, tmp_path):
+    local = prepare(data_root, tmp_path / "local-cache", PARAMS, workers=1, progress=False)
+    remote = prepare(data_root.as_uri(), cache, PARAMS, workers=2, progress=False)
+    assert [c.name for c in remote.clips] == [c.name for c in local.clips]
+    assert sorted(reason for _, reason in remote.skipped) == sorted(reason for _, reason in local.skipped)
+    for a, b in zip(local.clips, remote.clips):
+        assert all(np.array_equal(x, y) for x, y in zip(a.load(), b.load()))
+    assert not list((cache / "clips").rglob("*.mp4")), "fetched copies are not kept"
+
+
+def test_cache_id_tells_shared_from_separate_caches(tmp_path):
+    first = prepare_module.cache_id(tmp_path / "a")
+    assert prepare_module.cache_id(tmp_path / "a") == first != prepare_module.cache_id(tmp_path / "b")

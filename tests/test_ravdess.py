@@ -117,3 +117,21 @@ def test_source_identity_changes_with_content(tmp_path):
     path.write_bytes(path.read_bytes() + b"\0")
     assert discover(tmp_path)[0].source.identity() != before
     assert ravdess.classify(discover(tmp_path)[0].source).included
+
+
+def test_a_storage_uri_is_discovered_like_the_folder(messy_root):
+    """--data gs://... or s3://... goes through pyarrow's filesystems; file:// takes the same path."""
+    local = discover(messy_root)
+    remote = discover(messy_root.as_uri())
+    assert [(f.source.filename, f.source.member, f.source.size, f.reason) for f in remote] == [
+        (f.source.filename, f.source.member, f.source.size, f.reason) for f in local
+    ]
+    assert all(f.source.path.startswith("file:///") for f in remote)
+    zipped = next(f for f in remote if f.source.member)
+    with zipped.source.open_member() as handle:  # a member read by range from the remote zip
+        assert handle.read() == (messy_root / "Actor_01" / ravdess_name(3, 1)).read_bytes()
+
+
+def test_a_missing_uri_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"--data file://.*absent: no such folder"):
+        discover((tmp_path / "absent").as_uri())

@@ -6,6 +6,8 @@ Layout under the cache root::
                      /audio.npy   float32 (S,)
                      /meta.json   the source, its RAVDESS fields and the PrepareParams
     tmp/                          work folders of preparations in progress
+    locks/                        advisory locks of processes completing the cache together
+    cache-id                      a random id: machines that read the same id share this cache
 
 An entry's key hashes the source file's identity (path, size, mtime; for a zip member also
 its name and CRC) and every PrepareParams field, so a changed file or parameter never reuses
@@ -16,7 +18,9 @@ preparing the same clip both succeed with one published copy.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -25,7 +29,6 @@ import shutil
 import socket
 import sys
 import uuid
-import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import astuple, dataclass
 from pathlib import Path
@@ -33,10 +36,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from msa.data import is_uri
 from msa.data.decode import DecodeError, PrepareParams, decode_clip
 from msa.data.ravdess import ClipName, Found, Source, discover
 
 CACHE_FORMAT_VERSION = 1  # bump when the entry layout or decoding changes meaning
+CACHE_ID_FILE = "cache-id"
 MANIFEST_COLUMNS = ("path", "included", "reason", "actor", "emotion", "intensity", "statement", "repetition")
 
 
@@ -125,53 +130,121 @@ def prepare(
     workers: int | None = None,
     progress: bool = True,
 ) -> PrepareReport:
-    """Discover every file under ``root`` and make sure each usable clip is in the cache.
+    """Discover every file under ``root`` (a folder or storage URI) and make sure each usable
+    clip is in the cache.
 
     Clips already prepared with the same source identity and params are not decoded again.
     Raises FileNotFoundError for a missing root and NoUsableClipsError when nothing is usable.
     """
     cache = Path(cache)
     found = discover(root)
+    usable = usable_clips(found, root)
+    entries = {f.source.display: clips_dir(cache) / entry_key(f.source, params) for f in usable}
+    todo = [(f, entries[f.source.display]) for f in usable if not is_prepared(entries[f.source.display])]
+    failed = prepare_entries(todo, cache, params, workers=workers, progress=progress)
+    return finish_report(root, found, {f.source.display: entries[f.source.display] for f in usable}, failed, len(todo))
+
+
+def usable_clips(found: list[Found], root) -> list[Found]:
     usable = [f for f in found if f.included]
     if not usable:
         raise NoUsableClipsError(f"--data {root}: no usable audio-video speech clip among {len(found)} files")
+    return usable
 
-    _clean_stale_work_folders(cache / "tmp")
-    entries = {f.source.display: clips_dir(cache) / entry_key(f.source, params) for f in usable}
-    todo = [f for f in usable if not (entries[f.source.display] / "meta.json").exists()]
 
-    failed: dict[str, str] = {}
-    if todo:
-        workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-        jobs = [(f, entries[f.source.display], cache, params) for f in todo]
-        bar = tqdm(total=len(todo), desc="preparing clips", unit="clip", disable=not progress, file=sys.stderr)
-        if workers == 1:
-            results = map(_prepare_one, jobs)
-        else:
-            # Not fork: a parent that already ran decord, torch or CUDA can deadlock a forked child.
-            pool = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_one_thread_per_worker
-            )
-            results = pool.map(_prepare_one, jobs, chunksize=1)
-        try:
-            for display, error in results:
-                if error:
-                    failed[display] = error
-                bar.update()
-        finally:
-            bar.close()
-            if workers > 1:
-                pool.shutdown(cancel_futures=True)
-
-    clips = [
-        PreparedClip(f.name, f.source.display, entries[f.source.display])
-        for f in usable
-        if f.source.display not in failed
-    ]
-    report = PrepareReport(str(root), found, clips, failed, decoded=len(todo) - len(failed))
+def finish_report(root, found: list[Found], entries: dict[str, Path], failed: dict[str, str], attempted: int) -> PrepareReport:
+    """The report of a preparation of ``entries`` (display path -> entry) in which ``attempted``
+    clips were decoded and ``failed`` ones could not be. Raises NoUsableClipsError if none is left."""
+    by_display = {f.source.display: f for f in found}
+    clips = [PreparedClip(by_display[d].name, d, entry) for d, entry in entries.items() if d not in failed]
     if not clips:
-        raise NoUsableClipsError(f"--data {root}: none of the {len(usable)} candidate clips could be decoded")
-    return report
+        raise NoUsableClipsError(f"--data {root}: none of the {len(entries)} candidate clips could be decoded")
+    return PrepareReport(str(root), found, clips, failed, decoded=attempted - len(failed))
+
+
+def is_prepared(entry: Path) -> bool:
+    return (entry / "meta.json").exists()
+
+
+def prepare_entries(
+    todo: list[tuple[Found, Path]],
+    cache: Path,
+    params: PrepareParams,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Decode each clip of ``todo`` and publish it as its entry, on ``workers`` processes
+    (default: every core). Returns display path -> failure reason for clips that did not decode."""
+    if not todo:
+        return {}
+    _clean_stale_work_folders(cache / "tmp")
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    jobs = [(found, entry, cache, params) for found, entry in todo]
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(todo), desc="preparing clips", unit="clip", disable=not progress, file=sys.stderr)
+    if workers == 1:
+        results = map(_prepare_one, jobs)
+    else:
+        # Not fork: a parent that already ran decord, torch or CUDA can deadlock a forked child.
+        pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_one_thread_per_worker
+        )
+        results = pool.map(_prepare_one, jobs, chunksize=1)
+    try:
+        for display, error in results:
+            if error:
+                failed[display] = error
+            bar.update()
+    finally:
+        bar.close()
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
+    return failed
+
+
+def complete_cache(
+    todo: list[tuple[Found, Path]],
+    cache: Path,
+    params: PrepareParams,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[int, dict[str, str]]:
+    """Prepare the entries of ``todo`` that this cache lacks, once for all the processes that ask
+    at the same time: the first takes the cache's lock and decodes, the others wait for it and
+    find the entries there. Returns (clips decoded here, display path -> failure reason)."""
+    if all(is_prepared(entry) for _, entry in todo):
+        return 0, {}
+    (cache / "locks").mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(cache / "locks" / "prepare.lock"):
+        missing = [(found, entry) for found, entry in todo if not is_prepared(entry)]
+        failed = prepare_entries(missing, cache, params, workers=workers, progress=progress)
+    return len(missing) - len(failed), failed
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path):
+    """An advisory lock on ``path`` for this process, released on exit (or when it dies)."""
+    with open(path, "a+") as handle:
+        with contextlib.suppress(OSError):  # no locks on this filesystem: atomic publish still holds
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def cache_id(cache: Path) -> str:
+    """This cache's random id, made on first use. Processes on different machines that read the
+    same id share the cache (a shared filesystem); different ids mean node-local caches."""
+    path = cache / CACHE_ID_FILE
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        draft = cache / f".{CACHE_ID_FILE}.{uuid.uuid4().hex}"
+        draft.write_text(uuid.uuid4().hex)
+        try:
+            os.link(draft, path)  # atomic and never replaces: the first machine's id wins
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
 
 
 def _one_thread_per_worker() -> None:
@@ -189,8 +262,8 @@ def _prepare_one(job: tuple[Found, Path, Path, PrepareParams]) -> tuple[str, str
     try:
         video_path = _materialise(found.source, work)
         video, audio = decode_clip(video_path, params)
-        if found.source.member is not None:
-            os.remove(video_path)  # the extracted copy must not be published with the entry
+        if Path(video_path).parent == work:
+            os.remove(video_path)  # the fetched copy must not be published with the entry
         np.save(work / "video.npy", video)
         np.save(work / "audio.npy", audio)
         meta = {"source": found.source.display, "name": list(astuple(found.name)), "params": params.to_dict()}
@@ -209,12 +282,12 @@ def _prepare_one(job: tuple[Found, Path, Path, PrepareParams]) -> tuple[str, str
 
 
 def _materialise(source: Source, work: Path) -> str:
-    """A filesystem path decord can open: the file itself, or a zip member extracted into the
-    cache's work folder (member names were checked when the zip was listed)."""
-    if source.member is None:
+    """A filesystem path decord can open: a local file itself, or a zip member or remote file
+    copied into the cache's work folder (member names were checked when the zip was listed)."""
+    if source.member is None and not is_uri(source.path):
         return source.path
     target = work / "clip.mp4"
-    with zipfile.ZipFile(source.path) as archive, archive.open(source.member) as src, open(target, "wb") as dst:
+    with source.open_member() as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst)
     return str(target)
 

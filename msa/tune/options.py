@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from msa.data import is_uri
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES
 from msa.data.labels import LABEL_SETS
 from msa.data.splits import SPLIT_METHODS
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", help="search space name (see --list-spaces)")
     p.add_argument("--list-spaces", action="store_true", help="print every space with a one-line description")
     data = p.add_argument_group("data")
-    data.add_argument("--data", type=Path, help="RAVDESS root: Actor_XX/ folders or Video_Speech_Actor_XX.zip files (default: the embedded sample)")
+    data.add_argument("--data", help="RAVDESS root, a folder or a storage URI (gs://, s3://, file://): Actor_XX/ folders or Video_Speech_Actor_XX.zip files (default: the embedded sample)")
     data.add_argument("--cache", type=Path, help="prepared-clip cache (default: $MSA_CACHE or ~/.cache/msa)")
     data.add_argument("--classes", choices=sorted(LABEL_SETS), default="all8", help="all8, or seed4 = sad, happy, disgust, angry (default all8)")
     data.add_argument("--split", choices=SPLIT_METHODS, default="actor", help="actor: no actor in two of train/val/test (default)")
@@ -127,8 +128,8 @@ def validate(args: argparse.Namespace, space_names: list[str]) -> None:
         value = getattr(args, flag)
         if value is not None and looks_like_path(value) and not Path(value).expanduser().exists():
             raise UsageError(f"--{flag.replace('_', '-')} {value}: no such file or folder")
-    if args.data is not None and not args.data.is_dir():
-        raise UsageError(f"--data {args.data}: no such folder")
+    if args.data is not None and not is_uri(args.data) and not Path(args.data).expanduser().is_dir():
+        raise UsageError(f"--data {args.data}: no such folder")  # a URI is listed (and checked) before Ray starts
     if args.resume and not args.name:
         raise UsageError("--resume needs --name of the experiment to continue")
     if args.name is not None and (not args.name or "/" in args.name or args.name.startswith(".")):
@@ -148,10 +149,6 @@ def local_gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def is_uri(storage: str) -> bool:
-    return "://" in storage
 
 
 def check_storage(args: argparse.Namespace) -> None:

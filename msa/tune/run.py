@@ -10,7 +10,9 @@ import time
 
 import ray
 
-from msa.tune.experiment import TrialData
+from msa.data.prepare import NoUsableClipsError
+from msa.data.splits import SplitConfig, SplitError
+from msa.tune.experiment import FoundData, TrialData, split_data
 from msa.tune.options import ARGS_FILE, args_to_dict
 from msa.tune.summary import evaluate_best, print_summary, summarise, write_json
 from msa.tune.trainable import TrialSettings
@@ -53,8 +55,46 @@ def fit_noticing_interrupts(tuner):
     return results
 
 
-def run_search(args: argparse.Namespace, data: TrialData, name: str) -> int:
+def prepare_for_cluster(args: argparse.Namespace, found: FoundData, split: SplitConfig) -> TrialData:
+    """Prepare the clips as Ray tasks over the cluster's nodes, then split. Raises
+    NoUsableClipsError / SplitError."""
+    from msa.tune.cluster import prepare_on_cluster
+
+    decoded, failed, where = prepare_on_cluster(found)
+    data, report = split_data(found, decoded, failed, args.classes, split)
+    print(where)
+    print_data(data, report)
+    return data
+
+
+def print_data(data: TrialData, report) -> None:
+    print(report.summary())
+    print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
+
+
+def run_search(args: argparse.Namespace, data: TrialData | FoundData, name: str, split: SplitConfig) -> int:
+    """Run the search on ``data``: prepared and split here, or (``--address``) found here and
+    prepared over the cluster once Ray is up."""
     experiment = f"{storage_root(args.storage).rstrip('/')}/{name}"
+    started = time.perf_counter()
+    start_ray(args)
+    try:
+        problem = check_cluster_gpus(args)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        if isinstance(data, FoundData):
+            try:
+                data = prepare_for_cluster(args, data, split)
+            except (NoUsableClipsError, SplitError) as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+        return search(args, data, name, experiment, started)
+    finally:
+        ray.shutdown()
+
+
+def search(args: argparse.Namespace, data: TrialData, name: str, experiment: str, started: float) -> int:
     settings = TrialSettings(
         data=data,
         max_epochs=args.max_epochs,
@@ -67,13 +107,7 @@ def run_search(args: argparse.Namespace, data: TrialData, name: str) -> int:
         metric=args.metric,
         mode=args.mode,
     )
-    started = time.perf_counter()
-    start_ray(args)
     try:
-        problem = check_cluster_gpus(args)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
         write_json(f"{experiment}/{ARGS_FILE}", args_to_dict(args))
         if args.resume:
             tuner = restore_tuner(args, settings, name)
@@ -86,7 +120,5 @@ def run_search(args: argparse.Namespace, data: TrialData, name: str) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; the search state is saved. Continue with:\n  python tune_main.py --space {args.space} --storage {args.storage} --name {name} --resume", file=sys.stderr)
         return 130
-    finally:
-        ray.shutdown()
     print_summary(summary, experiment, time.perf_counter() - started)
     return 0 if summary["best_trial"] is not None else 1  # no trial finished an epoch: a failed run

@@ -10,12 +10,14 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow.fs
+import ray
+import torch
 
 from msa.data.dataset import ClipDataset, make_loader
 from msa.data.labels import LabelSet
-from msa.train import default_device, evaluate, model_from_checkpoint, prepare_model
+from msa.train import Precision, default_device, evaluate, model_from_checkpoint, prepare_model
 from msa.tune.experiment import TrialData
-from msa.tune.options import is_uri
+from msa.data import is_uri
 from msa.tune.trainable import CHECKPOINT_FILE, modalities_of
 
 VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")
@@ -30,7 +32,9 @@ def trial_status(result) -> str:
 
 def best_trial(results, metric: str, mode: str):
     """(result, checkpoint, the metrics reported with it) of the best kept checkpoint of any
-    trial, comparing trials at their best epoch; None when no epoch finished with a finite value."""
+    trial, comparing trials at their best epoch; None when no epoch finished with a finite value.
+    Ties (common for accuracy on a few clips) go to the lower validation loss, then the trial id,
+    so a search summarised again picks the same trial."""
     candidates = [
         (result, checkpoint, metrics)
         for result in results
@@ -39,29 +43,46 @@ def best_trial(results, metric: str, mode: str):
     ]
     if not candidates:
         return None
-    pick = max if mode == "max" else min
-    return pick(candidates, key=lambda candidate: candidate[2][metric])
+    sign = 1 if mode == "max" else -1
+
+    def rank(candidate):
+        _, _, metrics = candidate
+        loss = metrics.get("val_loss")
+        loss = loss if isinstance(loss, (int, float)) and math.isfinite(loss) else math.inf
+        return sign * metrics[metric], -loss, str(metrics.get("trial_id", ""))
+
+    return max(candidates, key=rank)
 
 
 def evaluate_best(results, args: argparse.Namespace, data: TrialData) -> dict | None:
-    """Test metrics of the best checkpoint on the test actors, evaluated exactly once."""
+    """Test metrics of the best checkpoint on the test actors, evaluated exactly once, as a Ray
+    task with a trial's resources: on a cluster it runs on a worker (a GPU one when trials get
+    GPUs), whose cache it completes with the test clips first."""
     best = best_trial(results, args.metric, args.mode)
     if best is None:
         return None
     _, checkpoint, _ = best
+    task = ray.remote(evaluate_checkpoint).options(num_cpus=args.cpus_per_trial, num_gpus=args.gpus_per_trial)
+    return ray.get(task.remote(checkpoint, data, args.seed, max(1, math.floor(args.cpus_per_trial))))
+
+
+def evaluate_checkpoint(checkpoint, data: TrialData, seed: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    data.ensure_here(("test",), workers=threads)
     device = default_device()
     with checkpoint.as_directory() as folder:
         model, _ = model_from_checkpoint(Path(folder) / CHECKPOINT_FILE)
     model = prepare_model(model, device)
     dataset = ClipDataset(data.clips("test"), LabelSet("test", data.labels), modalities_of(model))
-    loader = make_loader(dataset, batch_size=TEST_BATCH_SIZE, shuffle=False, seed=args.seed)
-    metrics = evaluate(model, loader, len(data.labels))
+    loader = make_loader(dataset, batch_size=TEST_BATCH_SIZE, shuffle=False, seed=seed, pin_memory=device.type == "cuda")
+    metrics = evaluate(model, loader, len(data.labels), precision=Precision(device))
     return {
         "accuracy": metrics["accuracy"],
         "f1_macro": metrics["f1_macro"],
         "uar": metrics["uar"],
         "labels": list(data.labels),
         "confusion_matrix": [[int(x) for x in row] for row in metrics["confusion_matrix"]],
+        "device": device.type,
     }
 
 

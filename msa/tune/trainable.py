@@ -95,6 +95,7 @@ class TrialRun:
     pretrained: dict[str, bool]
     cache_plan: dict[str, str]  # branch -> "cached" or why not
     feature_seconds: float  # spent computing cached features (0 when every entry existed)
+    clips_prepared: int  # clips this trial decoded because its node's cache lacked them
     num_classes: int
 
 
@@ -139,13 +140,14 @@ def compute_features(model: nn.Module, plan: dict[str, str], settings: TrialSett
     for name, how in plan.items():
         if how == "cached":
             branch = model.branches[name]
-            tables[name] = FeatureTable.for_branch(branch, settings.data.cache)
+            tables[name] = FeatureTable.for_branch(branch, settings.data.node_cache())
             tables[name].compute(branch, clips, batch_size=FEATURE_BATCH[device.type], progress=settings.progress)
     return tables
 
 
 def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> TrialRun:
     """Model, cached features, loaders, optimiser and schedule for one trial's config."""
+    clips_prepared = settings.data.ensure_here(("train", "val"), workers=settings.threads, progress=settings.progress)
     seed_everything(settings.seed)
     hp = TrialHyperparameters.from_config(config)
     num_classes = len(settings.data.labels)
@@ -162,7 +164,8 @@ def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> 
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, total_steps=len(loaders["train"]) * settings.max_epochs)
     return TrialRun(
-        model, net, loaders, optim, optimizer, scheduler, Precision(device), pretrained, plan, feature_seconds, num_classes
+        model, net, loaders, optim, optimizer, scheduler, Precision(device), pretrained, plan, feature_seconds,
+        clips_prepared, num_classes,
     )
 
 
@@ -224,6 +227,7 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
             metrics.update(
                 epoch_seconds=time.perf_counter() - started,
                 feature_seconds=run.feature_seconds if epoch == first_epoch else 0.0,
+                clips_prepared=run.clips_prepared if epoch == first_epoch else 0,
                 pretrained_video=pretrained.get("video", False),
                 pretrained_audio=pretrained.get("audio", False),
                 cached_video=run.cache_plan.get("video") == "cached",

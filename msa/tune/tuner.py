@@ -11,7 +11,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from msa.tune.options import is_uri
+from msa.data import is_uri
 from msa.tune.searcher import BudgetAwareOptunaSearch
 from msa.tune.trainable import RUNG_SCORE, TrialSettings, train_trial
 from search_spaces import get_space
