@@ -21,6 +21,7 @@ Layer: uses msa.data (prepared clips) and the branches' prefix methods; no Ray, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -90,14 +91,16 @@ class FeatureTable:
         return np.load(self.entry(clip), mmap_mode="r")
 
     def compute(
-        self, branch: nn.Module, clips: Sequence[PreparedClip], batch_size: int = 8, progress: bool = True
+        self, branch: nn.Module, clips: Sequence[PreparedClip], batch_size: int = 8, progress: bool = True, lock: bool = True
     ) -> int:
         """Compute and publish the entries `clips` lack, in batches on the branch's device.
-        Returns how many this call computed (0 when another process already had)."""
+        Returns how many this call computed (0 when another process already had). Without
+        ``lock`` the caller promises that no other caller computes these clips now (the
+        disjoint shares msa.tune.cluster hands out), so shares run in parallel."""
         if not self.missing(clips):
             return 0
         self.root.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(self.root / LOCK_FILE):
+        with exclusive_lock(self.root / LOCK_FILE) if lock else contextlib.nullcontext():
             todo = self.missing(clips)  # another process may have computed them while we waited
             if not todo:
                 return 0

@@ -3,7 +3,9 @@ processes, each declaring one fake GPU and a cache of its own, with token authen
 smoke search through `tune_main.py --address` with data and results behind file:// URIs
 prepares every clip into both nodes' caches as Ray tasks, spreads its trials over both nodes,
 runs two trials at 0.5 GPU per GPU at once with CUDA_VISIBLE_DEVICES set, and falls back to
-the CPU where torch sees no CUDA. With one cache shared by both nodes, they split the clips."""
+the CPU where torch sees no CUDA. The frozen-prefix features of the space's models are computed
+by Ray tasks into both caches before the trials, so no trial decodes or computes. With one cache
+shared by both nodes, the nodes split the clips and the feature tables."""
 
 import json
 import os
@@ -64,12 +66,22 @@ def two_node_cluster():
 SHARED_CACHE_SCRIPT = """
 import sys, ray
 from msa.data.decode import PrepareParams
-from msa.tune.cluster import prepare_on_cluster
-from msa.tune.experiment import find_data
+from msa.data.splits import SplitConfig
+from msa.tune.cluster import precompute_features, prepare_on_cluster
+from msa.tune.experiment import find_data, split_data
+from msa.tune.trainable import TrialSettings
 ray.init(address=sys.argv[1])
 found = find_data(sys.argv[2], sys.argv[3], PrepareParams(num_frames=4, image_size=32))
-print(prepare_on_cluster(found, progress=False)[2])
+decoded, failed, line = prepare_on_cluster(found, progress=False)
+print(line)
+data, _ = split_data(found, decoded, failed, "seed4", SplitConfig())
+settings = TrialSettings(data=data, max_epochs=1, smoke_test=True, progress=False)
+print(precompute_features(settings, ("video_iter3", "video_iter4"), cpus=1, gpus=0.5, progress=False))
 """
+
+
+def per_node_counts(line: str) -> list[int]:
+    return [int(part.split()[-1]) for part in line.split("per node: ")[1].split(", ")]
 
 
 def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample, tmp_path):
@@ -85,8 +97,11 @@ def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"cluster preparation: {2 * num_clips} clips decoded" in run.stdout
     assert "2 separate caches on 2 nodes" in run.stdout
+    assert "frozen-prefix features: 2 tables of video_iter3, video_iter4, video_iter5 in 2 caches" in run.stdout
     for cache in caches.values():
         assert len(list(cache.glob("clips/*/meta.json"))) == num_clips, f"{cache} holds every clip"
+        tables = list(cache.glob("features/video-*"))
+        assert len(tables) == 2 and all(len(list(t.glob("*.npy"))) == len(list(tables[0].glob("*.npy"))) > 0 for t in tables)
     experiment = tmp_path / "results" / "multinode"
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["trials_by_status"] == {"TERMINATED": 4} and summary["test"]["accuracy"] is not None
@@ -97,6 +112,7 @@ def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample
         trials.append({"node": results[0]["node_id"], "gpus": results[0]["cuda_visible_devices"],
                        "device": results[0]["device"], "span": (start, results[-1]["timestamp"])})
         assert results[0]["clips_prepared"] == 0, "no trial decodes: its node's cache was complete"
+        assert results[0]["features_computed"] == 0, "no trial computes features: the cluster did"
         assert list(trial.glob("checkpoint_*/checkpoint.pt")), "checkpoints went to the storage URI"
     assert len({t["node"] for t in trials}) == 2, "trials ran on both nodes"
     assert all(t["device"] == "cpu" for t in trials), "no CUDA here: torch falls back to the CPU"
@@ -111,7 +127,8 @@ def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert shared.returncode == 0, shared.stderr[-3000:]
-    line = shared.stdout.strip().splitlines()[-1]
-    assert f"{num_clips} clips decoded" in line and "one cache shared by 2 nodes" in line, line
-    per_node = [int(part.split()[-1]) for part in line.split("per node: ")[1].split(", ")]
-    assert len(per_node) == 2 and min(per_node) > 0, f"both nodes took a share: {line}"
+    clips_line, features_line = shared.stdout.strip().splitlines()[-2:]
+    assert f"{num_clips} clips decoded" in clips_line and "one cache shared by 2 nodes" in clips_line, clips_line
+    assert len(per_node_counts(clips_line)) == 2 and min(per_node_counts(clips_line)) > 0, f"both nodes took a share: {clips_line}"
+    assert "2 tables of video_iter3, video_iter4 in 1 cache" in features_line, features_line
+    assert len(per_node_counts(features_line)) == 2, f"both nodes computed features: {features_line}"

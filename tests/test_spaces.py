@@ -57,3 +57,10 @@ def test_parameters_exist_only_where_they_apply():
 def test_unknown_config_key_is_an_error():
     with pytest.raises(ValueError, match="d_modle"):
         TrialHyperparameters.from_config({"model": "video_iter3", "d_modle": 64})
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_declared_models_are_exactly_those_the_space_draws(name):
+    """What msa.tune.cluster precomputes frozen features for: no model missing, none extra."""
+    drawn = {sample_config(SPACES[name], seed)["model"] for seed in range(60)}
+    assert drawn == set(SPACES[name].models)

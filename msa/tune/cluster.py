@@ -1,26 +1,36 @@
-"""Preparing the clips over a Ray cluster, as Ray tasks, before its trials start.
+"""Preparing clips and frozen-prefix features over a Ray cluster, as Ray tasks, before its
+trials start.
 
 Nodes are grouped by the cache they see (``msa.data.prepare.cache_id``): nodes on one shared
-filesystem form one group and split its missing clips between them; a node with a cache of its
-own gets every clip. So each cache ends up holding every clip, decoded once per cache, and no
-trial decodes a clip its node already has. Nodes that join later (an autoscaler starting GPU
-workers from zero) prepare what they lack at their first trial (``TrialData.ensure_here``).
+filesystem form one group and split its missing work between them; a node with a cache of its
+own does all of it. So each cache ends up holding every clip, decoded once per cache, and every
+feature table the space's models can use, computed once per cache with a trial's resources (on
+GPUs where trials get them); no trial decodes a clip or computes an entry its node already has.
+Nodes that join later (an autoscaler starting GPU workers from zero) do what they lack at their
+first trial (``TrialData.ensure_here``, ``FeatureTable.compute``), once for the trials on them.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import defaultdict
 from itertools import cycle
 
 import ray
+import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm import tqdm
 
 from msa.data.prepare import cache_id, clips_dir, is_prepared
+from msa.features import FeatureTable, cache_plan
+from msa.models import tiny_overrides
+from msa.train import default_device
 from msa.tune.experiment import DataSource, FoundData
+from msa.tune.trainable import FEATURE_BATCH, TrialSettings, build_model
 
 CLIPS_PER_TASK = 4  # small tasks keep every CPU of a node busy until the end
+MIN_FEATURE_SHARE = 16  # clips per feature task at least: each task builds the model once
 
 
 @ray.remote(num_cpus=0)
@@ -39,6 +49,11 @@ def _prepare_clips(source: DataSource, items: list[dict]) -> tuple[str, int, dic
 
 def _on(node_id: str) -> NodeAffinitySchedulingStrategy:
     return NodeAffinitySchedulingStrategy(node_id, soft=False)
+
+
+def interleaved(slots: dict[str, int]) -> list[str]:
+    """Node ids, each as often as its slots, taking turns: [a, b, a, b, a] for {a: 3, b: 2}."""
+    return [node for turn in range(max(slots.values(), default=0)) for node, count in slots.items() if turn < count]
 
 
 def worker_nodes() -> dict[str, int]:
@@ -66,7 +81,7 @@ def prepare_on_cluster(found: FoundData, progress: bool = True) -> tuple[int, di
 
     tasks = []
     for cache, members in groups.items():
-        slots = cycle([node for node in members for _ in range(nodes[node])])  # spread by CPUs
+        slots = cycle(interleaved({node: nodes[node] for node in members}))  # spread by CPUs
         lacking = missing[cache]
         for start in range(0, len(lacking), CLIPS_PER_TASK):
             chunk = [found.items[i] for i in lacking[start : start + CLIPS_PER_TASK]]
@@ -90,3 +105,104 @@ def prepare_on_cluster(found: FoundData, progress: bool = True) -> tuple[int, di
         f"{len(nodes)} nodes; per node: {', '.join(f'{node[:8]} {count}' for node, count in per_node.items())}"
     )
     return decoded, failed, where
+
+
+def cache_groups(source: DataSource) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """(node id -> CPUs, cache id -> the nodes that see that cache) over the live nodes with CPUs."""
+    nodes = worker_nodes()
+    states = ray.get([_cache_state.options(scheduling_strategy=_on(node)).remote(source, []) for node in nodes])
+    groups: dict[str, list[str]] = defaultdict(list)
+    for node, (cache, _) in zip(nodes, states):
+        groups[cache].append(node)
+    return nodes, dict(groups)
+
+
+def _search_clips(settings: TrialSettings):
+    return settings.data.clips("train") + settings.data.clips("val")
+
+
+def _model_overrides(name: str, settings: TrialSettings) -> dict:
+    return tiny_overrides(name) if settings.smoke_test else {}
+
+
+@ray.remote(num_cpus=1)
+def _feature_tables(settings: TrialSettings, model: str) -> list[tuple[str, str, list[int]]]:
+    """(branch, table name, indices of the search clips the table lacks on this node) of each
+    branch of ``model`` whose frozen prefix trials will read from the cache."""
+    built, _ = build_model(model, _model_overrides(model, settings), settings, torch.device("cpu"))
+    plan = cache_plan(built, enabled=settings.feature_cache)
+    clips = _search_clips(settings)
+    tables = []
+    for branch, how in plan.items():
+        if how == "cached":
+            table = FeatureTable.for_branch(built.branches[branch], settings.data.node_cache())
+            tables.append((branch, table.root.name, [i for i, clip in enumerate(clips) if not table.entry(clip).is_file()]))
+    return tables
+
+
+@ray.remote
+def _compute_features(settings: TrialSettings, model: str, branch: str, indices: list[int]) -> tuple[str, int]:
+    """Compute one share of a feature table on this node's device -> (node id, entries computed)."""
+    torch.set_num_threads(settings.threads)
+    device = default_device()
+    built, _ = build_model(model, _model_overrides(model, settings), settings, device)
+    clips = _search_clips(settings)
+    table = FeatureTable.for_branch(built.branches[branch], settings.data.node_cache())
+    share = [clips[i] for i in indices]
+    computed = table.compute(built.branches[branch], share, batch_size=FEATURE_BATCH[device.type], progress=False, lock=False)
+    return ray.get_runtime_context().get_node_id(), computed
+
+
+def trial_slots(node: dict, cpus: float, gpus: float) -> int:
+    """How many tasks with a trial's resources fit on a node at once."""
+    resources = node["Resources"]
+    fits = math.floor(resources.get("CPU", 0) / cpus + 1e-9)
+    if gpus > 0:
+        fits = min(fits, math.floor(resources.get("GPU", 0) / gpus + 1e-9))
+    return fits
+
+
+def precompute_features(settings: TrialSettings, models: tuple[str, ...], cpus: float, gpus: float, progress: bool = True) -> str:
+    """Compute, in every cache of the cluster, the frozen-prefix tables of every model a search
+    space can choose, each table split over the nodes sharing the cache in tasks with a trial's
+    resources -> a line saying what was computed where."""
+    if not settings.feature_cache:
+        return "frozen-prefix features: cache off (--no-feature-cache)"
+    _, groups = cache_groups(settings.data.source)
+    if not groups:
+        return "frozen-prefix features: no Ray node with CPUs yet; each node's first trials compute them"
+    live = {node["NodeID"]: node for node in ray.nodes() if node["Alive"]}
+    tasks, tables = [], set()
+    for members in groups.values():
+        plans = ray.get([_feature_tables.options(scheduling_strategy=_on(members[0])).remote(settings, m) for m in models])
+        lacking: dict[str, tuple[str, str, list[int]]] = {}  # table -> (a model that has it, branch, clips it lacks)
+        for model, plan in zip(models, plans):
+            for branch, table, missing in plan:
+                lacking.setdefault(table, (model, branch, missing))
+        tables.update(lacking)
+        slots = interleaved({node: trial_slots(live[node], cpus, gpus) for node in members})
+        turn = 0  # shares of all tables take turns over the slots
+        for model, branch, missing in lacking.values():
+            if not missing or not slots:
+                continue
+            shares = max(1, min(len(slots), len(missing) // MIN_FEATURE_SHARE))
+            for k in range(shares):
+                node = slots[turn % len(slots)]
+                turn += 1
+                task = _compute_features.options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy=_on(node))
+                tasks.append(task.remote(settings, model, branch, missing[k::shares]))
+
+    per_node: dict[str, int] = defaultdict(int)
+    bar = tqdm(total=len(tasks), desc="frozen-prefix features on the cluster", unit="task", disable=not progress, file=sys.stderr)
+    pending = tasks
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        node, computed = ray.get(done[0])
+        per_node[node] += computed
+        bar.update()
+    bar.close()
+    where = ", ".join(f"{node[:8]} {count}" for node, count in per_node.items()) or "nothing missing"
+    return (
+        f"frozen-prefix features: {len(tables)} tables of {', '.join(models)} in {len(groups)} "
+        f"{'cache' if len(groups) == 1 else 'caches'}; {sum(per_node.values())} entries computed by {len(tasks)} Ray tasks; per node: {where}"
+    )

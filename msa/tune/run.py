@@ -109,6 +109,11 @@ def search(args: argparse.Namespace, data: TrialData, name: str, experiment: str
     )
     try:
         write_json(f"{experiment}/{ARGS_FILE}", args_to_dict(args))
+        if args.address:
+            from msa.tune.cluster import precompute_features
+            from search_spaces import get_space
+
+            print(precompute_features(settings, get_space(args.space).models, args.cpus_per_trial, args.gpus_per_trial))
         if args.resume:
             tuner = restore_tuner(args, settings, name)
         else:

@@ -96,6 +96,7 @@ class TrialRun:
     cache_plan: dict[str, str]  # branch -> "cached" or why not
     feature_seconds: float  # spent computing cached features (0 when every entry existed)
     clips_prepared: int  # clips this trial decoded because its node's cache lacked them
+    features_computed: int  # feature entries this trial computed (not found in its node's cache)
     num_classes: int
 
 
@@ -132,31 +133,40 @@ def build_loaders(
     return loaders
 
 
-def compute_features(model: nn.Module, plan: dict[str, str], settings: TrialSettings, device) -> dict[str, FeatureTable]:
+def compute_features(
+    model: nn.Module, plan: dict[str, str], settings: TrialSettings, device
+) -> tuple[dict[str, FeatureTable], int]:
     """The feature table of every cached branch, with the entries of the train and val clips
-    computed if another trial has not already."""
+    computed if another trial (or msa.tune.cluster) has not already -> (tables, entries computed)."""
     clips = settings.data.clips("train") + settings.data.clips("val")
-    tables = {}
+    tables, computed = {}, 0
     for name, how in plan.items():
         if how == "cached":
             branch = model.branches[name]
             tables[name] = FeatureTable.for_branch(branch, settings.data.node_cache())
-            tables[name].compute(branch, clips, batch_size=FEATURE_BATCH[device.type], progress=settings.progress)
-    return tables
+            computed += tables[name].compute(branch, clips, batch_size=FEATURE_BATCH[device.type], progress=settings.progress)
+    return tables, computed
+
+
+def build_model(name: str, overrides: dict, settings: TrialSettings, device: torch.device) -> tuple[nn.Module, dict]:
+    """A named model with the search's weights -> (model on ``device``, pretrained flags).
+    Seeded, so frozen layers without pretrained weights are the same in every trial of a search
+    (the trunk is built before the layers the space sizes) and one feature table serves them all."""
+    seed_everything(settings.seed)
+    overrides = {**overrides, **weight_overrides(name, settings.weights)}
+    model, pretrained = create_model(name, len(settings.data.labels), settings.pretrained, **overrides)
+    return prepare_model(model, device), pretrained
 
 
 def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> TrialRun:
     """Model, cached features, loaders, optimiser and schedule for one trial's config."""
     clips_prepared = settings.data.ensure_here(("train", "val"), workers=settings.threads, progress=settings.progress)
-    seed_everything(settings.seed)
     hp = TrialHyperparameters.from_config(config)
     num_classes = len(settings.data.labels)
-    overrides = {**hp.overrides(settings.smoke_test), **weight_overrides(hp.model, settings.weights)}
-    model, pretrained = create_model(hp.model, num_classes, settings.pretrained, **overrides)
-    model = prepare_model(model, device)
+    model, pretrained = build_model(hp.model, hp.overrides(settings.smoke_test), settings, device)
     plan = cache_plan(model, augmented=("video",) if hp.video_augment else (), enabled=settings.feature_cache)
     started = time.perf_counter()
-    tables = compute_features(model, plan, settings, device)
+    tables, features_computed = compute_features(model, plan, settings, device)
     feature_seconds = time.perf_counter() - started
     loaders = build_loaders(settings, hp, model, device, tables)
     net = PrefixCachedModel(model, tables) if tables else model
@@ -165,7 +175,7 @@ def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> 
     scheduler = build_scheduler(optimizer, optim, total_steps=len(loaders["train"]) * settings.max_epochs)
     return TrialRun(
         model, net, loaders, optim, optimizer, scheduler, Precision(device), pretrained, plan, feature_seconds,
-        clips_prepared, num_classes,
+        clips_prepared, features_computed, num_classes,
     )
 
 
@@ -228,6 +238,7 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
                 epoch_seconds=time.perf_counter() - started,
                 feature_seconds=run.feature_seconds if epoch == first_epoch else 0.0,
                 clips_prepared=run.clips_prepared if epoch == first_epoch else 0,
+                features_computed=run.features_computed if epoch == first_epoch else 0,
                 pretrained_video=pretrained.get("video", False),
                 pretrained_audio=pretrained.get("audio", False),
                 cached_video=run.cache_plan.get("video") == "cached",
