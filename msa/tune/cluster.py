@@ -65,19 +65,26 @@ def worker_nodes() -> dict[str, int]:
     }
 
 
-def prepare_on_cluster(found: FoundData, progress: bool = True) -> tuple[int, dict[str, str], str]:
-    """Make every node's cache hold every usable clip -> (clips that some cache lacked, display
-    -> failure reason, a line saying where and how many decodings that took)."""
+def cache_groups(source: DataSource, keys: list[str] = ()) -> tuple[dict[str, int], dict[str, list[str]], dict[str, list[int]]]:
+    """Over the live nodes with CPUs: (node id -> CPUs, cache id -> the nodes that see that
+    cache, cache id -> indices of ``keys`` whose clips the cache lacks)."""
     nodes = worker_nodes()
-    if not nodes:
-        return 0, {}, "no Ray node has CPUs yet: each node prepares its clips at its first trial"
-    keys = [item["key"] for item in found.items]
-    states = ray.get([_cache_state.options(scheduling_strategy=_on(node)).remote(found.source, keys) for node in nodes])
+    states = ray.get([_cache_state.options(scheduling_strategy=_on(node)).remote(source, list(keys)) for node in nodes])
     groups: dict[str, list[str]] = defaultdict(list)
     missing: dict[str, list[int]] = {}
     for node, (cache, lacking) in zip(nodes, states):
         groups[cache].append(node)
         missing[cache] = lacking
+    return nodes, dict(groups), missing
+
+
+def prepare_on_cluster(found: FoundData, progress: bool = True) -> tuple[int, dict[str, str], str]:
+    """Make every node's cache hold every usable clip -> (clips that some cache lacked, display
+    -> failure reason, a line saying where and how many decodings that took)."""
+    keys = [item["key"] for item in found.items]
+    nodes, groups, missing = cache_groups(found.source, keys)
+    if not nodes:
+        return 0, {}, "no Ray node has CPUs yet: each node prepares its clips at its first trial"
 
     tasks = []
     for cache, members in groups.items():
@@ -105,16 +112,6 @@ def prepare_on_cluster(found: FoundData, progress: bool = True) -> tuple[int, di
         f"{len(nodes)} nodes; per node: {', '.join(f'{node[:8]} {count}' for node, count in per_node.items())}"
     )
     return decoded, failed, where
-
-
-def cache_groups(source: DataSource) -> tuple[dict[str, int], dict[str, list[str]]]:
-    """(node id -> CPUs, cache id -> the nodes that see that cache) over the live nodes with CPUs."""
-    nodes = worker_nodes()
-    states = ray.get([_cache_state.options(scheduling_strategy=_on(node)).remote(source, []) for node in nodes])
-    groups: dict[str, list[str]] = defaultdict(list)
-    for node, (cache, _) in zip(nodes, states):
-        groups[cache].append(node)
-    return nodes, dict(groups)
 
 
 def _search_clips(settings: TrialSettings):
@@ -168,7 +165,7 @@ def precompute_features(settings: TrialSettings, models: tuple[str, ...], cpus: 
     resources -> a line saying what was computed where."""
     if not settings.feature_cache:
         return "frozen-prefix features: cache off (--no-feature-cache)"
-    _, groups = cache_groups(settings.data.source)
+    _, groups, _ = cache_groups(settings.data.source)
     if not groups:
         return "frozen-prefix features: no Ray node with CPUs yet; each node's first trials compute them"
     live = {node["NodeID"]: node for node in ray.nodes() if node["Alive"]}
