@@ -159,6 +159,11 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     print(f"test  accuracy {test['accuracy']:.3f}  macro-F1 {test['f1_macro']:.3f}  UAR {test['uar']:.3f}   actors {summary['data']['actors']['test']}")
     print(f"chance: {1 / len(test['labels']):.3f}; pretrained weights: {summary['pretrained']}")
     print(f"\nsummary:     {experiment}/summary.json")
-    print(f"tensorboard: tensorboard --logdir {experiment}")
+    if experiment.startswith("file://"):
+        print(f"tensorboard: tensorboard --logdir {experiment.removeprefix('file://')}")
+    elif is_uri(experiment):
+        print(f"tensorboard: copy {experiment} here (gsutil -m rsync -r / aws s3 sync), then tensorboard --logdir THAT_FOLDER")
+    else:
+        print(f"tensorboard: tensorboard --logdir {experiment}")
     print(f"report:      python -m msa.report {experiment}")
     print(f"notebook:    MSA_EXPERIMENT={experiment} jupyter lab analysis/trials.ipynb")
