@@ -41,6 +41,7 @@ import optuna
 import pandas as pd
 import pyarrow.fs
 
+from msa.data import remote_filesystem
 from search_spaces import CHOICE_LABELS  # where one is present, ``model`` was not searched
 
 ARGS_FILE = "msa_args.json"
@@ -84,7 +85,7 @@ class ExperimentFiles:
     def __init__(self, location: str | os.PathLike):
         location = str(location)
         if "://" in location:
-            self.fs, root = pyarrow.fs.FileSystem.from_uri(location)
+            self.fs, root = remote_filesystem(location)
         else:
             self.fs, root = pyarrow.fs.LocalFileSystem(), str(Path(location).expanduser().resolve())
         self.location = location

@@ -135,3 +135,12 @@ def test_a_storage_uri_is_discovered_like_the_folder(messy_root):
 def test_a_missing_uri_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"--data file://.*absent: no such folder"):
         discover((tmp_path / "absent").as_uri())
+
+
+def test_gcs_uris_give_up_instead_of_retrying_for_minutes():
+    import pyarrow.fs
+
+    from msa.data import remote_filesystem
+
+    filesystem, path = remote_filesystem("gs://bucket/RAVDESS")
+    assert isinstance(filesystem, pyarrow.fs.GcsFileSystem) and path == "bucket/RAVDESS"

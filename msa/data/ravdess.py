@@ -22,7 +22,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from msa.data import is_uri
+from msa.data import is_uri, remote_filesystem
 from msa.data.labels import EMOTIONS
 
 VIDEO_EXTENSIONS = (".mp4",)
@@ -137,7 +137,7 @@ class Source:
         if is_uri(self.path):
             import pyarrow.fs
 
-            filesystem, path = pyarrow.fs.FileSystem.from_uri(self.path)
+            filesystem, path = remote_filesystem(self.path)
             return io.BufferedReader(_RemoteFile(filesystem.open_input_file(path)), REMOTE_BUFFER)
         return open(self.path, "rb")
 
@@ -275,7 +275,7 @@ def list_uri(root: str) -> list[Source]:
     import pyarrow.fs
 
     try:
-        filesystem, base = pyarrow.fs.FileSystem.from_uri(root)
+        filesystem, base = remote_filesystem(root)
         if filesystem.get_file_info(base).type != pyarrow.fs.FileType.Directory:
             raise FileNotFoundError(f"--data {root}: no such folder")
         infos = filesystem.get_file_info(pyarrow.fs.FileSelector(base, recursive=True))

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from msa.data import is_uri
+from msa.data import is_uri, remote_filesystem
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES
 from msa.data.labels import LABEL_SETS
 from msa.data.splits import SPLIT_METHODS
@@ -210,7 +210,7 @@ def read_stored_args(args: argparse.Namespace) -> dict:
     if is_uri(args.storage):
         import pyarrow.fs
 
-        fs, path = pyarrow.fs.FileSystem.from_uri(args.storage)
+        fs, path = remote_filesystem(args.storage)
         with fs.open_input_stream(f"{path.rstrip('/')}/{args.name}/{ARGS_FILE}") as handle:
             return json.loads(handle.read().decode())
     return json.loads((Path(args.storage).expanduser() / args.name / ARGS_FILE).read_text())

@@ -17,7 +17,7 @@ from msa.data.dataset import ClipDataset, make_loader
 from msa.data.labels import LabelSet
 from msa.train import Precision, default_device, evaluate, model_from_checkpoint, prepare_model
 from msa.tune.experiment import TrialData
-from msa.data import is_uri
+from msa.data import is_uri, remote_filesystem
 from msa.tune.trainable import CHECKPOINT_FILE, modalities_of
 
 VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")
@@ -135,7 +135,7 @@ def write_json(destination: str, payload: dict) -> None:
         tmp.write_text(text)
         tmp.replace(path)
         return
-    fs, path = pyarrow.fs.FileSystem.from_uri(destination)
+    fs, path = remote_filesystem(destination)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(path) as handle:
         handle.write(text.encode())
