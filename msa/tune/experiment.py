@@ -29,6 +29,7 @@ from msa.data.prepare import (
     entry_key,
     exclusive_lock,
     finish_report,
+    is_prepared,
     usable_clips,
 )
 from msa.data.ravdess import ClipName, Found, Source, discover
@@ -71,6 +72,10 @@ class DataSource:
 
     def prepare_here(self, items: list[dict], workers: int | None = 1, progress: bool = False) -> tuple[int, dict[str, str]]:
         """Prepare the clips this node's cache lacks -> (decoded here, item display -> failure)."""
+        entries = clips_dir(self.node_cache())
+        items = [item for item in items if not is_prepared(entries / item["key"])]
+        if not items:  # the usual case at a trial's start: no source is touched (nor the sample made)
+            return 0, {}
         jobs = self.jobs(items)
         decoded, failed = complete_cache(jobs, self.node_cache(), self.params, workers=workers, progress=progress)
         here = {found.source.display: item["display"] for (found, _), item in zip(jobs, items)}
