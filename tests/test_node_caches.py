@@ -27,7 +27,7 @@ def driver_data(data, monkeypatch, cache, **kwargs):
 
 
 def all_clips(data):
-    return [clip for part in ("train", "val", "test") for clip in data.clips(part)]
+    return data.clips("train", "val", "test")
 
 
 def test_a_node_with_its_own_cache_prepares_every_clip_once(tiny_sample, tmp_path, monkeypatch):

@@ -214,7 +214,6 @@ def complete_cache(
     find the entries there. Returns (clips decoded here, display path -> failure reason)."""
     if all(is_prepared(entry) for _, entry in todo):
         return 0, {}
-    (cache / "locks").mkdir(parents=True, exist_ok=True)
     with exclusive_lock(cache / "locks" / "prepare.lock"):
         missing = [(found, entry) for found, entry in todo if not is_prepared(entry)]
         failed = prepare_entries(missing, cache, params, workers=workers, progress=progress)
@@ -223,7 +222,9 @@ def complete_cache(
 
 @contextlib.contextmanager
 def exclusive_lock(path: Path):
-    """An advisory lock on ``path`` for this process, released on exit (or when it dies)."""
+    """An advisory lock on ``path`` (its folder made if need be) for this process, released on
+    exit (or when it dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         with contextlib.suppress(OSError):  # no locks on this filesystem: atomic publish still holds
             fcntl.flock(handle, fcntl.LOCK_EX)

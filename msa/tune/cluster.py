@@ -114,10 +114,6 @@ def prepare_on_cluster(found: FoundData, progress: bool = True) -> tuple[int, di
     return decoded, failed, where
 
 
-def _search_clips(settings: TrialSettings):
-    return settings.data.clips("train") + settings.data.clips("val")
-
-
 def _model_overrides(name: str, settings: TrialSettings) -> dict:
     return tiny_overrides(name) if settings.smoke_test else {}
 
@@ -128,7 +124,7 @@ def _feature_tables(settings: TrialSettings, model: str) -> list[tuple[str, str,
     branch of ``model`` whose frozen prefix trials will read from the cache."""
     built, _ = build_model(model, _model_overrides(model, settings), settings, torch.device("cpu"))
     plan = cache_plan(built, enabled=settings.feature_cache)
-    clips = _search_clips(settings)
+    clips = settings.data.clips("train", "val")
     tables = []
     for branch, how in plan.items():
         if how == "cached":
@@ -143,7 +139,7 @@ def _compute_features(settings: TrialSettings, model: str, branch: str, indices:
     torch.set_num_threads(settings.threads)
     device = default_device()
     built, _ = build_model(model, _model_overrides(model, settings), settings, device)
-    clips = _search_clips(settings)
+    clips = settings.data.clips("train", "val")
     table = FeatureTable.for_branch(built.branches[branch], settings.data.node_cache())
     share = [clips[i] for i in indices]
     computed = table.compute(built.branches[branch], share, batch_size=FEATURE_BATCH[device.type], progress=False, lock=False)

@@ -54,7 +54,6 @@ class DataSource:
         if self.sample is None:
             return self.root
         cache = self.node_cache()
-        (cache / "locks").mkdir(parents=True, exist_ok=True)
         with exclusive_lock(cache / "locks" / "sample.lock"):
             return str(ensure_sample(cache, self.sample, progress=False))
 
@@ -109,10 +108,14 @@ class TrialData:
     def node_cache(self) -> Path:
         return self.source.node_cache()
 
-    def clips(self, part: str) -> list[PreparedClip]:
-        """The part's clips in this node's cache."""
+    def clips(self, *parts: str) -> list[PreparedClip]:
+        """The clips of ``parts`` ("train", "val", "test"), in that order, in this node's cache."""
         entries = clips_dir(self.node_cache())
-        return [PreparedClip(ClipName(*item["name"]), item["display"], entries / item["key"]) for item in self.parts[part]]
+        return [
+            PreparedClip(ClipName(*item["name"]), item["display"], entries / item["key"])
+            for part in parts
+            for item in self.parts[part]
+        ]
 
     def ensure_here(self, parts: tuple[str, ...] = PARTS, workers: int | None = None, progress: bool = False) -> int:
         """Prepare the clips of ``parts`` missing from this node's cache -> how many were decoded."""

@@ -138,7 +138,7 @@ def compute_features(
 ) -> tuple[dict[str, FeatureTable], int]:
     """The feature table of every cached branch, with the entries of the train and val clips
     computed if another trial (or msa.tune.cluster) has not already -> (tables, entries computed)."""
-    clips = settings.data.clips("train") + settings.data.clips("val")
+    clips = settings.data.clips("train", "val")
     tables, computed = {}, 0
     for name, how in plan.items():
         if how == "cached":
