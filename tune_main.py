@@ -30,21 +30,6 @@ def list_spaces() -> None:
         print(f"{space.name:<{width}}  {space.description}")
 
 
-def check_pretrained_weights(backbones: tuple[str, ...], args) -> None:
-    """--pretrained on: fail now, not in every trial, when weights are missing."""
-    from msa.models import AudioConfig, VideoConfig
-    from msa.models.audio import wav2vec2_config
-    from msa.models.pretrained import PretrainedWeightsUnavailable, resnet18_state_dict, wav2vec2_state_dict
-
-    try:
-        if "video" in backbones:
-            resnet18_state_dict(args.video_weights or VideoConfig().video_weights)
-        if "audio" in backbones:
-            wav2vec2_state_dict(args.audio_weights or AudioConfig().audio_weights, wav2vec2_config("wav2vec2-base"))
-    except PretrainedWeightsUnavailable as error:
-        raise UsageError(f"--pretrained on: {error}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list_spaces:
@@ -54,9 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         validate(args, list(SPACES))
         if args.resume:
             args = load_resumed_args(args)
-        if args.pretrained == "on":
-            check_pretrained_weights(SPACES[args.space].backbones, args)
         from msa.tune.experiment import find_data, prepare_locally, split_data
+        from msa.tune.weights import resolve_search_weights, weight_sources
+
+        weights = resolve_search_weights(
+            SPACES[args.space].backbones, args.pretrained, weight_sources(args), real_data=args.data is not None
+        )
 
         split = SplitConfig(args.split, args.seed, tuple(args.val_actors), tuple(args.test_actors))
         params = PrepareParams(num_frames=args.frames, image_size=args.image_size)
@@ -75,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.address:
         print_data(data, report)
-    return run_search(args, data, experiment_name(args), split)
+    return run_search(args, data, experiment_name(args), split, weights)
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def epoch_seconds(config: dict, settings: TrialSettings, epochs: int) -> tuple[f
 
 def bench_cache(data, mode: Mode, label: str, config: dict) -> dict:
     torch.set_num_threads(1)  # as a trial with the default --cpus-per-trial 1
-    base = dict(data=data, max_epochs=max(mode.uncached_epochs, mode.cached_epochs), pretrained="off", smoke_test=mode.smoke, progress=False)
+    base = dict(data=data, max_epochs=max(mode.uncached_epochs, mode.cached_epochs), smoke_test=mode.smoke, progress=False)
     uncached, _ = epoch_seconds(config, TrialSettings(**base, feature_cache=False), mode.uncached_epochs)
     cached, feature_s = epoch_seconds(config, TrialSettings(**base, feature_cache=True), mode.cached_epochs)
     return {

@@ -148,27 +148,43 @@ def trial_table(experiment: Experiment) -> pd.DataFrame:
 
 
 def pretrained_table(experiment: Experiment) -> pd.DataFrame:
-    """Trials per model and the pretrained weights they loaded ("random init" where the model
-    has no such backbone, or the weights were not on the machine)."""
+    """Trials per model and the pretrained weights they loaded (the first 12 hex digits of their
+    sha256; "random init" where the model has no such backbone or the search had no weights)."""
     trials = experiment.trials
     model = trials.get(f"{CONFIG_PREFIX}model", pd.Series(["?"] * len(trials)))
-    frame = pd.DataFrame({
-        "model": model.fillna("?"),
-        "video weights (ImageNet ResNet-18)": trials["pretrained_video"].map(yes_no),
-        "audio weights (wav2vec 2.0)": trials["pretrained_audio"].map(yes_no),
-    })
+    frame = pd.DataFrame({"model": model.fillna("?")})
+    for branch, backbone in (("video", "ResNet-18"), ("audio", "speech encoder")):
+        digests = trials.get(f"pretrained_{branch}_sha256", pd.Series([None] * len(trials)))
+        frame[f"{branch} weights ({backbone})"] = [
+            weights_label(loaded, digest) for loaded, digest in zip(trials[f"pretrained_{branch}"], digests)
+        ]
     return frame.value_counts().rename("trials").reset_index()
 
 
-def yes_no(value) -> str:
-    return "not reported" if pd.isna(value) else ("loaded" if value else "random init")
+def weights_label(loaded, digest) -> str:
+    if pd.isna(loaded):
+        return "not reported"
+    if not loaded:
+        return "random init"
+    return f"loaded, sha256 {digest[:12]}" if isinstance(digest, str) and digest else "loaded"
 
 
 def pretrained_note(experiment: Experiment) -> str:
     args, summary = experiment.args, experiment.summary or {}
     sources = ", ".join(f"{key} {args[key]}" for key in ("video_weights", "audio_weights") if args.get(key)) or "the default sources"
     best = summary.get("pretrained")
-    best_text = f"; the best trial's video weights: {yes_no(best['video'])}, audio weights: {yes_no(best['audio'])}" if best else ""
+    best_text = ""
+    if best:
+        described = []
+        for branch in ("video", "audio"):
+            record = best[branch]
+            if isinstance(record, bool):  # searches before per-branch records
+                described.append(f"{branch} weights: {weights_label(record, None)}")
+            elif record["loaded"]:
+                described.append(f"{branch} weights: {record['source']} (sha256 {record['sha256'][:12]})")
+            else:
+                described.append(f"{branch} weights: random init")
+        best_text = "; the best trial's " + ", ".join(described)
     return f"--pretrained {args.get('pretrained', '?')} with {sources}{best_text}."
 
 
@@ -621,8 +637,8 @@ def build_report(experiment: Experiment, evaluate_val: bool = True, colour_by: s
                 "better val than test means the search fitted the validation actors.",
                 [*(note_html(n) for n in notes),
                  figure_html("confusion_matrices", plot_confusion_matrices(matrices), "confusion matrices")]),
-        Section("Pretrained weights", "Backbones start from ImageNet / wav2vec 2.0 weights only where those were on the "
-                "machine; a run without them trains its backbones from random weights.",
+        Section("Pretrained weights", "Backbones start from the weights the search resolved before it began (found in the "
+                "caches or downloaded, then shipped to every trial); a run without them trains its backbones from random weights.",
                 [f"<p>{html.escape(pretrained_note(experiment))}</p>", table_html(pretrained_table(experiment))]),
     ]
     return Report(f"msa search {experiment.name} ({experiment.space})", sections, figures)

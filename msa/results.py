@@ -54,7 +54,7 @@ STATE_PREFIX, STATE_SUFFIX = "experiment_state-", ".json"
 
 CONFIG_PREFIX = "config/"  # trial frame columns holding the flattened configuration, as Ray names them
 DEFAULT_METRIC, DEFAULT_MODE = "val_acc", "max"  # tune_main.py's defaults
-# Per-epoch metrics every trial reports (DESIGN.md); the trial frame has each at the best and last epoch.
+# Per-epoch metrics every trial reports (README.md, Searching); the trial frame has each at the best and last epoch.
 TRIAL_METRICS = ("val_acc", "val_f1", "val_uar", "val_loss", "train_acc", "train_loss")
 # Ray's bookkeeping in each result line, left out of the epoch frame (the config is in the trial frame).
 RAY_BOOKKEEPING = frozenset({
@@ -65,7 +65,7 @@ UNFINISHED = frozenset({"PENDING", "RUNNING", "PAUSED"})
 TRIAL_COLUMNS = [
     "trial", "trial_id", "status", "stopped_early", "epochs", "best_epoch",
     *[f"best_{name}" for name in TRIAL_METRICS], *[f"last_{name}" for name in TRIAL_METRICS],
-    "time_total_s", "pretrained_video", "pretrained_audio", "failures", "error", "status_from", "checkpoints",
+    "time_total_s", "pretrained_video", "pretrained_audio", "pretrained_video_sha256", "pretrained_audio_sha256", "failures", "error", "status_from", "checkpoints",
 ]
 
 ASHA_REDUCTION_FACTOR = 3  # msa.tune.tuner's; restated so that reading results never imports Ray
@@ -286,6 +286,8 @@ def trial_row(record: TrialRecord, metric: str, mode: str, max_epochs: int) -> d
         "time_total_s": last.get("time_total_s"),
         "pretrained_video": last.get("pretrained_video"),
         "pretrained_audio": last.get("pretrained_audio"),
+        "pretrained_video_sha256": last.get("pretrained_video_sha256"),
+        "pretrained_audio_sha256": last.get("pretrained_audio_sha256"),
         "failures": record.failures,
         "error": record.error,
         "status_from": status_from,
@@ -301,7 +303,8 @@ def trials_frame(records: list[TrialRecord], metric: str, mode: str, max_epochs:
     for none), best_epoch (the epoch with the best search metric), best_<m> and last_<m> for
     each m in TRIAL_METRICS (best_: at best_epoch, as summary.json's best_val; last_: at the
     last epoch), time_total_s (Ray's training seconds, summed over restarts), pretrained_video
-    / pretrained_audio (weights the trial loaded), failures, error (the last failure's last
+    / pretrained_audio (weights the trial loaded) and pretrained_video_sha256 /
+    pretrained_audio_sha256 (their sha256, "" for random weights), failures, error (the last failure's last
     line), status_from (the status rule, see the module doc), checkpoints (kept checkpoint
     folders), then config/<key> per configuration key (nullable dtypes: a key that applies to
     some trials only is <NA> elsewhere).

@@ -38,3 +38,23 @@ def tiny_trial_data(tiny_sample, tmp_path_factory):
         tiny_sample, tmp_path_factory.mktemp("cache"), "seed4", SplitConfig(), PrepareParams(num_frames=4, image_size=32), progress=False
     )
     return data
+
+
+RESNET18_FILE = "resnet18-f37072fd.pth"  # where torchvision's cache keeps IMAGENET1K_V1
+
+
+@pytest.fixture(scope="session")
+def torch_home(tmp_path_factory) -> tuple[Path, str]:
+    """A $TORCH_HOME whose cache holds ResNet-18 "IMAGENET1K_V1" weights (random but real-format:
+    nothing is downloaded in tests) -> (the folder, the file's sha256)."""
+    import hashlib
+
+    import torch
+    import torchvision
+
+    home = tmp_path_factory.mktemp("torch-home")
+    path = home / "hub" / "checkpoints" / RESNET18_FILE
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    return home, hashlib.sha256(path.read_bytes()).hexdigest()

@@ -28,7 +28,7 @@ def search(tiny_sample, tmp_path_factory):
     storage = tmp_path_factory.mktemp("results")
     command = [
         sys.executable, "tune_main.py", "--space", "video_iterations", "--smoke-test", "--num-samples", str(NUM_TRIALS),
-        "--max-epochs", str(MAX_EPOCHS), "--data", str(tiny_sample), "--classes", "seed4",
+        "--max-epochs", str(MAX_EPOCHS), "--pretrained", "off", "--data", str(tiny_sample), "--classes", "seed4",
         "--cache", str(tmp_path_factory.mktemp("cache")), "--storage", str(storage), "--name", "tiny",
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)

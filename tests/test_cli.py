@@ -8,6 +8,7 @@ import pytest
 
 import tune_main
 from conftest import REPO
+from weight_servers import closed_port_url, use_hub
 
 GOOD = ["--space", "video_transformer"]
 
@@ -78,15 +79,42 @@ def test_bad_arguments_never_start_ray(tmp_path):
     assert result.stdout.strip() == "ray not imported"
 
 
-@pytest.mark.parametrize("space", ["video_transformer", "audio_wav2vec"])
-def test_pretrained_on_without_weights_exits_2(space, tmp_path, monkeypatch, capsys):
+UNREACHABLE_RESNET = "http://127.0.0.1:9/resnet18-0123abcd.pth"  # the discard port: nothing listens
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    """Empty weight caches and an unreachable hub; the video source is an unreachable URL, so
+    nothing is downloaded from the internet even where there is one."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert tune_main.main(["--space", space, "--pretrained", "on", "--storage", str(tmp_path)]) == 2
+    use_hub(monkeypatch, closed_port_url(), tmp_path / "hf")
+    return ["--video-weights", UNREACHABLE_RESNET]
+
+
+@pytest.mark.parametrize("space, source", [("video_transformer", UNREACHABLE_RESNET), ("audio_wav2vec", "facebook/wav2vec2-base")])
+def test_pretrained_on_without_weights_exits_2(space, source, no_weights, tmp_path, capsys):
+    assert tune_main.main(["--space", space, "--pretrained", "on", *no_weights, "--storage", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --pretrained on: ")
-    assert ("ResNet-18" in err[0]) if space.startswith("video") else ("wav2vec 2.0" in err[0])
+    assert source in err[0] and "python -m msa.weights fetch" in err[0] and "--pretrained off" in err[0]
+
+
+def test_auto_with_real_data_and_no_weights_exits_2_before_ray(no_weights, tmp_path):
+    """The real command: --data and nothing reachable stops before Ray starts, naming both ways out."""
+    (tmp_path / "RAVDESS").mkdir()
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['tune_main.py', '--space', 'video_transformer', '--data', {str(tmp_path / 'RAVDESS')!r}, "
+        f"'--storage', {str(tmp_path / 'results')!r}, *{no_weights!r}]\n"
+        "try:\n    runpy.run_path('tune_main.py', run_name='__main__')\n"
+        "finally:\n    print('ray imported' if 'ray' in sys.modules else 'ray not imported')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --pretrained auto: ") and UNREACHABLE_RESNET in err[0], err
+    assert f"python -m msa.weights fetch --video {UNREACHABLE_RESNET}" in err[0] and "--pretrained off" in err[0]
+    assert result.stdout.strip() == "ray not imported"
 
 
 def test_missing_weights_file(tmp_path, capsys):

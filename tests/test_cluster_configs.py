@@ -37,6 +37,7 @@ def test_every_node_installs_this_repository(name):
     setup = (REPO / "cluster" / "setup.sh").read_text()
     assert 'pip install -e "$HOME/msa"' in setup and "--python 3.11" in setup
     assert "export RAY_AUTH_MODE=token' >> \"$HOME/.bashrc\"" in setup, "the driver's shell uses the token too"
+    assert "-m msa.weights fetch" in setup, "nodes may prefetch the default weights"
     assert subprocess.run(["bash", "-n", str(REPO / "cluster" / "setup.sh")]).returncode == 0
 
 
@@ -67,3 +68,4 @@ def test_kuberay_rayjob_runs_a_valid_tune_main_command():
     assert workers["resources"]["limits"]["nvidia.com/gpu"] == "1"
     dockerfile = (REPO / "cluster" / "Dockerfile").read_text()
     assert "COPY --chown=ray:users . /app/msa" in dockerfile and "pip install --no-cache-dir -e /app/msa" in dockerfile
+    assert "python -m msa.weights fetch" in dockerfile, "the image bakes the default weights in"

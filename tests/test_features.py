@@ -192,7 +192,7 @@ def test_cache_info_and_clear_features_cli(clips, tmp_path):
     info = cli("--cache-info")
     assert info.returncode == 0, info.stderr
     assert f"{len(clips):5d} clips" in info.stdout
-    assert "frozen through trunk.avgpool" in info.stdout and "frozen through wav2vec2.feature_extractor" in info.stdout
+    assert "frozen through trunk.avgpool" in info.stdout and "frozen through backbone.feature_extractor" in info.stdout
     cleared = cli("--clear-features", "--cache-info")
     assert cleared.returncode == 0, cleared.stderr
     assert "MB freed" in cleared.stdout and "feature tables: none" in cleared.stdout

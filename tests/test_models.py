@@ -1,6 +1,7 @@
 """msa.models: every named configuration, freezing, normalisation, padding, pretrained weights."""
 
 import dataclasses
+import hashlib
 import json
 import subprocess
 import sys
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from transformers import Wav2Vec2Model
+from transformers import AutoModel
 
 from msa.models import (
     AudioConfig,
+    EmotionModel,
     ModelConfig,
     PretrainedWeightsUnavailable,
     PretrainedWeightsWarning,
@@ -25,11 +27,12 @@ from msa.models import (
     model_config,
     tiny_overrides,
 )
-from msa.models import audio as audio_module
-from msa.models.audio import normalize_waveform, wav2vec2_config
-from msa.models.config import AUDIO_ARCHS
+from msa.models import speech_encoders
+from msa.models.audio import arch_from_config, encoder_config, normalize_waveform
+from msa.models.config import BUILTIN_AUDIO_ARCHS
 from msa.models.video import IMAGENET_MEAN, IMAGENET_STD
 from msa.train.synthetic import random_batch
+from weight_servers import closed_port_url, use_hub
 
 NAMES = [
     "video_iter1",
@@ -100,7 +103,7 @@ def test_input_keys(name, keys):
 
 
 def test_every_audio_arch_is_defined():
-    assert set(audio_module.WAV2VEC2_ARCHS) == set(AUDIO_ARCHS)
+    assert set(speech_encoders.BUILTIN_ARCHS) == set(BUILTIN_AUDIO_ARCHS)
 
 
 def test_flat_override_names_are_unambiguous():
@@ -170,7 +173,7 @@ def resnet18_children_params(indices):
 
 def wav2vec2_base():
     with torch.device("meta"):
-        return Wav2Vec2Model(wav2vec2_config("wav2vec2-base"))
+        return AutoModel.from_config(encoder_config("wav2vec2-base"))
 
 
 @pytest.mark.parametrize(
@@ -193,7 +196,7 @@ def test_audio_trainable_counts():
     }
     for name, value in expected.items():
         model = meta_model(name)
-        assert trainable(model.branches["audio"].wav2vec2) == value, name
+        assert trainable(model.branches["audio"].backbone) == value, name
         assert trainable(model.head) == count(model.head.parameters()) == 768 * 8 + 8
 
 
@@ -208,9 +211,9 @@ def test_frozen_submodules_stay_in_eval_mode():
     model = tiny("multimodal_iter1", trainable_layers=1).train()
     trunk = model.branches["video"].trunk
     assert not trunk.bn1.training and not trunk.layer4.training  # iter3: the whole trunk is frozen
-    wav2vec2 = model.branches["audio"].wav2vec2
-    assert not wav2vec2.feature_extractor.training and not wav2vec2.encoder.layers[0].training
-    assert wav2vec2.encoder.layers[1].training
+    encoder = model.branches["audio"].backbone
+    assert not encoder.feature_extractor.training and not encoder.encoder.layers[0].training
+    assert encoder.encoder.layers[1].training
     assert model.branches["video"].temporal.training and model.head.training
     model4 = tiny("video_iter4").train()
     assert not model4.branches["video"].trunk.layer3.training and model4.branches["video"].trunk.layer4.training
@@ -301,18 +304,17 @@ def test_padding_never_changes_the_output(name):
 
 @pytest.mark.parametrize("norm", ["group", "layer"])
 @pytest.mark.parametrize("layer_weighting", [False, True])
-def test_audio_padding_invariance_for_both_conv_norms(monkeypatch, norm, layer_weighting):
-    arch = {**audio_module.WAV2VEC2_ARCHS["tiny"], "feat_extract_norm": norm}
-    monkeypatch.setitem(audio_module.WAV2VEC2_ARCHS, "tiny", arch)
-    model = tiny("audio_last2", trainable_layers=1, layer_weighting=layer_weighting)
-    assert model.branches["audio"].wav2vec2.config.feat_extract_norm == norm
+def test_audio_padding_invariance_for_both_conv_norms(norm, layer_weighting):
+    arch = arch_from_config({**speech_encoders.BUILTIN_ARCHS["tiny"], "feat_extract_norm": norm})
+    model = tiny("audio_last2", audio_arch=arch, trainable_layers=1, layer_weighting=layer_weighting)
+    assert model.branches["audio"].backbone.config.feat_extract_norm == norm
     assert_padding_invariant(model)
 
 
 def test_why_the_conv_encoder_runs_per_clip():
     """wav2vec2-base's GroupNorm spans the time axis, so batching padded audio through HF's conv
     encoder changes even the real frames; hence the per-clip run."""
-    encoder = Wav2Vec2Model(wav2vec2_config("tiny")).feature_extractor.eval()
+    encoder = AutoModel.from_config(encoder_config("tiny")).feature_extractor.eval()
     clip = normalize_waveform(torch.randn(CLIP_SAMPLES))[None]
     padded = torch.cat([clip, torch.zeros(1, 3_000)], dim=1)
     with torch.no_grad():
@@ -352,7 +354,7 @@ def test_frozen_prefix_shapes():
 
     model = tiny("audio_frozen", layer_weighting=True)
     audio = model.frozen_prefix(audio=b["audio"], audio_mask=b["audio_mask"])["audio"]
-    frames = model.branches["audio"].wav2vec2._get_feat_extract_output_lengths(torch.tensor([CLIP_SAMPLES, 2_500]))
+    frames = model.branches["audio"].backbone._get_feat_extract_output_lengths(torch.tensor([CLIP_SAMPLES, 2_500]))
     assert audio["hidden_states"].shape == (2, 3, frames[0], 32)  # embedding output + 2 frozen layers
     assert audio["frame_mask"].sum(dim=1).tolist() == frames.tolist()
 
@@ -365,28 +367,23 @@ def test_frozen_prefix_shapes():
 
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
-    """No cached weights, no network, and any download attempt fails the test."""
+    """No cached weights and no hub: msa.models looks only at this machine's caches."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def no_download(*args, **kwargs):
-        raise AssertionError("download code was called")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    use_hub(monkeypatch, closed_port_url(), tmp_path / "hf", offline=True)
     return tmp_path
 
 
 MISSING_AUDIO = "msa-tests/no-such-wav2vec2"  # a hub id that no cache holds
 TINY_MULTIMODAL = tiny_overrides("multimodal_iter1")
+RANDOM = {"loaded": False, "source": None, "sha256": None}
 
 
 def test_pretrained_on_fails_fast_naming_what_is_missing(offline):
     with pytest.raises(PretrainedWeightsUnavailable) as error:
         create_model("multimodal_iter1", 8, pretrained="on", audio_weights=MISSING_AUDIO, **TINY_MULTIMODAL)
     message = str(error.value)
-    assert str(offline / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth") in message
-    assert "--video-weights" in message and MISSING_AUDIO in message and "--audio-weights" in message
+    assert "python -m msa.weights fetch --video IMAGENET1K_V1" in message and "--video-weights" in message
+    assert MISSING_AUDIO in message and "--audio-weights" in message
 
 
 def test_pretrained_auto_warns_once_and_reports_random_weights(offline):
@@ -395,7 +392,7 @@ def test_pretrained_auto_warns_once_and_reports_random_weights(offline):
         _, loaded = create_model(
             "multimodal_iter1", 8, pretrained="auto", audio_weights=MISSING_AUDIO, **TINY_MULTIMODAL
         )
-    assert loaded == {"video": False, "audio": False}
+    assert loaded == {"video": RANDOM, "audio": RANDOM}
     ours = [w for w in caught if issubclass(w.category, PretrainedWeightsWarning)]
     assert len(ours) == 1 and "RANDOM" in str(ours[0].message)
 
@@ -404,14 +401,15 @@ def test_pretrained_off_never_looks(offline):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _, loaded = create_model("video_iter3", 8, pretrained="off", video_weights="/no/such/file.pth")
-    assert loaded == {"video": False, "audio": False}
+    assert loaded == {"video": RANDOM, "audio": RANDOM}
 
 
-def test_pretrained_loads_local_files(offline):
+def test_pretrained_loads_local_files_and_takes_the_encoders_architecture(offline):
     resnet = torchvision.models.resnet18()
     torch.save(resnet.state_dict(), offline / "resnet18.pth")
-    wav2vec2 = Wav2Vec2Model(wav2vec2_config("tiny"))
-    wav2vec2.save_pretrained(offline / "wav2vec2-tiny")
+    arch = arch_from_config({**speech_encoders.BUILTIN_ARCHS["tiny"], "num_hidden_layers": 3})
+    encoder = AutoModel.from_config(encoder_config(arch))
+    encoder.save_pretrained(offline / "wav2vec2-tiny")
     model, loaded = create_model(
         "multimodal_iter1",
         8,
@@ -420,12 +418,17 @@ def test_pretrained_loads_local_files(offline):
         audio_weights=str(offline / "wav2vec2-tiny"),
         **TINY_MULTIMODAL,
     )
-    assert loaded == {"video": True, "audio": True}
+    assert loaded["video"] == {
+        "loaded": True, "source": str(offline / "resnet18.pth"),
+        "sha256": hashlib.sha256((offline / "resnet18.pth").read_bytes()).hexdigest(),
+    }
+    assert loaded["audio"]["loaded"] and loaded["audio"]["source"] == str(offline / "wav2vec2-tiny")
     torch.testing.assert_close(model.branches["video"].trunk.layer4[1].conv2.weight, resnet.layer4[1].conv2.weight)
-    torch.testing.assert_close(
-        model.branches["audio"].wav2vec2.encoder.layers[1].attention.q_proj.weight,
-        wav2vec2.encoder.layers[1].attention.q_proj.weight,
-    )
+    backbone = model.branches["audio"].backbone
+    assert len(backbone.encoder.layers) == 3, "the architecture is the weights' own config, not audio_arch='tiny'"
+    torch.testing.assert_close(backbone.encoder.layers[2].attention.q_proj.weight, encoder.encoder.layers[2].attention.q_proj.weight)
+    rebuilt = EmotionModel(config_from_dict(config_to_dict(model.config)))
+    assert len(rebuilt.branches["audio"].backbone.encoder.layers) == 3, "the checkpoint's config rebuilds it alone"
 
 
 def test_pretrained_mode_is_checked():

@@ -3,7 +3,8 @@ processes, each declaring one fake GPU and a cache of its own, with token authen
 smoke search through `tune_main.py --address` with data and results behind file:// URIs
 prepares every clip into both nodes' caches as Ray tasks, spreads its trials over both nodes,
 runs two trials at 0.5 GPU per GPU at once with CUDA_VISIBLE_DEVICES set, and falls back to
-the CPU where torch sees no CUDA. The frozen-prefix features of the space's models are computed
+the CPU where torch sees no CUDA. The driver's pretrained weights reach the trials on the worker,
+whose weight caches are empty and offline. The frozen-prefix features of the space's models are computed
 by Ray tasks into both caches before the trials, so no trial decodes or computes. With one cache
 shared by both nodes, the nodes split the clips and the feature tables."""
 
@@ -37,7 +38,7 @@ def kill_new_ray_processes(before: set[int]) -> None:
 
 
 @pytest.fixture
-def two_node_cluster():
+def two_node_cluster(torch_home):
     from ray._private.services import get_node_ip_address
 
     temp = tempfile.mkdtemp(prefix="msa-ray-", dir="/tmp")  # short: Ray's socket paths live here
@@ -50,12 +51,17 @@ def two_node_cluster():
     head = ["start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=1", "--include-dashboard=false", f"--temp-dir={temp}"]
     worker = ["start", f"--address={address}", "--num-cpus=2", "--num-gpus=1"]
     caches = {"head": Path(temp) / "head-cache", "worker": Path(temp) / "worker-cache"}  # each node's $MSA_CACHE
+    # The head has ResNet-18 weights in torchvision's cache; the worker has no weights and no hub.
+    weights_env = {
+        "head": {"TORCH_HOME": str(torch_home[0])},
+        "worker": {"TORCH_HOME": str(Path(temp) / "worker-torch"), "HF_HOME": str(Path(temp) / "worker-hf"), "HF_HUB_OFFLINE": "1"},
+    }
     try:
         for node, args in (("head", head), ("worker", worker)):
-            node_env = {**env, "MSA_CACHE": str(caches[node])}
+            node_env = {**env, "MSA_CACHE": str(caches[node]), **weights_env[node]}
             started = subprocess.run(RAY + args, env=node_env, capture_output=True, text=True, timeout=120)
             assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-        yield address, {**env, "MSA_CACHE": str(caches["head"])}, caches  # the driver runs on the head
+        yield address, {**env, "MSA_CACHE": str(caches["head"]), **weights_env["head"]}, caches  # the driver runs on the head
     finally:
         kill_new_ray_processes(before)
         left = wait_for_no_new_ray_processes(before)
@@ -84,13 +90,13 @@ def per_node_counts(line: str) -> list[int]:
     return [int(part.split()[-1]) for part in line.split("per node: ")[1].split(", ")]
 
 
-def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample, tmp_path):
+def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample, torch_home, tmp_path):
     address, env, caches = two_node_cluster
     num_clips = len(list(tiny_sample.rglob("*.mp4")))
     command = [
         sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--address", address,
         "--gpus-per-trial", "0.5", "--cpus-per-trial", "1", "--num-samples", "4", "--max-epochs", "2", "--grace-period", "2",
-        "--data", tiny_sample.as_uri(), "--classes", "seed4",
+        "--data", tiny_sample.as_uri(), "--classes", "seed4", "--pretrained", "on",
         "--storage", (tmp_path / "results").as_uri(), "--name", "multinode",
     ]
     run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -111,10 +117,13 @@ def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample
         start = results[0]["timestamp"] - results[0]["time_total_s"]
         trials.append({"node": results[0]["node_id"], "gpus": results[0]["cuda_visible_devices"],
                        "device": results[0]["device"], "span": (start, results[-1]["timestamp"])})
+        assert results[0]["pretrained_video_sha256"] == torch_home[1], "every trial loaded the driver's weights"
         assert results[0]["clips_prepared"] == 0, "no trial decodes: its node's cache was complete"
         assert results[0]["features_computed"] == 0, "no trial computes features: the cluster did"
         assert list(trial.glob("checkpoint_*/checkpoint.pt")), "checkpoints went to the storage URI"
     assert len({t["node"] for t in trials}) == 2, "trials ran on both nodes"
+    assert list(caches["worker"].glob("weights/video-*/*.pth")), "the worker wrote the shipped weights into its cache"
+    assert not (Path(caches["worker"]).parent / "worker-torch").exists(), "nothing went to the worker's own torch cache"
     assert all(t["device"] == "cpu" for t in trials), "no CUDA here: torch falls back to the CPU"
     for node in {t["node"] for t in trials}:
         on_node = [t for t in trials if t["node"] == node]

@@ -50,7 +50,7 @@ def node_ip() -> str:
 
 def tune_main(tiny_sample, tmp_path, name, *flags):
     return [
-        sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--data", str(tiny_sample),
+        sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--pretrained", "off", "--data", str(tiny_sample),
         "--classes", "seed4", "--cache", str(tmp_path / "cache"), "--storage", str(tmp_path / "results"), "--name", name, *flags,
     ]
 
@@ -190,9 +190,9 @@ def test_summary_lists_errors_and_non_finite_stops():
             metrics={"epoch": 3, "val_acc": math.nan, "stop_reason": "non-finite training loss (nan) in epoch 3"},
         ),
     ]
-    args = SimpleNamespace(space="video_transformer", metric="val_acc", mode="max")
+    args = SimpleNamespace(space="video_transformer", metric="val_acc", mode="max", pretrained="off")
     data = SimpleNamespace(summary=lambda: {})
-    summary = summarise(results, args, data, None)
+    summary = summarise(results, args, data, None, weights={})
     assert summary["trials_by_status"] == {"ERROR": 1, "TERMINATED": 2}
     assert summary["errors"] == {"trial_b": "TrialFailed: MSA_FAIL_AT_EPOCH=1: injected failure at epoch 1 (first attempt)"}
     assert summary["stopped_non_finite"] == {"trial_c": "non-finite training loss (nan) in epoch 3"}

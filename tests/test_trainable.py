@@ -50,7 +50,7 @@ def run_trial(tiny_trial_data, tmp_path, monkeypatch):
         captured = CapturedTune(keep, resume_from)
         monkeypatch.setattr(trainable, "tune", captured)
         settings = TrialSettings(
-            data=tiny_trial_data, max_epochs=max_epochs, pretrained="off", smoke_test=True,
+            data=tiny_trial_data, max_epochs=max_epochs, smoke_test=True,
             feature_cache=feature_cache, progress=False,
         )
         train_trial(dict(config), settings)

@@ -1,6 +1,7 @@
 """tune_main.py end to end, as a user runs it: a real Ray Tune search (smoke budget)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -14,7 +15,13 @@ STATUSES = {"TERMINATED", "ERROR", "PENDING"}
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tiny_sample, tmp_path_factory):
+def smoke_env(torch_home):
+    """ResNet-18 weights in torchvision's cache: --pretrained auto (the default) finds them."""
+    return {**os.environ, "TORCH_HOME": str(torch_home[0])}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tiny_sample, tmp_path_factory, smoke_env):
     storage = tmp_path_factory.mktemp("results")
     cache = tmp_path_factory.mktemp("cache")
     command = [
@@ -22,7 +29,7 @@ def smoke_run(tiny_sample, tmp_path_factory):
         "--data", str(tiny_sample), "--classes", "seed4", "--cache", str(cache), "--storage", str(storage), "--name", "smoke",
     ]
     before = ray_processes()
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=REPO, env=smoke_env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not wait_for_no_new_ray_processes(before), "a normal run left Ray processes behind"
     return storage / "smoke", result
@@ -49,9 +56,28 @@ def test_summary_matches_the_schema(smoke_run):
     actors = data["actors"]
     assert sorted(actors["train"] + actors["val"] + actors["test"]) == [1, 2, 3, 4]
     assert len(actors["val"]) == len(actors["test"]) == 1
-    assert summary["pretrained"] == {"video": False, "audio": False}
+    assert summary["pretrained"] == {"mode": "auto", "video": PRETRAINED_VIDEO, "audio": RANDOM}
     assert summary["errors"] == {} and summary["stopped_non_finite"] == {}
     assert "tensorboard --logdir" in result.stdout and "test  accuracy" in result.stdout
+
+
+PRETRAINED_VIDEO = {"loaded": True, "source": "IMAGENET1K_V1", "sha256": None}  # sha256: the fixture's file
+RANDOM = {"loaded": False, "source": None, "sha256": None}
+
+
+@pytest.fixture(autouse=True)
+def expected_sha256(torch_home):
+    PRETRAINED_VIDEO["sha256"] = torch_home[1]
+
+
+def test_every_trial_loaded_the_same_weights(smoke_run, torch_home):
+    experiment, result = smoke_run
+    for trial in experiment.glob("trial_*"):
+        for line in (trial / "result.json").read_text().splitlines():
+            epoch = json.loads(line)
+            assert epoch["pretrained_video"] is True and epoch["pretrained_video_sha256"] == torch_home[1]
+            assert epoch["pretrained_audio"] is False and epoch["pretrained_audio_sha256"] == ""
+    assert f"video IMAGENET1K_V1 (sha256 {torch_home[1][:12]})" in result.stdout
 
 
 def test_tensorboard_files_parse(smoke_run):
@@ -70,14 +96,14 @@ def test_tensorboard_files_parse(smoke_run):
         assert (trial / "params.json").is_file() and list(trial.glob("checkpoint_*/checkpoint.pt"))
 
 
-def test_resume_of_a_finished_search_only_summarises_again(smoke_run, tmp_path):
+def test_resume_of_a_finished_search_only_summarises_again(smoke_run, smoke_env, tmp_path):
     experiment, _ = smoke_run
     summary = json.loads((experiment / "summary.json").read_text())
     epochs = {trial.name: (trial / "result.json").read_text() for trial in experiment.glob("trial_*")}
     resumed = subprocess.run(
         [sys.executable, "tune_main.py", "--space", "video_transformer", "--storage", str(experiment.parent),
          "--name", experiment.name, "--resume"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO, env=smoke_env, capture_output=True, text=True, timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((experiment / "summary.json").read_text()) == summary
@@ -92,7 +118,7 @@ def test_ctrl_c_then_resume_finishes_the_search(tiny_sample, tmp_path):
 
     common = ["--storage", str(tmp_path / "results"), "--name", "interrupted"]
     command = [sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--num-samples", "3",
-               "--max-epochs", "6", "--data", str(tiny_sample), "--classes", "seed4", "--cache", str(tmp_path / "cache"), *common]
+               "--max-epochs", "6", "--data", str(tiny_sample), "--classes", "seed4", "--pretrained", "off", "--cache", str(tmp_path / "cache"), *common]
     before = ray_processes()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     experiment = tmp_path / "results" / "interrupted"
@@ -110,3 +136,37 @@ def test_ctrl_c_then_resume_finishes_the_search(tiny_sample, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["num_trials"] == 3 and summary["trials_by_status"] == {"TERMINATED": 3}
+
+
+def test_a_hub_speech_encoder_is_downloaded_before_ray_and_reaches_every_trial(tiny_sample, tmp_path):
+    """--audio-weights ID with nothing cached: the real download code fetches a HuBERT from a
+    Hugging Face endpoint before Ray starts, the trials build the branch from its config.json
+    and load its bytes, and the summary records its sha256."""
+    import hashlib
+
+    from weight_servers import HubServer, tiny_speech_repo
+
+    repo = tiny_speech_repo("hubert")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"), "HF_HUB_OFFLINE": "0"}
+    command = [
+        sys.executable, "tune_main.py", "--space", "audio_wav2vec", "--smoke-test", "--num-samples", "2", "--max-epochs", "1",
+        "--grace-period", "1", "--data", str(tiny_sample), "--classes", "seed4", "--audio-weights", "msa-tests/tiny-hubert",
+        "--cache", str(tmp_path / "cache"), "--storage", str(tmp_path / "results"), "--name", "hubert",
+    ]
+    with HubServer({"msa-tests/tiny-hubert": repo}) as hub:
+        env["HF_ENDPOINT"] = hub.url
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        downloaded = hub.downloads()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(downloaded) == ["config.json", "model.safetensors"], "only what the model needs, once"
+    sha256 = hashlib.sha256(repo["model.safetensors"]).hexdigest()
+    summary = json.loads((tmp_path / "results" / "hubert" / "summary.json").read_text())
+    assert summary["pretrained"]["audio"] == {"loaded": True, "source": "msa-tests/tiny-hubert", "sha256": sha256}
+    for trial in (tmp_path / "results" / "hubert").glob("trial_*"):
+        epoch = json.loads((trial / "result.json").read_text().splitlines()[0])
+        assert epoch["pretrained_audio_sha256"] == sha256
+        checkpoint = next(trial.glob("checkpoint_*/checkpoint.pt"))
+        from msa.train import model_from_checkpoint
+
+        model, _ = model_from_checkpoint(checkpoint)
+        assert json.loads(model.config.audio.audio_arch)["model_type"] == "hubert", "the checkpoint rebuilds the HuBERT alone"

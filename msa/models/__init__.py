@@ -15,10 +15,13 @@ from msa.models.config import (
 )
 from msa.models.model import EmotionModel
 from msa.models.pretrained import (
+    BACKBONE_BRANCHES,
     PRETRAINED_MODES,
     PretrainedWeightsUnavailable,
     PretrainedWeightsWarning,
-    load_pretrained,
+    backbone_branches,
+    find_local_weights,
+    load_weights,
 )
 from msa.models.registry import (
     create_model,
@@ -30,6 +33,7 @@ from msa.models.registry import (
 )
 
 __all__ = [
+    "BACKBONE_BRANCHES",
     "AudioConfig",
     "EmotionModel",
     "ModelConfig",
@@ -37,12 +41,14 @@ __all__ = [
     "PretrainedWeightsUnavailable",
     "PretrainedWeightsWarning",
     "VideoConfig",
+    "backbone_branches",
     "config_from_dict",
     "config_to_dict",
     "create_model",
     "describe_model",
     "list_models",
-    "load_pretrained",
+    "find_local_weights",
+    "load_weights",
     "model_config",
     "override_keys",
     "register_model",

@@ -1,22 +1,31 @@
-"""`python -m msa.models [--json]`: every named configuration with its parameter counts.
+"""`python -m msa.models [--json] [--audio-weights HUB_ID|PATH]`: every named configuration
+with its parameter counts.
 
-Counts are for the real backbone sizes (ResNet-18, wav2vec2-base); the models are built on the
-meta device, so nothing is allocated, initialised or downloaded.
+Counts are for the real backbone sizes: ResNet-18, and wav2vec2-base or, with --audio-weights,
+the speech encoder those weights hold (its config.json, from a local folder or the Hugging Face
+cache: `python -m msa.weights fetch --audio ID` gets it). The models are built on the meta
+device, so nothing is allocated, initialised or downloaded.
 """
 
 import argparse
 import json
+import sys
 
 import torch
 
-from msa.models.registry import create_model, describe_model, list_models
+from msa.models.audio import arch_from_config
+from msa.models.registry import create_model, describe_model, list_models, model_config
+from msa.weights import WeightsUnavailable, find_weights
 
 NUM_CLASSES = 8  # RAVDESS's emotions; the head is the only part that depends on it
 
 
-def parameter_counts(name: str) -> dict:
+def parameter_counts(name: str, audio_arch: str | None = None) -> dict:
+    """{name, total, trainable} of a named configuration (with this speech encoder, if given)."""
+    config = model_config(name, num_classes=NUM_CLASSES)
+    overrides = {"audio_arch": audio_arch} if audio_arch and config.audio is not None else {}
     with torch.device("meta"):
-        model, _ = create_model(name, NUM_CLASSES, pretrained="off")
+        model, _ = create_model(config, NUM_CLASSES, pretrained="off", **overrides)
     return {
         "name": name,
         "total": sum(p.numel() for p in model.parameters()),
@@ -24,18 +33,32 @@ def parameter_counts(name: str) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
+def encoder_arch(source: str) -> str:
+    """The speech encoder architecture of weights on this machine (raises WeightsUnavailable)."""
+    weights = find_weights("audio", source)
+    return arch_from_config(json.loads((weights.folder / "config.json").read_text()))
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m msa.models", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print a JSON list of {name, total, trainable}")
+    parser.add_argument("--audio-weights", help="count the audio models with this speech encoder (hub id in the cache, or a folder)")
     args = parser.parse_args(argv)
-    rows = [parameter_counts(name) for name in list_models()]
+    try:
+        audio_arch = encoder_arch(args.audio_weights) if args.audio_weights else None
+    except WeightsUnavailable as error:
+        print(f"error: --audio-weights: {error}", file=sys.stderr)
+        return 2
+    rows = [parameter_counts(name, audio_arch) for name in list_models()]
     if args.json:
         print(json.dumps(rows, indent=2))
-        return
-    print(f"{'name':<18} {'total':>12} {'trainable':>12}  description ({NUM_CLASSES} classes)")
+        return 0
+    encoder = f"; audio: {args.audio_weights}" if args.audio_weights else ""
+    print(f"{'name':<18} {'total':>12} {'trainable':>12}  description ({NUM_CLASSES} classes{encoder})")
     for row in rows:
         print(f"{row['name']:<18} {row['total']:>12,} {row['trainable']:>12,}  {describe_model(row['name'])}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

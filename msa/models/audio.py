@@ -1,50 +1,45 @@
-"""Audio branch: wav2vec 2.0 -> masked mean over frames.
+"""Audio branch: a speech encoder (wav2vec 2.0, HuBERT or WavLM) -> masked mean over frames.
 
 Shapes: audio (B, S) float mono 16 kHz waveform, audio_mask (B, S) True = real sample (real
 samples first, as the collate pads at the end); frames (B, F) at 50 Hz; embedding (B, D).
 
-Padding never changes the output. wav2vec2-base's first conv layer GroupNorm-normalises each
-channel over the whole time axis, so padded samples would shift every frame's features (HF's
-docs say not to pass an attention mask to such models for that reason, which leaves the
-transformer attending to padding instead). Here the frozen conv feature encoder runs per clip
-on its real samples only, padded frames are zeroed before the positional convolution (as HF's
-encoder does), and the transformer layers get the frame-level attention mask.
+The encoder is any transformers model msa.models.speech_encoders supports, post-LN (base
+models) or pre-LN with one final LayerNorm (do_stable_layer_norm: wav2vec2-large-lv60, XLS-R,
+HuBERT-large, WavLM-large), built from `AudioConfig.audio_arch`.
 
-The branch drives the encoder layers itself rather than calling `Wav2Vec2Model.forward`, so
-its frozen prefix can be computed (and later cached) on its own; HF's SpecAugment and
-LayerDrop are therefore not applied (they are turned off in the HF config to say so).
+Padding never changes the output. A "group"-norm conv feature encoder (the base models')
+GroupNorm-normalises each channel over the whole time axis, so padded samples would shift
+every frame's features (HF's docs say not to pass an attention mask to such models for that
+reason, which leaves the transformer attending to padding instead). Here the frozen conv
+feature encoder runs per clip on its real samples only, padded frames are zeroed before the
+positional convolution (as HF's encoders do), and the transformer layers attend to real frames
+only; WavLM's relative position bias depends on frame distances alone.
+
+The branch drives the encoder's layers itself rather than calling the model's forward, so its
+frozen prefix can be computed (and later cached) on its own; HF's SpecAugment and LayerDrop
+are therefore not applied (they are turned off in the HF config to say so). Frozen modules
+stay in eval mode and get no gradients (msa.models.layers.FreezableBranch).
 """
 
 import torch
 from torch import nn
-from transformers import Wav2Vec2Config, Wav2Vec2Model
-from transformers.masking_utils import create_bidirectional_mask
+from transformers import PretrainedConfig
 
-from msa.models.config import AudioConfig
+from msa.models.config import ALL_LAYERS, AudioConfig
 from msa.models.layers import FreezableBranch, masked_mean
+from msa.models.speech_encoders import (
+    arch_from_config,
+    build_encoder,
+    encoder_config,
+    layer_inputs,
+    project_features,
+    run_layer,
+)
 
-SAMPLE_RATE = 16_000  # Hz, what wav2vec 2.0 was trained on
+__all__ = ["AudioBranch", "arch_from_config", "encoder_config", "normalize_waveform"]
+
+SAMPLE_RATE = 16_000  # Hz, what all supported encoders were trained on
 NORM_EPS = 1e-7  # variance floor of Wav2Vec2FeatureExtractor's do_normalize
-
-WAV2VEC2_ARCHS: dict[str, dict] = {
-    "wav2vec2-base": {},  # Wav2Vec2Config()'s defaults are facebook/wav2vec2-base's architecture
-    "tiny": dict(  # for tests and smoke runs; the same 320-sample hop (50 frames/s) as base
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_dim=(32, 32, 32, 32),
-        conv_kernel=(10, 8, 4, 4),
-        conv_stride=(5, 4, 4, 4),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4,
-    ),
-}
-_BRANCH_SETTINGS = dict(mask_time_prob=0.0, mask_feature_prob=0.0, layerdrop=0.0)
-
-
-def wav2vec2_config(arch: str) -> Wav2Vec2Config:
-    return Wav2Vec2Config(**WAV2VEC2_ARCHS[arch], **_BRANCH_SETTINGS)
 
 
 def normalize_waveform(x: torch.Tensor) -> torch.Tensor:
@@ -57,32 +52,43 @@ class AudioBranch(FreezableBranch):
     """Waveform (B, S) + mask (B, S) -> embedding (B, embed_dim)."""
 
     input_keys = ("audio", "audio_mask")
-    pretrained_modules = ("wav2vec2",)
+    pretrained_modules = ("backbone",)
+    has_frozen_prefix = True  # the conv feature encoder always is
 
     def __init__(self, config: AudioConfig):
         super().__init__()
         self.config = config
-        self.wav2vec2 = Wav2Vec2Model(wav2vec2_config(config.audio_arch))
-        hf = self.wav2vec2.config
-        if hf.do_stable_layer_norm:
-            raise ValueError("pre-LayerNorm wav2vec 2.0 variants (do_stable_layer_norm) are not supported")
+        self.backbone = build_encoder(config.audio_arch)
+        hf = self.backbone.config
         depth = hf.num_hidden_layers
         self.embed_dim = hf.hidden_size
-        self.num_frozen_layers = max(0, depth - config.trainable_layers)
+        # Pre-LN layers; the encoder's layer_norm follows the last layer instead of the embedding.
+        self.stable_layer_norm = hf.do_stable_layer_norm
+        trainable = depth if config.trainable_layers == ALL_LAYERS else config.trainable_layers
+        self.num_frozen_layers = max(0, depth - trainable)
         self.min_samples = self._receptive_field(hf)
         # One logit per hidden state: the embedding output and each layer's output.
         self.layer_weights = nn.Parameter(torch.zeros(depth + 1)) if config.layer_weighting else None
+        self.freeze(self._frozen_names(depth))
 
-        frozen = ["wav2vec2.feature_extractor"]
-        if self.num_frozen_layers:
-            frozen += ["wav2vec2.feature_projection"] + [
-                f"wav2vec2.encoder.{name}" for name in ("pos_conv_embed", "layer_norm", "dropout")
-            ]
-            frozen += [f"wav2vec2.encoder.layers.{i}" for i in range(self.num_frozen_layers)]
-        self.freeze(frozen)
+    def _frozen_names(self, depth: int) -> list[str]:
+        """The frozen submodules in the order the data flows through them (the last one is the
+        boundary msa.prepare reports)."""
+        frozen = ["backbone.feature_extractor"]
+        if not self.num_frozen_layers:
+            return frozen
+        encoder = "backbone.encoder"
+        frozen += ["backbone.feature_projection", f"{encoder}.pos_conv_embed"]
+        if not self.stable_layer_norm:
+            frozen.append(f"{encoder}.layer_norm")  # normalises the embedding output
+        frozen.append(f"{encoder}.dropout")
+        frozen += [f"{encoder}.layers.{i}" for i in range(self.num_frozen_layers)]
+        if self.stable_layer_norm and self.num_frozen_layers == depth:
+            frozen.append(f"{encoder}.layer_norm")  # the final norm trains while any layer does
+        return frozen
 
     @staticmethod
-    def _receptive_field(hf: Wav2Vec2Config) -> int:
+    def _receptive_field(hf: PretrainedConfig) -> int:
         """Samples the conv feature encoder needs to produce one frame."""
         samples = 1
         for kernel, stride in reversed(list(zip(hf.conv_kernel, hf.conv_stride, strict=True))):
@@ -91,7 +97,7 @@ class AudioBranch(FreezableBranch):
 
     @property
     def layers(self) -> nn.ModuleList:
-        return self.wav2vec2.encoder.layers
+        return self.backbone.encoder.layers
 
     def _conv_features(self, audio: torch.Tensor, audio_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S), (B, S) -> conv features (B, F, C), frame mask (B, F); one clip at a time."""
@@ -105,44 +111,42 @@ class AudioBranch(FreezableBranch):
                 f"({self.min_samples / SAMPLE_RATE * 1000:.0f} ms); got {lengths.min().item()}"
             )
         clips = [normalize_waveform(audio[i, :n]) for i, n in enumerate(lengths.tolist())]
-        features = [self.wav2vec2.feature_extractor(clip[None])[0].transpose(0, 1) for clip in clips]
+        features = [self.backbone.feature_extractor(clip[None])[0].transpose(0, 1) for clip in clips]
         features = nn.utils.rnn.pad_sequence(features, batch_first=True)
-        frame_lengths = self.wav2vec2._get_feat_extract_output_lengths(lengths)
+        frame_lengths = self.backbone._get_feat_extract_output_lengths(lengths)
         frame_mask = torch.arange(features.shape[1], device=features.device) < frame_lengths.unsqueeze(1)
         return features, frame_mask
 
     def _embed(self, conv_features: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
         """Conv features (B, F, C) -> the first transformer layer's input (B, F, D)."""
-        encoder = self.wav2vec2.encoder
-        hidden, _ = self.wav2vec2.feature_projection(conv_features)
+        encoder = self.backbone.encoder
+        hidden = project_features(self.backbone, conv_features)
         # The positional convolution would otherwise carry padded frames into real ones.
         hidden = hidden.masked_fill(~frame_mask.unsqueeze(-1), 0.0)
         hidden = hidden + encoder.pos_conv_embed(hidden)
-        return encoder.dropout(encoder.layer_norm(hidden))
+        if not self.stable_layer_norm:
+            hidden = encoder.layer_norm(hidden)
+        return encoder.dropout(hidden)
 
     def _run_layers(self, hidden: torch.Tensor, frame_mask: torch.Tensor, layers) -> list[torch.Tensor]:
         """Each layer's output (B, F, D), attending only to real frames."""
-        attention_mask = create_bidirectional_mask(
-            config=self.wav2vec2.config, inputs_embeds=hidden, attention_mask=frame_mask
-        )
+        inputs = layer_inputs(self.backbone, hidden, frame_mask)
         states = []
         for layer in layers:
-            hidden = layer(hidden, attention_mask=attention_mask)
+            hidden = run_layer(layer, hidden, inputs)
             states.append(hidden)
         return states
 
-    has_frozen_prefix = True  # the conv feature encoder always is
-
     def prefix_signature(self) -> dict:
         """What, besides the frozen modules' weights, decides `frozen_prefix`'s output."""
-        architecture = {k: v for k, v in self.wav2vec2.config.to_dict().items() if not k.startswith("_")}
+        architecture = {k: v for k, v in self.backbone.config.to_dict().items() if not k.startswith("_")}
         if not self.num_frozen_layers:
             states = "conv"
         else:
             states = "all" if self.layer_weights is not None else "last"
         return {
             "branch": "audio",
-            "wav2vec2": architecture,
+            "encoder": architecture,
             "frozen": list(self.frozen_modules),
             "states": states,
             "norm_eps": NORM_EPS,
@@ -152,8 +156,9 @@ class AudioBranch(FreezableBranch):
         """Normalisation, the conv feature encoder and any frozen layers, without gradients.
 
         With no frozen transformer layer: {"conv_features": (B, F, C), "frame_mask": (B, F)}.
-        Otherwise {"hidden_states": (B, N, F, D), "frame_mask": (B, F)}: the last frozen hidden
-        state (N = 1), or with layer weighting every frozen one from the embedding output on.
+        Otherwise {"hidden_states": (B, N, F, D), "frame_mask": (B, F)}: the last frozen layer's
+        output (N = 1), or with layer weighting every frozen one from the embedding output on.
+        A stable-layer-norm encoder's final norm is left to `forward_from_prefix` (it is cheap).
         """
         with torch.no_grad():
             conv_features, frame_mask = self._conv_features(audio, audio_mask)
@@ -178,24 +183,30 @@ class AudioBranch(FreezableBranch):
             return {"conv_features": features, "frame_mask": mask}
         return {"hidden_states": features.transpose(1, 2), "frame_mask": mask}
 
-    def forward_from_prefix(
+    def frames_from_prefix(
         self,
         frame_mask: torch.Tensor,
         conv_features: torch.Tensor | None = None,
         hidden_states: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The trainable rest, from `frozen_prefix`'s output -> (B, embed_dim)."""
+        """The trainable rest, from `frozen_prefix`'s output -> per-frame states (B, F, D): the
+        encoder's last hidden state, or the softmax-weighted sum of all its hidden states."""
         if conv_features is not None:
             states = [self._embed(conv_features, frame_mask)]
         else:
             states = list(hidden_states.unbind(dim=1))
         states += self._run_layers(states[-1], frame_mask, self.layers[self.num_frozen_layers :])
+        if self.stable_layer_norm:
+            # Earlier states stay as the next layer saw them; the last becomes the encoder's output.
+            states[-1] = self.backbone.encoder.layer_norm(states[-1])
         if self.layer_weights is None:
-            hidden = states[-1]
-        else:
-            weights = torch.softmax(self.layer_weights, dim=0).to(states[-1].dtype)
-            hidden = torch.einsum("n,nbfd->bfd", weights, torch.stack(states))
-        return masked_mean(hidden, frame_mask)
+            return states[-1]
+        weights = torch.softmax(self.layer_weights, dim=0).to(states[-1].dtype)
+        return torch.einsum("n,nbfd->bfd", weights, torch.stack(states))
+
+    def forward_from_prefix(self, frame_mask: torch.Tensor, **prefix: torch.Tensor) -> torch.Tensor:
+        """`frames_from_prefix` pooled over real frames -> (B, embed_dim)."""
+        return masked_mean(self.frames_from_prefix(frame_mask, **prefix), frame_mask)
 
     def forward(self, audio: torch.Tensor, audio_mask: torch.Tensor) -> torch.Tensor:
         return self.forward_from_prefix(**self.frozen_prefix(audio, audio_mask))

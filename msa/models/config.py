@@ -6,13 +6,16 @@ hyperparameter dict (what a search space produces) override any of them by name.
 """
 
 import dataclasses
+import json
 import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
 VIDEO_TRUNKS = ("resnet18", "cnn")
 TEMPORAL_MODELS = ("transformer", "mean")
-AUDIO_ARCHS = ("wav2vec2-base", "tiny")  # defined in msa.models.audio.WAV2VEC2_ARCHS
+BUILTIN_AUDIO_ARCHS = ("wav2vec2-base", "tiny")  # defined in msa.models.speech_encoders.BUILTIN_ARCHS
+AUDIO_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")  # transformers model_types the audio branch drives
+ALL_LAYERS = -1  # trainable_layers value: every transformer layer trains, whatever the encoder's depth
 HEADS = ("linear", "mlp")
 RESNET18_DEPTH = 9  # children of torchvision's ResNet-18 before `fc`
 
@@ -51,6 +54,28 @@ def _check_choice(config, name: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {getattr(config, name)!r}")
 
 
+def parse_audio_arch(arch: str) -> dict[str, Any]:
+    """A JSON `audio_arch` -> its transformers config dict; a one-line ValueError unless it is a
+    JSON object with a supported model_type that the audio branch can run."""
+    try:
+        config = json.loads(arch)
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        shown = arch if len(arch) <= 60 else arch[:57] + "..."
+        raise ValueError(
+            f"audio_arch must be one of {', '.join(BUILTIN_AUDIO_ARCHS)} or a JSON object holding a transformers "
+            f"config (as a checkpoint's config.json); got {shown!r}"
+        )
+    if config.get("model_type") not in AUDIO_MODEL_TYPES:
+        raise ValueError(
+            f"audio_arch's model_type must be one of {', '.join(AUDIO_MODEL_TYPES)}; got {config.get('model_type')!r}"
+        )
+    if config.get("add_adapter"):  # the branch stops at the encoder's layers, so it would be skipped
+        raise ValueError("audio_arch: encoders with an output adapter (add_adapter) are not supported")
+    return config
+
+
 @dataclass(frozen=True)
 class VideoConfig:
     """Per-frame trunk -> optional temporal transformer -> masked mean over time."""
@@ -87,18 +112,23 @@ class VideoConfig:
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """wav2vec 2.0 (conv feature encoder always frozen) -> masked mean over frames."""
+    """A speech encoder (wav2vec 2.0, HuBERT or WavLM; its conv feature encoder always frozen)
+    -> masked mean over frames."""
 
-    audio_arch: str = "wav2vec2-base"  # architecture; "tiny" for tests and smoke runs
+    # The encoder architecture: a name in BUILTIN_AUDIO_ARCHS ("tiny" for tests and smoke runs),
+    # or a transformers config as a JSON object (msa.models.audio.arch_from_config(config.json)).
+    audio_arch: str = "wav2vec2-base"
     audio_weights: str = "facebook/wav2vec2-base"  # HF hub id (read from the cache) or local folder
-    trainable_layers: int = 2  # the last k transformer layers train; k >= depth trains all above the convs
+    # The last k transformer layers train; k >= depth, or ALL_LAYERS, trains all above the convs.
+    trainable_layers: int = 2
     layer_weighting: bool = False  # pool a softmax-weighted sum of all hidden states, not the last one
 
     def __post_init__(self):
         check_field_types(self)
-        _check_choice(self, "audio_arch", AUDIO_ARCHS)
-        if self.trainable_layers < 0:
-            raise ValueError(f"trainable_layers must be >= 0; got {self.trainable_layers}")
+        if self.audio_arch not in BUILTIN_AUDIO_ARCHS:
+            parse_audio_arch(self.audio_arch)
+        if self.trainable_layers < 0 and self.trainable_layers != ALL_LAYERS:
+            raise ValueError(f"trainable_layers must be >= 0, or ALL_LAYERS ({ALL_LAYERS}); got {self.trainable_layers}")
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,35 @@
-"""Loading pretrained backbone weights, offline-safe: the only place in msa.models that reads files.
+"""Loading pretrained backbone weights into a model: the only place in msa.models that reads files.
 
-Nothing here downloads. torchvision's weights are read from the file its own download would
-have written (torch.hub.get_dir()/checkpoints/), Hugging Face's with local_files_only=True, so
-on a machine without internet a missing file is reported at once instead of hanging.
+Weights come as ``msa.weights.WeightsFiles``: resolved by the caller (a search's driver, which
+may have downloaded them, and ships them to every trial), or looked up here in this machine's
+caches, never downloaded. A speech encoder's architecture is its weights' own config.json, so
+the model is built for the weights rather than the weights forced into a fixed architecture.
 
-Modes: "off" never looks; "auto" loads what it finds and otherwise keeps random weights after
-one warning; "on" raises PretrainedWeightsUnavailable naming what is missing and how to get it.
+Modes for what the caller did not resolve: "off" never looks; "auto" loads what this machine
+has and otherwise keeps random weights after one warning; "on" raises
+PretrainedWeightsUnavailable naming what is missing and how to get it.
+
+What was loaded is reported per branch as plain data (stored in checkpoints and summaries):
+{"loaded": bool, "source": str | None, "sha256": str | None}.
 """
 
-import os
+from __future__ import annotations
+
+import json
 import warnings
-from pathlib import Path
+from collections.abc import Mapping
 
 import torch
-from torchvision.models import ResNet18_Weights
-from transformers import Wav2Vec2Config, Wav2Vec2Model
+from transformers import AutoModel
 
+from msa.models.audio import arch_from_config
+from msa.models.config import ModelConfig, with_overrides
 from msa.models.model import EmotionModel
+from msa.weights import WeightsFiles, WeightsUnavailable, find_weights
 
 PRETRAINED_MODES = ("auto", "on", "off")
+BACKBONE_BRANCHES = ("video", "audio")
+NOT_LOADED = {"loaded": False, "source": None, "sha256": None}
 
 
 class PretrainedWeightsUnavailable(RuntimeError):
@@ -29,84 +40,79 @@ class PretrainedWeightsWarning(UserWarning):
     """pretrained="auto" went on with random weights."""
 
 
-def resnet18_state_dict(source: str) -> dict[str, torch.Tensor]:
-    """torchvision ResNet-18 state dict from a file path or a ResNet18_Weights name."""
-    path = Path(source).expanduser()
-    if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    if source not in ResNet18_Weights.__members__:
-        raise PretrainedWeightsUnavailable(
-            f"video weights {source!r}: no such file, and not a torchvision ResNet18_Weights name "
-            f"({', '.join(ResNet18_Weights.__members__)})"
-        )
-    url = ResNet18_Weights[source].url
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
-    if not cached.is_file():
-        raise PretrainedWeightsUnavailable(
-            f"ResNet-18 weights {source} are not in torchvision's cache: {cached} is missing. "
-            f"Download {url} to that path (where there is internet, "
-            f"`python -c \"import torchvision; torchvision.models.resnet18(weights='{source}')\"` does it; "
-            f"TORCH_HOME moves the cache), or pass a local .pth file as the video weights (--video-weights PATH)."
-        )
-    return torch.load(cached, map_location="cpu", weights_only=True)
+def weight_source(config: ModelConfig, branch: str) -> str:
+    """Where the config says the branch's backbone weights come from."""
+    return config.video.video_weights if branch == "video" else config.audio.audio_weights
 
 
-def wav2vec2_state_dict(source: str, config: Wav2Vec2Config) -> dict[str, torch.Tensor]:
-    """wav2vec 2.0 state dict for the architecture `config`, from a local folder (as written by
-    save_pretrained) or a hub id already in the Hugging Face cache."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return Wav2Vec2Model.from_pretrained(path, config=config).state_dict()
-    if path.is_absolute() or source.startswith((".", "~")):
-        raise PretrainedWeightsUnavailable(f"audio weights {source!r}: no such folder")
-    try:
-        return Wav2Vec2Model.from_pretrained(source, config=config, local_files_only=True).state_dict()
-    except OSError as error:
-        raise PretrainedWeightsUnavailable(
-            f"wav2vec 2.0 weights {source!r} are not in the Hugging Face cache "
-            f"(HF_HOME / HF_HUB_CACHE). Where there is internet, run `hf download {source}`, or save the "
-            f"model with save_pretrained and pass that folder as the audio weights (--audio-weights PATH)."
-        ) from error
+def backbone_branches(config: ModelConfig) -> tuple[str, ...]:
+    """Branches with a pretrainable backbone (the small from-scratch CNN has none)."""
+    branches = []
+    if config.video is not None and config.video.trunk == "resnet18":
+        branches.append("video")
+    if config.audio is not None:
+        branches.append("audio")
+    return tuple(branches)
 
 
-def _load_video(branch) -> None:
-    state = resnet18_state_dict(branch.config.video_weights)
-    kept = set(branch.trunk._modules)
-    branch.trunk.load_state_dict({k: v for k, v in state.items() if k.split(".", 1)[0] in kept})
-
-
-def _load_audio(branch) -> None:
-    branch.wav2vec2.load_state_dict(wav2vec2_state_dict(branch.config.audio_weights, branch.wav2vec2.config))
-
-
-_LOADERS = {"video": _load_video, "audio": _load_audio}
-
-
-def load_pretrained(model: EmotionModel, mode: str) -> dict[str, bool]:
-    """Load each branch's backbone weights per `mode`; returns what was really loaded,
-    {"video": bool, "audio": bool} (False for a branch the model lacks or that has no backbone)."""
+def find_local_weights(config: ModelConfig, mode: str, skip: tuple[str, ...] = ()) -> dict[str, WeightsFiles]:
+    """The backbone weights of ``config`` on this machine, per ``mode`` (see the module doc);
+    branches in ``skip`` are not looked up."""
     if mode not in PRETRAINED_MODES:
         raise ValueError(f"pretrained must be one of {', '.join(PRETRAINED_MODES)}; got {mode!r}")
-    loaded = dict.fromkeys(_LOADERS, False)
     if mode == "off":
-        return loaded
-    missing = []
-    for name, branch in model.branches.items():
-        if not branch.pretrained_modules:
+        return {}
+    found, missing = {}, []
+    for branch in backbone_branches(config):
+        if branch in skip:
             continue
         try:
-            _LOADERS[name](branch)
-        except PretrainedWeightsUnavailable as error:
-            missing.append(f"{name}: {error}")
-        else:
-            loaded[name] = True
+            found[branch] = find_weights(branch, weight_source(config, branch))
+        except WeightsUnavailable as error:
+            missing.append(f"{branch}: {error}; get them with `python -m msa.weights fetch --{branch} "
+                           f"{weight_source(config, branch)}` or pass local files (--{branch}-weights PATH)")
     if missing and mode == "on":
         raise PretrainedWeightsUnavailable("pretrained='on' but weights are missing:\n" + "\n".join(missing))
     if missing:
         warnings.warn(
-            "pretrained='auto': continuing with RANDOM weights where pretrained ones are missing:\n"
-            + "\n".join(missing),
+            "pretrained='auto': continuing with RANDOM weights where pretrained ones are missing:\n" + "\n".join(missing),
             PretrainedWeightsWarning,
             stacklevel=3,
         )
+    return found
+
+
+def for_weights(config: ModelConfig, weights: Mapping[str, WeightsFiles]) -> ModelConfig:
+    """``config`` with the speech encoder's architecture read from its weights' config.json."""
+    if "audio" not in weights or config.audio is None:
+        return config
+    encoder = json.loads((weights["audio"].folder / "config.json").read_text())
+    return with_overrides(config, audio_arch=arch_from_config(encoder))
+
+
+def load_weights(model: EmotionModel, weights: Mapping[str, WeightsFiles]) -> dict[str, dict]:
+    """Load each given backbone into ``model`` -> what was loaded, per branch (see module doc)."""
+    loaded = {branch: dict(NOT_LOADED) for branch in BACKBONE_BRANCHES}
+    for branch, files in weights.items():
+        if branch not in model.branches:
+            continue
+        if branch == "video":
+            _load_video(model.branches["video"], files)
+        else:
+            _load_audio(model.branches["audio"], files)
+        loaded[branch] = {"loaded": True, "source": files.source, "sha256": files.sha256}
     return loaded
+
+
+def _load_video(branch, files: WeightsFiles) -> None:
+    """A torchvision ResNet-18 state dict; only the children this trunk keeps."""
+    state = torch.load(files.folder / files.files[0], map_location="cpu", weights_only=True)
+    kept = set(branch.trunk._modules)
+    branch.trunk.load_state_dict({k: v for k, v in state.items() if k.split(".", 1)[0] in kept})
+
+
+def _load_audio(branch, files: WeightsFiles) -> None:
+    """transformers' own loader (it maps old parameter names, e.g. weight-norm ones, and drops
+    pretraining heads), into the branch's encoder built from the same config."""
+    loaded = AutoModel.from_pretrained(files.folder, config=branch.backbone.config)
+    branch.backbone.load_state_dict(loaded.state_dict())

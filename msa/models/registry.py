@@ -1,15 +1,16 @@
 """Named configurations (the seed's iterations) and the factory that builds models from them.
 
 config = model_config("video_iter3", d_model=128, num_layers=2)   # frozen ModelConfig
-model, loaded = create_model(config, num_classes=8, pretrained="auto")
+model, loaded = create_model(config, num_classes=8, pretrained="auto")  # loaded: {"video": {"loaded": ...}}
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from msa.models.config import AudioConfig, ModelConfig, VideoConfig, override_keys, with_overrides
+from msa.models.config import ALL_LAYERS, AudioConfig, ModelConfig, VideoConfig, override_keys, with_overrides
 from msa.models.model import EmotionModel
-from msa.models.pretrained import load_pretrained
+from msa.models.pretrained import find_local_weights, for_weights, load_weights
+from msa.weights import WeightsFiles
 
 _REGISTRY: dict[str, Callable[[], ModelConfig]] = {}
 
@@ -52,20 +53,20 @@ def video_iter5() -> ModelConfig:
 
 @register_model
 def audio_frozen() -> ModelConfig:
-    """Frozen wav2vec 2.0 + masked mean + linear."""
+    """Frozen speech encoder (wav2vec2-base unless the weights are another) + masked mean + linear."""
     return ModelConfig(audio=AudioConfig(trainable_layers=0))
 
 
 @register_model
 def audio_last2() -> ModelConfig:
-    """wav2vec 2.0 with its last two transformer layers trainable + masked mean + linear."""
+    """Speech encoder with its last two transformer layers trainable + masked mean + linear."""
     return ModelConfig(audio=AudioConfig(trainable_layers=2))
 
 
 @register_model
 def audio_all() -> ModelConfig:
-    """wav2vec 2.0 trainable above its (frozen) conv feature encoder + masked mean + linear."""
-    return ModelConfig(audio=AudioConfig(trainable_layers=12))
+    """Speech encoder trainable above its (frozen) conv feature encoder + masked mean + linear."""
+    return ModelConfig(audio=AudioConfig(trainable_layers=ALL_LAYERS))
 
 
 @register_model
@@ -108,16 +109,25 @@ def tiny_overrides(name_or_config: str | ModelConfig) -> dict[str, Any]:
 
 
 def create_model(
-    name_or_config: str | ModelConfig, num_classes: int, pretrained: str = "off", **overrides: Any
-) -> tuple[EmotionModel, dict[str, bool]]:
-    """Build a model -> (model, {"video": bool, "audio": bool} = which pretrained weights loaded).
+    name_or_config: str | ModelConfig,
+    num_classes: int,
+    pretrained: str = "off",
+    weights: Mapping[str, WeightsFiles] | None = None,
+    **overrides: Any,
+) -> tuple[EmotionModel, dict[str, dict]]:
+    """Build a model -> (model, what pretrained weights it loaded, per branch).
 
-    pretrained: "off" (random weights), "auto" (load what is on this machine, else warn once),
-    "on" (raise if any is missing). See msa.models.pretrained.
+    weights: branch -> files already resolved by the caller (e.g. shipped by a search's driver),
+    loaded as given; a speech encoder is built with its weights' own architecture.
+    pretrained: how branches without given weights find theirs on this machine: "off" (random
+    weights), "auto" (local caches, else random after one warning), "on" (raise if missing).
+    See msa.models.pretrained.
     """
     if isinstance(name_or_config, str):
         config = model_config(name_or_config, num_classes=num_classes, **overrides)
     else:
         config = with_overrides(name_or_config, num_classes=num_classes, **overrides)
-    model = EmotionModel(config)
-    return model, load_pretrained(model, pretrained)
+    weights = dict(weights or {})
+    weights.update(find_local_weights(config, pretrained, skip=tuple(weights)))
+    model = EmotionModel(for_weights(config, weights))
+    return model, load_weights(model, weights)

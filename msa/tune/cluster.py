@@ -165,9 +165,10 @@ def precompute_features(settings: TrialSettings, models: tuple[str, ...], cpus: 
     if not groups:
         return "frozen-prefix features: no Ray node with CPUs yet; each node's first trials compute them"
     live = {node["NodeID"]: node for node in ray.nodes() if node["Alive"]}
+    shared = ray.put(settings)  # once: the settings carry the backbones' weights (hundreds of MB)
     tasks, tables = [], set()
     for members in groups.values():
-        plans = ray.get([_feature_tables.options(scheduling_strategy=_on(members[0])).remote(settings, m) for m in models])
+        plans = ray.get([_feature_tables.options(scheduling_strategy=_on(members[0])).remote(shared, m) for m in models])
         lacking: dict[str, tuple[str, str, list[int]]] = {}  # table -> (a model that has it, branch, clips it lacks)
         for model, plan in zip(models, plans):
             for branch, table, missing in plan:
@@ -183,7 +184,7 @@ def precompute_features(settings: TrialSettings, models: tuple[str, ...], cpus: 
                 node = slots[turn % len(slots)]
                 turn += 1
                 task = _compute_features.options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy=_on(node))
-                tasks.append(task.remote(settings, model, branch, missing[k::shares]))
+                tasks.append(task.remote(shared, model, branch, missing[k::shares]))
 
     per_node: dict[str, int] = defaultdict(int)
     bar = tqdm(total=len(tasks), desc="frozen-prefix features on the cluster", unit="task", disable=not progress, file=sys.stderr)

@@ -78,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--name", help="experiment name (default <space>-<timestamp>)")
     output.add_argument("--resume", action="store_true", help="continue the interrupted experiment STORAGE/NAME")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pretrained", choices=("auto", "on", "off"), default="auto", help="ImageNet / wav2vec 2.0 weights (default auto)")
-    p.add_argument("--video-weights", help="ResNet-18 weights: a torchvision weights name or a local .pth file (default IMAGENET1K_V1)")
-    p.add_argument("--audio-weights", help="wav2vec 2.0 weights: a Hugging Face id in the local cache or a local folder (default facebook/wav2vec2-base)")
+    p.add_argument("--pretrained", choices=("auto", "on", "off"), default="auto", help="pretrained backbones: auto (default) finds or downloads them, falling back to random weights only on the embedded sample; on never falls back; off trains from scratch")
+    p.add_argument("--video-weights", help="ResNet-18 weights: a torchvision weights name, an http(s) URL or a local .pth file (default IMAGENET1K_V1)")
+    p.add_argument("--audio-weights", help="speech encoder (wav2vec 2.0, HuBERT, WavLM): a Hugging Face hub id[@revision] or a local save_pretrained folder (default facebook/wav2vec2-base)")
     p.add_argument("--smoke-test", action="store_true", help="tiny models, frames and budget: a check that everything runs")
     return p
 
@@ -142,6 +142,9 @@ def validate(args: argparse.Namespace, space_names: list[str]) -> None:
 
 
 def looks_like_path(value: str) -> bool:
+    """A local file or folder, not a weights name, hub id or URL."""
+    if value.startswith(("http://", "https://")):
+        return False
     return value.startswith((".", "/", "~")) or value.endswith((".pth", ".pt"))
 
 

@@ -17,6 +17,7 @@ from msa.tune.options import ARGS_FILE, args_to_dict
 from msa.tune.summary import evaluate_best, print_summary, summarise, write_json
 from msa.tune.trainable import TrialSettings
 from msa.tune.tuner import build_tuner, restore_tuner, storage_root
+from msa.tune.weights import WeightsBundle
 
 
 def start_ray(args: argparse.Namespace) -> None:
@@ -72,9 +73,11 @@ def print_data(data: TrialData, report) -> None:
     print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
 
 
-def run_search(args: argparse.Namespace, data: TrialData | FoundData, name: str, split: SplitConfig) -> int:
+def run_search(
+    args: argparse.Namespace, data: TrialData | FoundData, name: str, split: SplitConfig, weights: dict[str, WeightsBundle]
+) -> int:
     """Run the search on ``data``: prepared and split here, or (``--address``) found here and
-    prepared over the cluster once Ray is up."""
+    prepared over the cluster once Ray is up; ``weights`` are the backbones every trial loads."""
     experiment = f"{storage_root(args.storage).rstrip('/')}/{name}"
     started = time.perf_counter()
     start_ray(args)
@@ -89,20 +92,21 @@ def run_search(args: argparse.Namespace, data: TrialData | FoundData, name: str,
             except (NoUsableClipsError, SplitError) as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
-        return search(args, data, name, experiment, started)
+        return search(args, data, name, experiment, started, weights)
     finally:
         ray.shutdown()
 
 
-def search(args: argparse.Namespace, data: TrialData, name: str, experiment: str, started: float) -> int:
+def search(
+    args: argparse.Namespace, data: TrialData, name: str, experiment: str, started: float, weights: dict[str, WeightsBundle]
+) -> int:
     settings = TrialSettings(
         data=data,
         max_epochs=args.max_epochs,
         seed=args.seed,
-        pretrained=args.pretrained,
         smoke_test=args.smoke_test,
         threads=max(1, math.floor(args.cpus_per_trial)),
-        weights=tuple((key, getattr(args, key)) for key in ("video_weights", "audio_weights") if getattr(args, key)),
+        weights=weights,
         feature_cache=not getattr(args, "no_feature_cache", False),  # absent from searches saved before the flag
         metric=args.metric,
         mode=args.mode,
@@ -120,7 +124,7 @@ def search(args: argparse.Namespace, data: TrialData, name: str, experiment: str
             tuner = build_tuner(args, settings, name)
         results = fit_noticing_interrupts(tuner)
         test = evaluate_best(results, args, data)
-        summary = summarise(results, args, data, test)
+        summary = summarise(results, args, data, test, weights)
         write_json(f"{experiment}/summary.json", summary)
     except KeyboardInterrupt:
         print(f"\ninterrupted; the search state is saved. Continue with:\n  python tune_main.py --space {args.space} --storage {args.storage} --name {name} --resume", file=sys.stderr)

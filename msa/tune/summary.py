@@ -1,5 +1,5 @@
 """After a search: the best trial's best checkpoint evaluated once on the test actors, and
-``summary.json`` in the DESIGN.md schema."""
+``summary.json`` (its schema is in README.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from msa.data.labels import LabelSet
 from msa.train import Precision, default_device, evaluate, model_from_checkpoint, prepare_model
 from msa.tune.experiment import TrialData
 from msa.data import is_uri, remote_filesystem
+from msa.models import BACKBONE_BRANCHES
 from msa.tune.trainable import CHECKPOINT_FILE, modalities_of
+from msa.tune.weights import WeightsBundle
 
 VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")
 TEST_BATCH_SIZE = 8
@@ -86,7 +88,7 @@ def evaluate_checkpoint(checkpoint, data: TrialData, seed: int, threads: int) ->
     }
 
 
-def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | None) -> dict:
+def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | None, weights: dict[str, WeightsBundle]) -> dict:
     statuses = Counter(trial_status(r) for r in results)
     best = best_trial(results, args.metric, args.mode)
     summary = {
@@ -100,7 +102,7 @@ def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | N
         "best_val": None,
         "test": test,
         "data": data.summary(),
-        "pretrained": {"video": False, "audio": False},
+        "pretrained": pretrained_summary(args.pretrained, weights, None),
         # Trials that ended ERROR (retries used up) and why; trials stopped for a NaN / inf loss.
         "errors": {Path(r.path).name: error_message(r.error) for r in results if r.error is not None},
         "stopped_non_finite": {
@@ -112,8 +114,32 @@ def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | N
         summary["best_trial"] = Path(result.path).name
         summary["best_config"] = dict(result.config)
         summary["best_val"] = {k: metrics[k] for k in VAL_KEYS if k in metrics}
-        summary["pretrained"] = {"video": bool(metrics.get("pretrained_video")), "audio": bool(metrics.get("pretrained_audio"))}
+        summary["pretrained"] = pretrained_summary(args.pretrained, weights, metrics)
     return summary
+
+
+def pretrained_summary(mode: str, weights: dict[str, WeightsBundle], best_metrics: dict | None) -> dict:
+    """summary.json's ``pretrained``: the --pretrained mode and, per branch, whether the best
+    trial loaded a backbone, from which source, and the sha256 of its weights (None: random)."""
+    summary: dict = {"mode": mode}
+    for branch in BACKBONE_BRANCHES:
+        bundle = weights.get(branch)
+        loaded = bool((best_metrics or {}).get(f"pretrained_{branch}"))
+        summary[branch] = {
+            "loaded": loaded,
+            "source": bundle.source if loaded else None,
+            "sha256": best_metrics.get(f"pretrained_{branch}_sha256") if loaded else None,
+        }
+    return summary
+
+
+def describe_pretrained(pretrained: dict) -> str:
+    """One line: what each backbone of the best trial started from."""
+    parts = []
+    for branch in BACKBONE_BRANCHES:
+        record = pretrained[branch]
+        parts.append(f"{branch} {record['source']} (sha256 {record['sha256'][:12]})" if record["loaded"] else f"{branch} random")
+    return ", ".join(parts)
 
 
 def error_message(error: BaseException) -> str:
@@ -157,7 +183,7 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
         print(f"  {key} = {value:.3g}" if isinstance(value, float) else f"  {key} = {value}")
     print(f"val   accuracy {val['val_acc']:.3f}  macro-F1 {val['val_f1']:.3f}  UAR {val['val_uar']:.3f}   actors {summary['data']['actors']['val']}")
     print(f"test  accuracy {test['accuracy']:.3f}  macro-F1 {test['f1_macro']:.3f}  UAR {test['uar']:.3f}   actors {summary['data']['actors']['test']}")
-    print(f"chance: {1 / len(test['labels']):.3f}; pretrained weights: {summary['pretrained']}")
+    print(f"chance: {1 / len(test['labels']):.3f}; pretrained weights (--pretrained {summary['pretrained']['mode']}): {describe_pretrained(summary['pretrained'])}")
     print(f"\nsummary:     {experiment}/summary.json")
     if experiment.startswith("file://"):
         print(f"tensorboard: tensorboard --logdir {experiment.removeprefix('file://')}")

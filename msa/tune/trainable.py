@@ -11,7 +11,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
@@ -23,7 +23,7 @@ from msa.data.dataset import ClipDataset, make_loader
 from msa.data.labels import LabelSet
 from msa.data.transforms import FrameAugment
 from msa.features import FeatureTable, PrefixCachedModel, cache_plan, feature_key
-from msa.models import create_model, model_config, override_keys
+from msa.models import backbone_branches, create_model, model_config
 from msa.train import (
     OptimConfig,
     Precision,
@@ -39,6 +39,7 @@ from msa.train import (
 )
 from msa.tune.experiment import TrialData
 from msa.tune.hyperparameters import TrialHyperparameters
+from msa.tune.weights import WeightsBundle
 
 CHECKPOINT_FILE = "checkpoint.pt"
 TENSORBOARD_DIR = "tensorboard"  # inside the trial folder; synced with each checkpoint
@@ -59,10 +60,9 @@ class TrialSettings:
     data: TrialData
     max_epochs: int
     seed: int = 0
-    pretrained: str = "auto"
     smoke_test: bool = False
     threads: int = 1  # the CPUs Ray gives each trial
-    weights: tuple[tuple[str, str], ...] = ()  # ("video_weights", path) etc. from the command line
+    weights: dict[str, WeightsBundle] = field(default_factory=dict)  # branch -> backbone resolved by the driver; others random
     feature_cache: bool = True  # serve frozen prefixes from msa.features' cache
     progress: bool = True  # progress bars while computing features
     metric: str = "val_acc"  # the search metric and its mode, for the rung score
@@ -92,7 +92,7 @@ class TrialRun:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     precision: Precision
-    pretrained: dict[str, bool]
+    pretrained: dict[str, dict]  # branch -> {loaded, source, sha256}
     cache_plan: dict[str, str]  # branch -> "cached" or why not
     feature_seconds: float  # spent computing cached features (0 when every entry existed)
     clips_prepared: int  # clips this trial decoded because its node's cache lacked them
@@ -149,12 +149,18 @@ def compute_features(
 
 
 def build_model(name: str, overrides: dict, settings: TrialSettings, device: torch.device) -> tuple[nn.Module, dict]:
-    """A named model with the search's weights -> (model on ``device``, pretrained flags).
-    Seeded, so frozen layers without pretrained weights are the same in every trial of a search
-    (the trunk is built before the layers the space sizes) and one feature table serves them all."""
+    """A named model with the search's weights -> (model on ``device``, what was loaded per branch).
+
+    The weights are the driver's, written into this node's cache on first use, so every trial
+    on every node loads the same bytes. Seeded, so frozen layers without pretrained weights are
+    the same in every trial of a search (the trunk is built before the layers the space sizes)
+    and one feature table serves them all."""
     seed_everything(settings.seed)
-    overrides = {**overrides, **weight_overrides(name, settings.weights)}
-    model, pretrained = create_model(name, len(settings.data.labels), settings.pretrained, **overrides)
+    config = model_config(name, num_classes=len(settings.data.labels), **overrides)
+    bundles = {branch: settings.weights[branch] for branch in backbone_branches(config) if branch in settings.weights}
+    files = {branch: bundle.materialize(settings.data.node_cache()) for branch, bundle in bundles.items()}
+    sources = {f"{branch}_weights": bundle.source for branch, bundle in bundles.items()}  # recorded in checkpoints
+    model, pretrained = create_model(config, config.num_classes, weights=files, **sources)
     return prepare_model(model, device), pretrained
 
 
@@ -239,8 +245,7 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
                 feature_seconds=run.feature_seconds if epoch == first_epoch else 0.0,
                 clips_prepared=run.clips_prepared if epoch == first_epoch else 0,
                 features_computed=run.features_computed if epoch == first_epoch else 0,
-                pretrained_video=pretrained.get("video", False),
-                pretrained_audio=pretrained.get("audio", False),
+                **pretrained_metrics(pretrained),
                 cached_video=run.cache_plan.get("video") == "cached",
                 cached_audio=run.cache_plan.get("audio") == "cached",
                 **placement(device),
@@ -296,10 +301,14 @@ def fail_if_asked(epoch: int) -> None:
         raise RuntimeError(f"{FAIL_AT_EPOCH_ENV}={fail_at}: injected failure at epoch {epoch} (first attempt)")
 
 
-def weight_overrides(model: str, weights: tuple[tuple[str, str], ...]) -> dict[str, str]:
-    """The weight sources that apply to this model's branches (a video model has no audio weights)."""
-    valid = set(override_keys(model_config(model)))
-    return {key: value for key, value in weights if key in valid}
+def pretrained_metrics(pretrained: dict[str, dict]) -> dict:
+    """pretrained_video / pretrained_audio (loaded or not) and the sha256 of what was loaded
+    ("" where nothing was), so two searches' trials can be compared honestly."""
+    metrics = {}
+    for branch, record in pretrained.items():
+        metrics[f"pretrained_{branch}"] = bool(record["loaded"])
+        metrics[f"pretrained_{branch}_sha256"] = record["sha256"] or ""
+    return metrics
 
 
 def modalities_of(model) -> tuple[str, ...]:
