@@ -3,8 +3,8 @@
 Prints a summary; ``--manifest OUT.csv`` writes one row per file found with whether it is
 included and, if not, why. Exits 2 with one line when PATH is missing or holds no usable clip.
 
-``--cache-info`` lists what the cache holds (prepared clips by decoding parameters, and the
-frozen-prefix feature tables trials computed); ``--clear-features`` deletes the feature tables
+``--cache-info`` lists what the cache holds (prepared clips by decoding parameters, the
+frozen-prefix feature tables trials computed, and the pretrained weights searches shipped here); ``--clear-features`` deletes the feature tables
 (they are recomputed when needed), keeping the prepared clips.
 """
 
@@ -21,6 +21,7 @@ from msa.data import default_cache_dir
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES, PrepareParams
 from msa.data.prepare import NoUsableClipsError, clips_dir, prepare
 from msa.features import clear_features, list_tables
+from msa.weights.bundle import WEIGHTS_DIR, cached_bundles
 
 MB = 1024**2
 
@@ -75,6 +76,10 @@ def print_cache_info(cache: Path) -> None:
             f"  {table['name']}  {table['entries']:5d} clips {table['bytes'] / MB:9.1f} MB"
             f"  frozen through {boundary}  created {table['created']}"
         )
+    bundles = cached_bundles(cache)
+    print(f"pretrained weights shipped to this node ({cache / WEIGHTS_DIR}):" if bundles else "pretrained weights shipped to this node: none")
+    for name, size in bundles:
+        print(f"  {name}  {size / MB:9.1f} MB")
 
 
 def main(argv: list[str] | None = None) -> int:

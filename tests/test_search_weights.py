@@ -3,14 +3,18 @@ trials as bytes, written once into each node's cache and loaded by every trial."
 
 import hashlib
 import pickle
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import REPO
 from msa.tune.options import UsageError
-from msa.tune.weights import WeightsBundle, resolve_search_weights
+from msa.tune.weights import resolve_search_weights
+from msa.weights import WeightsBundle
 from msa.weights import find_weights
 
 UNREACHABLE = "http://127.0.0.1:9/resnet18-0123abcd.pth"  # the discard port: nothing listens
@@ -32,6 +36,11 @@ def test_bundle_ships_the_files_and_materializes_them_once(cached_video, tmp_pat
     assert hashlib.sha256(path.read_bytes()).hexdigest() == sha256
     mtime = path.stat().st_mtime_ns
     assert bundle.materialize(tmp_path / "node-cache").folder == files.folder and path.stat().st_mtime_ns == mtime, "written once"
+    info = subprocess.run(
+        [sys.executable, "-m", "msa.prepare", "--cache", str(tmp_path / "node-cache"), "--cache-info"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert f"video-{sha256}" in info.stdout and f"{weights.size / 2**20:9.1f} MB" in info.stdout, info.stdout
 
 
 def test_concurrent_trials_materialize_one_copy(cached_video, tmp_path):

@@ -11,6 +11,8 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
+from msa.weights import DEFAULT_AUDIO_WEIGHTS, DEFAULT_VIDEO_WEIGHTS
+
 VIDEO_TRUNKS = ("resnet18", "cnn")
 TEMPORAL_MODELS = ("transformer", "mean")
 BUILTIN_AUDIO_ARCHS = ("wav2vec2-base", "tiny")  # defined in msa.models.speech_encoders.BUILTIN_ARCHS
@@ -90,7 +92,7 @@ class VideoConfig:
     num_heads: int = 2
     dim_feedforward: int = 512
     dropout: float = 0.1  # inside the transformer and after the positional encoding
-    video_weights: str = "IMAGENET1K_V1"  # torchvision ResNet18_Weights name, or a .pth file path
+    video_weights: str = DEFAULT_VIDEO_WEIGHTS  # where the ResNet-18 weights come from (see msa.weights)
 
     def __post_init__(self):
         check_field_types(self)
@@ -118,7 +120,7 @@ class AudioConfig:
     # The encoder architecture: a name in BUILTIN_AUDIO_ARCHS ("tiny" for tests and smoke runs),
     # or a transformers config as a JSON object (msa.models.audio.arch_from_config(config.json)).
     audio_arch: str = "wav2vec2-base"
-    audio_weights: str = "facebook/wav2vec2-base"  # HF hub id (read from the cache) or local folder
+    audio_weights: str = DEFAULT_AUDIO_WEIGHTS  # where the encoder weights come from (see msa.weights)
     # The last k transformer layers train; k >= depth, or ALL_LAYERS, trains all above the convs.
     trainable_layers: int = 2
     layer_weighting: bool = False  # pool a softmax-weighted sum of all hidden states, not the last one

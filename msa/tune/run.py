@@ -17,7 +17,7 @@ from msa.tune.options import ARGS_FILE, args_to_dict
 from msa.tune.summary import evaluate_best, print_summary, summarise, write_json
 from msa.tune.trainable import TrialSettings
 from msa.tune.tuner import build_tuner, restore_tuner, storage_root
-from msa.tune.weights import WeightsBundle
+from msa.weights import WeightsBundle
 
 
 def start_ray(args: argparse.Namespace) -> None:

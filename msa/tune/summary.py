@@ -20,7 +20,7 @@ from msa.tune.experiment import TrialData
 from msa.data import is_uri, remote_filesystem
 from msa.models import BACKBONE_BRANCHES
 from msa.tune.trainable import CHECKPOINT_FILE, modalities_of
-from msa.tune.weights import WeightsBundle
+from msa.weights import WeightsBundle
 
 VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")
 TEST_BATCH_SIZE = 8

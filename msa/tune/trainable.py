@@ -39,7 +39,7 @@ from msa.train import (
 )
 from msa.tune.experiment import TrialData
 from msa.tune.hyperparameters import TrialHyperparameters
-from msa.tune.weights import WeightsBundle
+from msa.weights import WeightsBundle
 
 CHECKPOINT_FILE = "checkpoint.pt"
 TENSORBOARD_DIR = "tensorboard"  # inside the trial folder; synced with each checkpoint

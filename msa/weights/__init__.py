@@ -4,6 +4,7 @@ Hugging Face speech encoder (wav2vec 2.0, HuBERT, WavLM) for the audio branch.
 files = find_weights("video", "IMAGENET1K_V1")              # on this machine only, never the network
 files = fetch_weights("audio", "facebook/wav2vec2-base")    # find, else download into the standard cache
 cached_weights()                                            # what `python -m msa.weights list` prints
+bundle = WeightsBundle.pack(files); bundle.materialize(cache) # ship to a machine without them
 
 Sources: video, a ResNet18_Weights name, an http(s) URL or a .pth/.pt file (video.py); audio, a
 hub id, optionally "ID@REVISION", or a save_pretrained folder (audio.py). Downloads go where
@@ -16,6 +17,7 @@ Sits below msa.models, which imports it: imports nothing else of msa, nor Ray.
 
 from msa.weights import audio, video
 from msa.weights.audio import DEFAULT_AUDIO_WEIGHTS
+from msa.weights.bundle import WeightsBundle
 from msa.weights.files import FETCH_TIMEOUT, WeightsFiles, WeightsUnavailable
 from msa.weights.listing import cached_weights
 from msa.weights.video import DEFAULT_VIDEO_WEIGHTS
@@ -24,6 +26,7 @@ __all__ = [
     "DEFAULT_AUDIO_WEIGHTS",
     "DEFAULT_VIDEO_WEIGHTS",
     "FETCH_TIMEOUT",
+    "WeightsBundle",
     "WeightsFiles",
     "WeightsUnavailable",
     "cached_weights",
