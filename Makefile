@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-all clean
+.PHONY: venv demo test test-quick test-all lint format clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,17 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -m "not slow and not gpu" -q
+
+test-quick: venv  # the edit loop: no Ray process, about 2 minutes
+	$(PY) -m pytest -m "not slow and not gpu and not ray" -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test-all: venv
 	$(PY) -m pytest -q

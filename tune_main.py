@@ -19,8 +19,8 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 
 from msa.data.decode import PrepareParams  # noqa: E402
 from msa.data.prepare import NoUsableClipsError  # noqa: E402
-from msa.data.splits import SplitConfig, SplitError  # noqa: E402
-from msa.tune.options import UsageError, experiment_name, load_resumed_args, parse_args, validate  # noqa: E402
+from msa.data.splits import SplitError  # noqa: E402
+from msa.tune.options import SearchOptions, UsageError, build_parser  # noqa: E402
 from search_spaces import SPACES  # noqa: E402
 
 
@@ -31,39 +31,38 @@ def list_spaces() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.list_spaces:
         list_spaces()
         return 0
     try:
-        validate(args, list(SPACES))
-        if args.resume:
-            args = load_resumed_args(args)
-        from msa.tune.experiment import find_data, prepare_locally, split_data
-        from msa.tune.weights import resolve_search_weights, weight_sources
+        options = SearchOptions.from_namespace(args, SPACES)
+        options.check()
+        if options.output.resume:
+            options = options.resumed()
+        from msa.data.experiment import find_data, prepare_locally, split_data
+        from msa.tune.weights import resolve_search_weights
 
         weights = resolve_search_weights(
-            SPACES[args.space].backbones, args.pretrained, weight_sources(args), real_data=args.data is not None
+            SPACES[options.space].backbones, options.weights, real_data=options.data.data is not None
         )
-
-        split = SplitConfig(args.split, args.seed, tuple(args.val_actors), tuple(args.test_actors))
-        params = PrepareParams(num_frames=args.frames, image_size=args.image_size)
-        data = find_data(args.data, args.cache, params)
-        if not args.address:  # on a cluster, the nodes prepare the clips once Ray is up
-            data, report = split_data(data, *prepare_locally(data), args.classes, split)
+        params = PrepareParams(num_frames=options.data.frames, image_size=options.data.image_size)
+        data = find_data(options.data.data, options.data.cache, params)
+        if not options.resources.address:  # on a cluster, the nodes prepare the clips once Ray is up
+            data, report = split_data(data, *prepare_locally(data), options.data.classes, options.split)
     except (UsageError, FileNotFoundError, NoUsableClipsError, SplitError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    if not args.address:
+    if not options.resources.address:
         from msa.tune.security import require_token_for_private_ray
 
         require_token_for_private_ray()  # before Ray is imported: it reads the mode then
     from msa.tune.run import print_data, run_search
 
-    if not args.address:
+    if not options.resources.address:
         print_data(data, report)
-    return run_search(args, data, experiment_name(args), split, weights)
+    return run_search(options, data, weights)
 
 
 if __name__ == "__main__":

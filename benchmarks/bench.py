@@ -49,14 +49,14 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+from msa.analysis import load_experiment  # noqa: E402
 from msa.data.decode import PrepareParams, decode_clip  # noqa: E402
+from msa.data.experiment import prepare_experiment_data  # noqa: E402
 from msa.data.prepare import prepare  # noqa: E402
 from msa.data.ravdess import discover  # noqa: E402
 from msa.data.sample import SampleSpec, generate_sample, sample_dir  # noqa: E402
 from msa.data.splits import SplitConfig  # noqa: E402
-from msa.results import load_experiment  # noqa: E402
-from msa.tune.experiment import prepare_experiment_data  # noqa: E402
-from msa.tune.trainable import TrialSettings, run_epoch, setup_trial  # noqa: E402
+from msa.trial import TrialSettings, run_epoch, setup_trial  # noqa: E402
 
 TARGETS = {  # key -> (comparison, bound) for the 2-core machine
     "cache_speedup_video": (">=", 20),
@@ -67,12 +67,27 @@ TARGETS = {  # key -> (comparison, bound) for the 2-core machine
     "mem_ratio_4_vs_1": ("<=", 2),
 }
 VIDEO_TRIAL = {  # a frozen-trunk trial of video_transformer at the transformer's defaults
-    "model": "video_iter3", "trunk": "frozen", "d_model": 256, "num_layers": 3, "num_heads": 2, "dropout": 0.1,
-    "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 8, "schedule": "constant",
+    "model": "video_iter3",
+    "trunk": "frozen",
+    "d_model": 256,
+    "num_layers": 3,
+    "num_heads": 2,
+    "dropout": 0.1,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "batch_size": 8,
+    "schedule": "constant",
 }
 AUDIO_TRIAL = {  # audio_wav2vec with the last two transformer layers trainable
-    "model": "audio_last2", "audio_layers": "last2", "layer_weighting": False, "pool_dropout": 0.1,
-    "lr": 1e-3, "backbone_lr": 3e-5, "weight_decay": 1e-4, "batch_size": 8, "schedule": "constant",
+    "model": "audio_last2",
+    "audio_layers": "last2",
+    "layer_weighting": False,
+    "pool_dropout": 0.1,
+    "lr": 1e-3,
+    "backbone_lr": 3e-5,
+    "weight_decay": 1e-4,
+    "batch_size": 8,
+    "schedule": "constant",
 }
 
 AUDIO_FROZEN_TRIAL = {**AUDIO_TRIAL, "model": "audio_frozen", "audio_layers": "frozen"}
@@ -96,15 +111,27 @@ class Mode:
 
 MODES = {
     "full": Mode(SampleSpec(), PrepareParams(), PrepareParams(), 2, 3, 16, 9, 1, 2),
-    "quick": Mode(SampleSpec(), PrepareParams(), PrepareParams(num_frames=8, image_size=64), 1, 2, 8, 6, 1, 1),
+    "quick": Mode(
+        SampleSpec(), PrepareParams(), PrepareParams(num_frames=8, image_size=64), 1, 2, 8, 6, 1, 1
+    ),
     "tiny": Mode(
         SampleSpec(actors=4, emotions=(3, 4, 5, 7), statements=1, duration=1.0),
-        PrepareParams(num_frames=4, image_size=32), PrepareParams(num_frames=4, image_size=32), 1, 1, 2, 2, 1, 1, smoke=True, classes="seed4",
+        PrepareParams(num_frames=4, image_size=32),
+        PrepareParams(num_frames=4, image_size=32),
+        1,
+        1,
+        2,
+        2,
+        1,
+        1,
+        smoke=True,
+        classes="seed4",
     ),
 }
 
 
 # -- decoding and preparation -------------------------------------------------------------------
+
 
 def _decode_only(job: tuple[str, PrepareParams]) -> int:
     torch.set_num_threads(1)  # as prepare's workers
@@ -134,6 +161,7 @@ def bench_decode_and_prepare(root: Path, cache: Path, params: PrepareParams, wor
 
 # -- the feature cache -------------------------------------------------------------------------
 
+
 def epoch_seconds(config: dict, settings: TrialSettings, epochs: int) -> tuple[float, float]:
     """(median seconds of one train + val epoch, seconds spent computing cached features)."""
     run = setup_trial(config, settings, torch.device("cpu"))
@@ -147,7 +175,12 @@ def epoch_seconds(config: dict, settings: TrialSettings, epochs: int) -> tuple[f
 
 def bench_cache(data, mode: Mode, label: str, config: dict) -> dict:
     torch.set_num_threads(1)  # as a trial with the default --cpus-per-trial 1
-    base = dict(data=data, max_epochs=max(mode.uncached_epochs, mode.cached_epochs), smoke_test=mode.smoke, progress=False)
+    base = dict(
+        data=data,
+        max_epochs=max(mode.uncached_epochs, mode.cached_epochs),
+        smoke_test=mode.smoke,
+        progress=False,
+    )
     uncached, _ = epoch_seconds(config, TrialSettings(**base, feature_cache=False), mode.uncached_epochs)
     cached, feature_s = epoch_seconds(config, TrialSettings(**base, feature_cache=True), mode.cached_epochs)
     return {
@@ -159,6 +192,7 @@ def bench_cache(data, mode: Mode, label: str, config: dict) -> dict:
 
 
 # -- searches ---------------------------------------------------------------------------------
+
 
 def tree_memory_kb(root_pid: int) -> tuple[int, int]:
     """(summed PSS, summed RSS) in KiB of `root_pid` and all its descendants."""
@@ -202,12 +236,33 @@ class PeakMemory(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def run_search(work: Path, data_root: Path, cache: Path, mode: Mode, name: str, *flags: str) -> tuple[dict, PeakMemory, float]:
+def run_search(
+    work: Path, data_root: Path, cache: Path, mode: Mode, name: str, *flags: str
+) -> tuple[dict, PeakMemory, float]:
     params = mode.search_params
     command = [
-        sys.executable, "tune_main.py", "--space", "video_transformer", "--data", str(data_root), "--cache", str(cache),
-        "--storage", str(work / "ray_results"), "--name", name, "--frames", str(params.num_frames),
-        "--image-size", str(params.image_size), "--pretrained", "off", "--classes", mode.classes, *(["--smoke-test"] if mode.smoke else []), *flags,
+        sys.executable,
+        "tune_main.py",
+        "--space",
+        "video_transformer",
+        "--data",
+        str(data_root),
+        "--cache",
+        str(cache),
+        "--storage",
+        str(work / "ray_results"),
+        "--name",
+        name,
+        "--frames",
+        str(params.num_frames),
+        "--image-size",
+        str(params.image_size),
+        "--pretrained",
+        "off",
+        "--classes",
+        mode.classes,
+        *(["--smoke-test"] if mode.smoke else []),
+        *flags,
     ]
     started = time.perf_counter()
     log = open(work / f"{name}.log", "w")
@@ -230,8 +285,23 @@ def trial_epochs(work: Path, name: str) -> int:
 
 def bench_searches(work: Path, data_root: Path, cache: Path, mode: Mode) -> dict:
     budget = ["--num-samples", str(mode.num_samples), "--max-epochs", str(mode.max_epochs), "--seed", "0"]
-    asha, _, asha_s = run_search(work, data_root, cache, mode, "asha", *budget, "--scheduler", "asha", "--search", "optuna", "--grace-period", str(mode.grace_period))
-    fifo, _, fifo_s = run_search(work, data_root, cache, mode, "fifo", *budget, "--scheduler", "fifo", "--search", "random")
+    asha, _, asha_s = run_search(
+        work,
+        data_root,
+        cache,
+        mode,
+        "asha",
+        *budget,
+        "--scheduler",
+        "asha",
+        "--search",
+        "optuna",
+        "--grace-period",
+        str(mode.grace_period),
+    )
+    fifo, _, fifo_s = run_search(
+        work, data_root, cache, mode, "fifo", *budget, "--scheduler", "fifo", "--search", "random"
+    )
     asha_epochs, fifo_epochs = trial_epochs(work, "asha"), trial_epochs(work, "fifo")
     return {
         "asha_best": asha["best_val"]["val_acc"],
@@ -251,8 +321,20 @@ def bench_memory(work: Path, data_root: Path, cache: Path, mode: Mode) -> dict:
     cpus = os.cpu_count() or 1
     results = {}
     for trials in (1, 4):
-        flags = ["--num-samples", str(trials), "--max-concurrent", str(trials), "--cpus-per-trial", str(min(1.0, cpus / trials)),
-                 "--max-epochs", str(mode.memory_epochs), "--grace-period", "1", "--seed", "0"]
+        flags = [
+            "--num-samples",
+            str(trials),
+            "--max-concurrent",
+            str(trials),
+            "--cpus-per-trial",
+            str(min(1.0, cpus / trials)),
+            "--max-epochs",
+            str(mode.memory_epochs),
+            "--grace-period",
+            "1",
+            "--seed",
+            "0",
+        ]
         _, memory, _ = run_search(work, data_root, cache, mode, f"memory{trials}", *flags)
         results[f"mem_peak_pss_{trials}_mb"] = memory.peak_pss / 1024
         results[f"mem_peak_rss_sum_{trials}_mb"] = memory.peak_rss / 1024
@@ -263,13 +345,21 @@ def bench_memory(work: Path, data_root: Path, cache: Path, mode: Mode) -> dict:
 
 # -- report -----------------------------------------------------------------------------------
 
+
 def machine() -> dict:
     memory_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.machine())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.machine(),
+    )
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_kb / 1024**2, 1),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / 1024**2, 1),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
     }
 
 
@@ -283,16 +373,28 @@ def print_table(results: dict) -> None:
             op, bound = TARGETS[key]
             ok = value >= bound if op == ">=" else value <= bound
             target = f"{op} {bound}  {'met' if ok else 'MISSED'}"
-        print(f"{key:28s} {value:12.3f}  {target}" if isinstance(value, float) else f"{key:28s} {value:12}  {target}")
+        print(
+            f"{key:28s} {value:12.3f}  {target}"
+            if isinstance(value, float)
+            else f"{key:28s} {value:12}  {target}"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="shorter searches at smaller frames (~6 min on 2 cores)")
-    size.add_argument("--tiny", action="store_true", help="a 16-clip sample and smoke-size models (for the test suite)")
+    size.add_argument(
+        "--quick", action="store_true", help="shorter searches at smaller frames (~6 min on 2 cores)"
+    )
+    size.add_argument(
+        "--tiny", action="store_true", help="a 16-clip sample and smoke-size models (for the test suite)"
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results here")
-    parser.add_argument("--work", type=Path, help="keep the sample copy, cache and searches here (default: a temporary folder)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="keep the sample copy, cache and searches here (default: a temporary folder)",
+    )
     args = parser.parse_args()
     mode_name = "tiny" if args.tiny else "quick" if args.quick else "full"
     mode = MODES[mode_name]
@@ -305,10 +407,24 @@ def main() -> int:
         command = f"python benchmarks/bench.py{' --' + mode_name if mode_name != 'full' else ''}"
         results: dict = {"mode": mode_name, "command": command, "machine": machine()}
         stages = [
-            ("decode vs prepare", lambda: bench_decode_and_prepare(data_root, cache, mode.params, os.cpu_count() or 1)),
-            ("feature cache, video", lambda: bench_cache(trial_data(data_root, cache, mode), mode, "video", VIDEO_TRIAL)),
-            ("feature cache, audio", lambda: bench_cache(trial_data(data_root, cache, mode), mode, "audio", AUDIO_TRIAL)),
-            ("feature cache, audio frozen", lambda: bench_cache(trial_data(data_root, cache, mode), mode, "audio_frozen", AUDIO_FROZEN_TRIAL)),
+            (
+                "decode vs prepare",
+                lambda: bench_decode_and_prepare(data_root, cache, mode.params, os.cpu_count() or 1),
+            ),
+            (
+                "feature cache, video",
+                lambda: bench_cache(trial_data(data_root, cache, mode), mode, "video", VIDEO_TRIAL),
+            ),
+            (
+                "feature cache, audio",
+                lambda: bench_cache(trial_data(data_root, cache, mode), mode, "audio", AUDIO_TRIAL),
+            ),
+            (
+                "feature cache, audio frozen",
+                lambda: bench_cache(
+                    trial_data(data_root, cache, mode), mode, "audio_frozen", AUDIO_FROZEN_TRIAL
+                ),
+            ),
             ("ASHA vs FIFO", lambda: bench_searches(work, data_root, cache, mode)),
             ("memory, 4 trials vs 1", lambda: bench_memory(work, data_root, cache, mode)),
         ]
@@ -325,7 +441,9 @@ def main() -> int:
 
 
 def trial_data(data_root: Path, cache: Path, mode: Mode):
-    data, _ = prepare_experiment_data(data_root, cache, mode.classes, SplitConfig(), mode.params, progress=False)
+    data, _ = prepare_experiment_data(
+        data_root, cache, mode.classes, SplitConfig(), mode.params, progress=False
+    )
     return data
 
 

@@ -46,7 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--names", default=",".join(list_models()), help="comma-separated configurations")
     parser.add_argument("--steps", type=int, default=1, help="timed steps per configuration")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (allocator, kernel choice)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed steps first (allocator, kernel choice)"
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the results here")
     args = parser.parse_args()
 

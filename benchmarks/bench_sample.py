@@ -32,7 +32,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=None, help="generator processes (default: all cores)")
     parser.add_argument("--prepare", action="store_true", help="also time `python -m msa.prepare` on it")
-    parser.add_argument("--keep", type=Path, default=None, help="generate here and keep it (default: a temporary folder)")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="generate here and keep it (default: a temporary folder)"
+    )
     args = parser.parse_args()
 
     spec = SampleSpec()
@@ -45,8 +47,14 @@ def main() -> int:
         clips = len(list(root.glob("Actor_*/*.mp4")))
         size_mb = sum(p.stat().st_size for p in root.glob("Actor_*/*.mp4")) / 1e6
         print(f"generated {clips} clips ({size_mb:.1f} MB) in {generate_s:.1f} s", flush=True)
-        result = {"clips": clips, "megabytes": round(size_mb, 1), "generate_s": round(generate_s, 1),
-                  "workers": args.workers, "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine()}
+        result = {
+            "clips": clips,
+            "megabytes": round(size_mb, 1),
+            "generate_s": round(generate_s, 1),
+            "workers": args.workers,
+            "cpus": os.cpu_count(),
+            "machine": platform.processor() or platform.machine(),
+        }
         if args.prepare:
             paths = sorted(str(p) for p in root.glob("Actor_*/*.mp4"))
             start = time.perf_counter()
@@ -56,7 +64,15 @@ def main() -> int:
             result["decode_clips_per_s_one_process"] = round(len(paths) / decode_s, 2)
             print(f"decord alone, one process: {len(paths) / decode_s:.1f} clips/s", flush=True)
 
-            command = [sys.executable, "-m", "msa.prepare", "--data", str(root), "--cache", str(base / "cache")]
+            command = [
+                sys.executable,
+                "-m",
+                "msa.prepare",
+                "--data",
+                str(root),
+                "--cache",
+                str(base / "cache"),
+            ]
             start = time.perf_counter()
             subprocess.run(command, check=True)
             result["prepare_s"] = round(time.perf_counter() - start, 1)

@@ -91,7 +91,12 @@ class FeatureTable:
         return np.load(self.entry(clip), mmap_mode="r")
 
     def compute(
-        self, branch: nn.Module, clips: Sequence[PreparedClip], batch_size: int = 8, progress: bool = True, lock: bool = True
+        self,
+        branch: nn.Module,
+        clips: Sequence[PreparedClip],
+        batch_size: int = 8,
+        progress: bool = True,
+        lock: bool = True,
     ) -> int:
         """Compute and publish the entries `clips` lack, in batches on the branch's device.
         Returns how many this call computed (0 when another process already had). Without
@@ -111,7 +116,13 @@ class FeatureTable:
             )
             device = next(branch.parameters()).device
             done = 0
-            bar = tqdm(total=len(todo), desc=f"{self.root.name} features", unit="clip", disable=not progress, mininterval=2.0)
+            bar = tqdm(
+                total=len(todo),
+                desc=f"{self.root.name} features",
+                unit="clip",
+                disable=not progress,
+                mininterval=2.0,
+            )
             with bar:
                 for batch in loader:
                     inputs = {key: batch[key].to(device) for key in branch.input_keys}
@@ -132,7 +143,11 @@ class FeatureTable:
         path = self.root / META_FILE
         if path.is_file():
             return
-        meta = {"format": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **branch.prefix_signature()}
+        meta = {
+            "format": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **branch.prefix_signature(),
+        }
         temporary = self.root / f".{META_FILE}.{uuid.uuid4().hex}.tmp"
         temporary.write_text(json.dumps(meta, indent=1, default=str))
         os.replace(temporary, path)
@@ -173,7 +188,9 @@ class PrefixCachedModel(nn.Module):
     def input_keys(self) -> tuple[str, ...]:
         keys = []
         for name, branch in self.model.branches.items():
-            keys += [feature_key(name), f"{feature_key(name)}_mask"] if name in self.cached else branch.input_keys
+            keys += (
+                [feature_key(name), f"{feature_key(name)}_mask"] if name in self.cached else branch.input_keys
+            )
         return tuple(keys)
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:

@@ -35,14 +35,42 @@ def positive_int(text: str) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m msa.prepare", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="RAVDESS root, a folder or a storage URI (gs://, s3://, file://): Actor_XX/ folders and/or Video_Speech_Actor_XX.zip files")
-    parser.add_argument("--cache", type=Path, default=None, help="cache folder (default: $MSA_CACHE or ~/.cache/msa)")
+    parser.add_argument(
+        "--data",
+        help="RAVDESS root, a folder or a storage URI (gs://, s3://, file://): Actor_XX/ folders and/or Video_Speech_Actor_XX.zip files",
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="cache folder (default: $MSA_CACHE or ~/.cache/msa)"
+    )
     parser.add_argument("--manifest", type=Path, default=None, help="write one CSV row per file found")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="parallel decoders (default: all cores)")
-    parser.add_argument("--frames", type=positive_int, default=NUM_FRAMES, help=f"frames sampled per clip (default {NUM_FRAMES})")
-    parser.add_argument("--image-size", type=positive_int, default=IMAGE_SIZE, help=f"square frame side in pixels (default {IMAGE_SIZE})")
-    parser.add_argument("--cache-info", action="store_true", help="list the prepared clips and feature tables in the cache, then exit")
-    parser.add_argument("--clear-features", action="store_true", help="delete the cached frozen-prefix features (not the prepared clips), then exit")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="parallel decoders (default: all cores)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=positive_int,
+        default=NUM_FRAMES,
+        help=f"frames sampled per clip (default {NUM_FRAMES})",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=IMAGE_SIZE,
+        help=f"square frame side in pixels (default {IMAGE_SIZE})",
+    )
+    parser.add_argument(
+        "--cache-info",
+        action="store_true",
+        help="list the prepared clips and feature tables in the cache, then exit",
+    )
+    parser.add_argument(
+        "--clear-features",
+        action="store_true",
+        help="delete the cached frozen-prefix features (not the prepared clips), then exit",
+    )
     args = parser.parse_args(argv)
     if args.data is None and not (args.cache_info or args.clear_features):
         parser.error("--data is required (or --cache-info / --clear-features)")
@@ -77,7 +105,11 @@ def print_cache_info(cache: Path) -> None:
             f"  frozen through {boundary}  created {table['created']}"
         )
     bundles = cached_bundles(cache)
-    print(f"pretrained weights shipped to this node ({cache / WEIGHTS_DIR}):" if bundles else "pretrained weights shipped to this node: none")
+    print(
+        f"pretrained weights shipped to this node ({cache / WEIGHTS_DIR}):"
+        if bundles
+        else "pretrained weights shipped to this node: none"
+    )
     for name, size in bundles:
         print(f"  {name}  {size / MB:9.1f} MB")
 
@@ -92,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is None:
         return 0
     if args.manifest is not None and not args.manifest.parent.resolve().is_dir():
-        print(f"error: --manifest {args.manifest}: folder {args.manifest.parent} does not exist", file=sys.stderr)
+        print(
+            f"error: --manifest {args.manifest}: folder {args.manifest.parent} does not exist",
+            file=sys.stderr,
+        )
         return 2
     try:
         params = PrepareParams(num_frames=args.frames, image_size=args.image_size)

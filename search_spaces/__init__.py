@@ -7,8 +7,8 @@ of a search (classes, split, frames, image size) come from the command line, not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import optuna
 
@@ -21,7 +21,9 @@ class SearchSpace:
     description: str
     define: Callable[[optuna.Trial], dict | None]
     backbones: tuple[str, ...]  # pretrained backbones its models can use: what --pretrained on must find
-    models: tuple[str, ...]  # every named model configuration it can choose (their frozen prefixes are precomputed)
+    models: tuple[
+        str, ...
+    ]  # every named model configuration it can choose (their frozen prefixes are precomputed)
 
 
 SPACES: dict[str, SearchSpace] = {}
@@ -32,19 +34,59 @@ CHOICE_LABELS = ("trunk", "audio_layers")
 
 
 def register(
-    name: str, description: str, define: Callable[[optuna.Trial], dict | None], backbones: tuple[str, ...], models: tuple[str, ...]
+    name: str,
+    description: str,
+    define: Callable[[optuna.Trial], dict | None],
+    backbones: tuple[str, ...],
+    models: tuple[str, ...],
 ) -> None:
     if name in SPACES:
         raise ValueError(f"search space {name!r} is registered twice")
     SPACES[name] = SearchSpace(name, description, define, backbones, tuple(models))
 
 
-register("video_scratch", "seed iteration 1: small CNN from scratch + transformer over frames", video.video_scratch, (), ("video_iter1",))
-register("video_resnet_avg", "seed iteration 2: frozen ResNet-18 + mean over frames + linear", video.video_resnet_avg, ("video",), ("video_iter2",))
-register("video_transformer", "ResNet-18 (frozen / last two children / all trainable) + transformer", video.video_transformer, ("video",), tuple(video.TRUNK_CHOICES.values()))
-register("video_iterations", "the seed's five video iterations as one categorical choice, head to head", video.video_iterations, ("video",), video.VIDEO_ITERATIONS)
-register("audio_wav2vec", "wav2vec 2.0 with frozen / last 2 / all transformer layers trainable", audio.audio_wav2vec, ("audio",), tuple(audio.AUDIO_CHOICES.values()))
-register("multimodal", "the seed's two final video + audio configurations, with fusion-head choices", multimodal.multimodal, ("video", "audio"), multimodal.MULTIMODAL_MODELS)
+register(
+    "video_scratch",
+    "seed iteration 1: small CNN from scratch + transformer over frames",
+    video.video_scratch,
+    (),
+    ("video_iter1",),
+)
+register(
+    "video_resnet_avg",
+    "seed iteration 2: frozen ResNet-18 + mean over frames + linear",
+    video.video_resnet_avg,
+    ("video",),
+    ("video_iter2",),
+)
+register(
+    "video_transformer",
+    "ResNet-18 (frozen / last two children / all trainable) + transformer",
+    video.video_transformer,
+    ("video",),
+    tuple(video.TRUNK_CHOICES.values()),
+)
+register(
+    "video_iterations",
+    "the seed's five video iterations as one categorical choice, head to head",
+    video.video_iterations,
+    ("video",),
+    video.VIDEO_ITERATIONS,
+)
+register(
+    "audio_wav2vec",
+    "wav2vec 2.0 with frozen / last 2 / all transformer layers trainable",
+    audio.audio_wav2vec,
+    ("audio",),
+    tuple(audio.AUDIO_CHOICES.values()),
+)
+register(
+    "multimodal",
+    "the seed's two final video + audio configurations, with fusion-head choices",
+    multimodal.multimodal,
+    ("video", "audio"),
+    multimodal.MULTIMODAL_MODELS,
+)
 
 
 def get_space(name: str) -> SearchSpace:

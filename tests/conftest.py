@@ -31,11 +31,16 @@ def tiny_sample(tmp_path_factory) -> Path:
 def tiny_trial_data(tiny_sample, tmp_path_factory):
     """The tiny sample prepared at 4 frames of 32 px and split by actor, as tune_main does."""
     from msa.data.decode import PrepareParams
+    from msa.data.experiment import prepare_experiment_data
     from msa.data.splits import SplitConfig
-    from msa.tune.experiment import prepare_experiment_data
 
     data, _ = prepare_experiment_data(
-        tiny_sample, tmp_path_factory.mktemp("cache"), "seed4", SplitConfig(), PrepareParams(num_frames=4, image_size=32), progress=False
+        tiny_sample,
+        tmp_path_factory.mktemp("cache"),
+        "seed4",
+        SplitConfig(),
+        PrepareParams(num_frames=4, image_size=32),
+        progress=False,
     )
     return data
 

@@ -53,7 +53,9 @@ def write_clip(
             samples = np.stack([tone, tone])
             chunk = 1024
             for start in range(0, samples.shape[1], chunk):
-                frame = av.AudioFrame.from_ndarray(samples[:, start : start + chunk].copy(), format="fltp", layout="stereo")
+                frame = av.AudioFrame.from_ndarray(
+                    samples[:, start : start + chunk].copy(), format="fltp", layout="stereo"
+                )
                 frame.sample_rate = AUDIO_RATE
                 for packet in audio.encode(frame):
                     container.mux(packet)
@@ -62,5 +64,13 @@ def write_clip(
     return path
 
 
-def ravdess_name(emotion: int, actor: int, modality: int = 1, channel: int = 1, intensity: int = 1, statement: int = 1, repetition: int = 1) -> str:
+def ravdess_name(
+    emotion: int,
+    actor: int,
+    modality: int = 1,
+    channel: int = 1,
+    intensity: int = 1,
+    statement: int = 1,
+    repetition: int = 1,
+) -> str:
     return f"{modality:02d}-{channel:02d}-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.mp4"

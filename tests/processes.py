@@ -5,8 +5,15 @@ import time
 from pathlib import Path
 
 RAY_MARKERS = (
-    "raylet", "gcs_server", "default_worker.py", "ray::", "log_monitor.py", "autoscaler/_private/monitor.py",
-    "dashboard/dashboard.py", "dashboard/agent.py", "runtime_env/agent",
+    "raylet",
+    "gcs_server",
+    "default_worker.py",
+    "ray::",
+    "log_monitor.py",
+    "autoscaler/_private/monitor.py",
+    "dashboard/dashboard.py",
+    "dashboard/agent.py",
+    "runtime_env/agent",
 )
 
 
@@ -16,7 +23,9 @@ def ray_processes() -> set[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                command = (
+                    Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
             except OSError:
                 continue
             if any(marker in command for marker in RAY_MARKERS):
@@ -73,3 +82,17 @@ def command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+# What a worker process that aborted prints (Ray's C++ signal handler, glibc, CPython): a run
+# whose trials all finished must still not show any of it to the user.
+CRASH_SIGNS = ("SIGABRT", "SIGSEGV", "Stack trace", "Fatal Python error", "core dumped")
+
+
+def assert_no_crash_output(result) -> None:
+    """Fail when a finished run's output shows a process crashing (e.g. at interpreter exit)."""
+    output = (result.stdout or "") + (result.stderr or "")
+    for sign in CRASH_SIGNS:
+        assert sign not in output, (
+            f"the run printed {sign!r}:\n" + output[max(0, output.find(sign) - 1500) :][:3000]
+        )

@@ -1,4 +1,4 @@
-"""The analysis layer: msa.results' frames, python -m msa.report, analysis/trials.ipynb.
+"""The analysis layer: msa.analysis' frames, tables and figures, python -m msa.report, analysis/trials.ipynb.
 
 One real search (tune_main.py --smoke-test, video_iterations) is run once for the module; the
 edge cases Ray produces less predictably (an errored trial, a trial stopped early, one still
@@ -12,11 +12,15 @@ import sys
 
 import nbformat
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
-
 from conftest import REPO
-from msa import report, results
+from processes import assert_no_crash_output
+
+from msa import analysis, report
+
+pytestmark = pytest.mark.ray  # these tests start Ray (make test-quick leaves them out)
 
 NOTEBOOK = REPO / "analysis" / "trials.ipynb"
 NUM_TRIALS, MAX_EPOCHS = 4, 3
@@ -27,12 +31,31 @@ def search(tiny_sample, tmp_path_factory):
     """A finished video_iterations search on the tiny sample: 4 trials of up to 3 epochs."""
     storage = tmp_path_factory.mktemp("results")
     command = [
-        sys.executable, "tune_main.py", "--space", "video_iterations", "--smoke-test", "--num-samples", str(NUM_TRIALS),
-        "--max-epochs", str(MAX_EPOCHS), "--pretrained", "off", "--data", str(tiny_sample), "--classes", "seed4",
-        "--cache", str(tmp_path_factory.mktemp("cache")), "--storage", str(storage), "--name", "tiny",
+        sys.executable,
+        "tune_main.py",
+        "--space",
+        "video_iterations",
+        "--smoke-test",
+        "--num-samples",
+        str(NUM_TRIALS),
+        "--max-epochs",
+        str(MAX_EPOCHS),
+        "--pretrained",
+        "off",
+        "--data",
+        str(tiny_sample),
+        "--classes",
+        "seed4",
+        "--cache",
+        str(tmp_path_factory.mktemp("cache")),
+        "--storage",
+        str(storage),
+        "--name",
+        "tiny",
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_no_crash_output(result)
     return storage / "tiny"
 
 
@@ -62,7 +85,7 @@ def result_lines(trial_dir):
 
 
 def longest_trial(experiment) -> str:
-    trials = results.load_experiment(experiment).trials
+    trials = analysis.load_experiment(experiment).trials
     return trials.sort_values("epochs", ascending=False)["trial"].iloc[0]
 
 
@@ -70,12 +93,22 @@ def longest_trial(experiment) -> str:
 
 
 def test_frames_of_a_finished_search(search):
-    experiment = results.load_experiment(search)
+    experiment = analysis.load_experiment(search)
     trials, epochs = experiment.trials, experiment.epochs
-    assert experiment.finished and experiment.space == "video_iterations" and experiment.max_epochs == MAX_EPOCHS
+    assert (
+        experiment.finished and experiment.space == "video_iterations" and experiment.max_epochs == MAX_EPOCHS
+    )
     assert len(trials) == NUM_TRIALS and trials["trial"].is_unique
     assert set(trials["status"]) == {"TERMINATED"} and set(trials["status_from"]) == {"ray"}
-    assert {"config/model", "config/lr", "config/batch_size", "best_val_acc", "last_val_loss", "epochs", "time_total_s"} <= set(trials)
+    assert {
+        "config/model",
+        "config/lr",
+        "config/batch_size",
+        "best_val_acc",
+        "last_val_loss",
+        "epochs",
+        "time_total_s",
+    } <= set(trials)
     assert set(trials["config/model"]) <= {f"video_iter{i}" for i in range(1, 6)}
     assert (trials["stopped_early"] == (trials["epochs"] < MAX_EPOCHS)).all()
     # one row per trial-epoch, and the trial frame agrees with it
@@ -87,32 +120,37 @@ def test_frames_of_a_finished_search(search):
 
 
 def test_the_best_checkpoint_rebuilds_the_model_and_its_val_metrics(search):
-    experiment = results.load_experiment(search)
-    model, extra = results.load_best_model(experiment)
+    experiment = analysis.load_experiment(search)
+    model, extra = analysis.load_best_model(experiment)
     assert extra["epoch"] == experiment.summary["best_val"]["epoch"]
-    val = results.rebuild_val_evaluation(experiment, model)
+    val = analysis.rebuild_val_evaluation(experiment, model)
     assert val["accuracy"] == pytest.approx(experiment.summary["best_val"]["val_acc"])
     assert np.asarray(val["confusion_matrix"]).sum() == 4, "one val actor x 4 emotions"
 
 
 def test_a_storage_uri_reads_like_the_path(search):
-    by_path, by_uri = results.load_experiment(search), results.load_experiment(search.as_uri())
+    by_path, by_uri = analysis.load_experiment(search), analysis.load_experiment(search.as_uri())
     pd.testing.assert_frame_equal(by_path.trials, by_uri.trials)
-    assert results.load_best_model(by_uri)[1]["epoch"] == by_path.summary["best_val"]["epoch"]
+    assert analysis.load_best_model(by_uri)[1]["epoch"] == by_path.summary["best_val"]["epoch"]
 
 
 def test_errored_trial(copy):
     trial = longest_trial(copy)
     (copy / trial / "error.txt").write_text(
-        "Failure # 1 (occurred at 2026-01-01_12-00-00)\nray::ImplicitFunc.train()\n  File \"x.py\", line 1\nRuntimeError: out of memory\n"
+        'Failure # 1 (occurred at 2026-01-01_12-00-00)\nray::ImplicitFunc.train()\n  File "x.py", line 1\nRuntimeError: out of memory\n'
     )
     set_ray_status(copy, trial, "ERROR")
-    row = results.load_experiment(copy).trial(trial)
-    assert (row["status"], row["status_from"], row["error"], row["failures"]) == ("ERROR", "ray", "RuntimeError: out of memory", 1)
+    row = analysis.load_experiment(copy).trial(trial)
+    assert (row["status"], row["status_from"], row["error"], row["failures"]) == (
+        "ERROR",
+        "ray",
+        "RuntimeError: out of memory",
+        1,
+    )
     assert not row["stopped_early"]
 
     state_file(copy).unlink()  # without Ray's state the error file decides
-    row = results.load_experiment(copy).trial(trial)
+    row = analysis.load_experiment(copy).trial(trial)
     assert (row["status"], row["status_from"]) == ("ERROR", "files")
 
 
@@ -120,7 +158,7 @@ def test_trial_stopped_early(copy):
     trial = longest_trial(copy)
     first = json.loads(result_lines(copy / trial)[0])
     (copy / trial / "result.json").write_text(json.dumps({**first, "done": True}) + "\n")  # as ASHA leaves it
-    experiment = results.load_experiment(copy)
+    experiment = analysis.load_experiment(copy)
     row = experiment.trial(trial)
     assert (row["status"], row["epochs"], row["stopped_early"]) == ("TERMINATED", 1, True)
     assert len(experiment.epochs[experiment.epochs["trial"] == trial]) == 1
@@ -132,11 +170,13 @@ def test_running_and_never_reported_trials_of_a_search_in_progress(copy):
     trial = longest_trial(copy)
     lines = result_lines(copy / trial)[:2]
     lines[-1] = json.dumps({**json.loads(lines[-1]), "done": False})
-    (copy / trial / "result.json").write_text("\n".join(lines) + '\n{"epoch": 3, "val_a')  # a line being written
+    (copy / trial / "result.json").write_text(
+        "\n".join(lines) + '\n{"epoch": 3, "val_a'
+    )  # a line being written
     (copy / "trial_0000new").mkdir()
     shutil.copy(copy / trial / "params.json", copy / "trial_0000new" / "params.json")
 
-    experiment = results.load_experiment(copy)
+    experiment = analysis.load_experiment(copy)
     trials = experiment.trials.set_index("trial")
     assert not experiment.finished and experiment.best_trial in trials.index
     assert (trials.loc[trial, "status"], trials.loc[trial, "epochs"]) == ("RUNNING", 2)
@@ -144,7 +184,7 @@ def test_running_and_never_reported_trials_of_a_search_in_progress(copy):
     assert pd.isna(trials.loc["trial_0000new", "best_val_acc"])
     assert set(trials["status_from"]) == {"files"}
     assert set(experiment.epochs["trial"]) == set(trials.index) - {"trial_0000new"}
-    assert set(results.rung_outcomes(experiment)["outcome"]) <= {"continued", "stopped", "running"}
+    assert set(analysis.rung_outcomes(experiment)["outcome"]) <= {"continued", "stopped", "running"}
 
 
 def test_resumed_search_reports_each_epoch_once(copy):
@@ -156,9 +196,11 @@ def test_resumed_search_reports_each_epoch_once(copy):
     stale = json.loads(state_file(copy).read_text())
     for pair in stale["trial_data"]:
         pair[0] = json.dumps({**json.loads(pair[0]), "status": "RUNNING"})
-    (copy / "experiment_state-2000-01-01_00-00-00.json").write_text(json.dumps(stale))  # the interrupted run's
+    (copy / "experiment_state-2000-01-01_00-00-00.json").write_text(
+        json.dumps(stale)
+    )  # the interrupted run's
 
-    experiment = results.load_experiment(copy)
+    experiment = analysis.load_experiment(copy)
     epochs = experiment.epochs[experiment.epochs["trial"] == trial]
     assert list(epochs["epoch"]) == list(range(1, len(lines) + 1))
     assert epochs.set_index("epoch").loc[2, "val_acc"] == 0.99, "the later report of an epoch wins"
@@ -167,18 +209,22 @@ def test_resumed_search_reports_each_epoch_once(copy):
 
 def test_a_folder_without_an_experiment_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="not an experiment"):
-        results.load_experiment(tmp_path)
+        analysis.load_experiment(tmp_path)
 
 
 # ----------------------------------------------------------------------------- analyses
 
 
-def synthetic_experiment(rows: list[dict], args: dict | None = None) -> results.Experiment:
-    trials = pd.DataFrame([{"trial": f"trial_{i}", "status": "TERMINATED", "epochs": 4, **row} for i, row in enumerate(rows)])
+def synthetic_experiment(rows: list[dict], args: dict | None = None) -> analysis.Experiment:
+    trials = pd.DataFrame(
+        [{"trial": f"trial_{i}", "status": "TERMINATED", "epochs": 4, **row} for i, row in enumerate(rows)]
+    )
     for column in [c for c in trials if c.startswith("config/")]:
         trials[column] = pd.array([None if pd.isna(v) else v for v in trials[column]])
     args = args or {}
-    return results.Experiment(None, args, None, trials, pd.DataFrame(), "val_acc", "max", args.get("max_epochs", 4))
+    return analysis.Experiment(
+        None, args, None, trials, pd.DataFrame(), "val_acc", "max", args.get("max_epochs", 4)
+    )
 
 
 def test_importance_finds_the_parameter_that_matters_among_conditional_ones():
@@ -187,28 +233,39 @@ def test_importance_finds_the_parameter_that_matters_among_conditional_ones():
     for i in range(24):
         lr = float(10 ** rng.uniform(-4, -2))
         model = ["video_iter3", "video_iter4"][i % 2]
-        rows.append({
-            "config/model": model,
-            "config/lr": lr,
-            "config/num_layers": int(rng.integers(1, 5)),
-            "config/backbone_lr": float(10 ** rng.uniform(-6, -4)) if model == "video_iter4" else None,
-            "best_val_acc": 0.2 + 0.3 * (np.log10(lr) + 4) + 0.02 * rng.random(),  # the higher lr, the better
-        })
-    importances = results.param_importances(synthetic_experiment(rows))
-    assert importances.trials == 24 and set(importances.values) == {"model", "lr", "num_layers", "backbone_lr"}
+        rows.append(
+            {
+                "config/model": model,
+                "config/lr": lr,
+                "config/num_layers": int(rng.integers(1, 5)),
+                "config/backbone_lr": float(10 ** rng.uniform(-6, -4)) if model == "video_iter4" else None,
+                "best_val_acc": 0.2
+                + 0.3 * (np.log10(lr) + 4)
+                + 0.02 * rng.random(),  # the higher lr, the better
+            }
+        )
+    importances = analysis.param_importances(synthetic_experiment(rows))
+    assert importances.trials == 24 and set(importances.values) == {
+        "model",
+        "lr",
+        "num_layers",
+        "backbone_lr",
+    }
     assert next(iter(importances.values)) == "lr"
     assert sum(importances.values.values()) == pytest.approx(1)
 
 
 def test_importance_with_too_few_trials_says_why():
-    importances = results.param_importances(synthetic_experiment([{"config/lr": 0.1 * i, "best_val_acc": 0.1 * i} for i in range(1, 4)]))
+    importances = analysis.param_importances(
+        synthetic_experiment([{"config/lr": 0.1 * i, "best_val_acc": 0.1 * i} for i in range(1, 4)])
+    )
     assert importances.values == {} and "at least 4 finished trials" in importances.notes[0]
-    assert report.plot_importances(importances) is None
+    assert analysis.plot_importances(importances) is None
 
 
 def test_distributions_are_inferred_from_the_values():
-    infer = results.infer_distribution
-    assert isinstance(infer(pd.Series(pd.array([64, 256, None]))), results.optuna.distributions.IntDistribution)
+    infer = analysis.infer_distribution
+    assert isinstance(infer(pd.Series(pd.array([64, 256, None]))), optuna.distributions.IntDistribution)
     assert infer(pd.Series(pd.array([1e-5, 1e-4, 1e-3, 1e-2]))).log, "log-uniform draws"
     assert not infer(pd.Series(pd.array([0.01, 0.2, 0.3, 0.4]))).log, "uniform draws, even spanning 40x"
     assert infer(pd.Series(pd.array(["constant", "cosine", None]))).choices == ("constant", "cosine")
@@ -217,10 +274,12 @@ def test_distributions_are_inferred_from_the_values():
 
 def test_asha_rungs_follow_rays_milestones():
     def rungs(grace: int, max_epochs: int) -> list[int]:
-        return results.asha_rungs(synthetic_experiment([], {"scheduler": "asha", "grace_period": grace, "max_epochs": max_epochs}))
+        return analysis.asha_rungs(
+            synthetic_experiment([], {"scheduler": "asha", "grace_period": grace, "max_epochs": max_epochs})
+        )
 
     assert (rungs(2, 8), rungs(1, 9), rungs(1, 3)) == ([2, 6], [1, 3], [1])
-    assert results.asha_rungs(synthetic_experiment([], {"scheduler": "fifo", "grace_period": 1})) == []
+    assert analysis.asha_rungs(synthetic_experiment([], {"scheduler": "fifo", "grace_period": 1})) == []
 
 
 # ----------------------------------------------------------------------------- report and notebook
@@ -232,12 +291,23 @@ def test_report_writes_a_self_contained_page_and_the_pngs(copy, capsys):
     (copy / "report_importance.png").write_bytes(b"an earlier report's")
     assert report.main([str(copy)]) == 0
     page = (copy / "report.html").read_text()
-    assert "data:image/png;base64," in page and "<img" in page and "src=\"http" not in page and "<NA>" not in page
-    assert "test matrix not available" in page and "Learning curves" in page and "five video iterations" in page
+    assert (
+        "data:image/png;base64," in page and "<img" in page and 'src="http' not in page and "<NA>" not in page
+    )
+    assert (
+        "test matrix not available" in page and "Learning curves" in page and "five video iterations" in page
+    )
     pngs = {path.name for path in copy.glob("report_*.png")}
-    assert {"report_learning_curves.png", "report_rung_survival.png", "report_param_scatter.png",
-            "report_iterations.png", "report_confusion_matrices.png"} <= pngs
-    assert all((copy / name).read_bytes().startswith(b"\x89PNG") for name in pngs), "and no stale figure is left"
+    assert {
+        "report_learning_curves.png",
+        "report_rung_survival.png",
+        "report_param_scatter.png",
+        "report_iterations.png",
+        "report_confusion_matrices.png",
+    } <= pngs
+    assert all((copy / name).read_bytes().startswith(b"\x89PNG") for name in pngs), (
+        "and no stale figure is left"
+    )
     assert "importance needs at least 4 finished trials" in page
     assert str(copy / "report.html") in capsys.readouterr().out
 
@@ -260,7 +330,9 @@ def test_the_notebook_runs_top_to_bottom(search, monkeypatch):
 
     monkeypatch.setenv("MSA_EXPERIMENT", str(search))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]
     assert not [output for output in outputs if output.get("name") == "stderr"], "warnings in the notebook"

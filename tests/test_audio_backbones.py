@@ -70,7 +70,9 @@ def hf_hidden_states(encoder, waveform):
     layers = encoder.encoder.layers
     hooks = [layers[0].register_forward_pre_hook(lambda module, args: captured.append(args[0]))]
     hooks += [
-        layer.register_forward_hook(lambda module, args, out: captured.append(out[0] if isinstance(out, tuple) else out))
+        layer.register_forward_hook(
+            lambda module, args, out: captured.append(out[0] if isinstance(out, tuple) else out)
+        )
         for layer in layers[:-1]
     ]
     try:
@@ -86,7 +88,9 @@ def test_frozen_encoder_gives_hfs_last_hidden_state(variant):
     branch = make_branch(variant, trainable_layers=0)
     audio = torch.randn(1, LENGTHS[0])
     with torch.no_grad():
-        ours = branch.frames_from_prefix(**branch.frozen_prefix(audio, torch.ones_like(audio, dtype=torch.bool)))
+        ours = branch.frames_from_prefix(
+            **branch.frozen_prefix(audio, torch.ones_like(audio, dtype=torch.bool))
+        )
         theirs = branch.backbone(normalize_waveform(audio[0])[None]).last_hidden_state
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
 
@@ -190,7 +194,9 @@ def test_a_checkpoint_config_round_trips_through_the_model_config(variant):
 
 
 def test_prefix_signature_tells_the_encoders_apart():
-    signatures = {variant: make_branch(variant, trainable_layers=1).prefix_signature() for variant in VARIANTS}
+    signatures = {
+        variant: make_branch(variant, trainable_layers=1).prefix_signature() for variant in VARIANTS
+    }
     assert len({json.dumps(s, sort_keys=True, default=str) for s in signatures.values()}) == len(VARIANTS)
     for variant, signature in signatures.items():
         assert signature["encoder"]["model_type"] == VARIANTS[variant]["model_type"]
@@ -200,10 +206,16 @@ def test_prefix_signature_tells_the_encoders_apart():
 @pytest.mark.parametrize(
     "arch, message",
     [
-        ("wav2vec2-large", "audio_arch must be one of wav2vec2-base, tiny or a JSON object holding a transformers config"),
+        (
+            "wav2vec2-large",
+            "audio_arch must be one of wav2vec2-base, tiny or a JSON object holding a transformers config",
+        ),
         ('{"model_type": "wav2vec2",', "or a JSON object"),
         ('["wav2vec2"]', "or a JSON object"),
-        ('{"model_type": "whisper"}', "audio_arch's model_type must be one of wav2vec2, hubert, wavlm; got 'whisper'"),
+        (
+            '{"model_type": "whisper"}',
+            "audio_arch's model_type must be one of wav2vec2, hubert, wavlm; got 'whisper'",
+        ),
         ('{"hidden_size": 32}', "model_type must be one of wav2vec2, hubert, wavlm; got None"),
         ('{"model_type": "wav2vec2", "add_adapter": true}', "output adapter (add_adapter) are not supported"),
     ],

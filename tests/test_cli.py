@@ -1,14 +1,13 @@
 """tune_main.py's argument checks: bad input exits 2 with one line, before Ray starts."""
 
-import os
 import subprocess
 import sys
 
 import pytest
-
-import tune_main
 from conftest import REPO
 from weight_servers import closed_port_url, use_hub
+
+import tune_main
 
 GOOD = ["--space", "video_transformer"]
 
@@ -22,7 +21,12 @@ def test_list_spaces(capsys):
     assert tune_main.main(["--list-spaces"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == [
-        "video_scratch", "video_resnet_avg", "video_transformer", "video_iterations", "audio_wav2vec", "multimodal"
+        "video_scratch",
+        "video_resnet_avg",
+        "video_transformer",
+        "video_iterations",
+        "audio_wav2vec",
+        "multimodal",
     ]
     assert all(len(line.split(maxsplit=1)) == 2 for line in lines), "every space has a description"
 
@@ -41,7 +45,10 @@ def test_list_spaces(capsys):
         ([*GOOD, "--val-actors", "3"], "give both --val-actors and --test-actors"),
         ([*GOOD, "--val-actors", "3", "--test-actors", "3"], "in both"),
         ([*GOOD, "--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
-        ([*GOOD, "--resume", "--name", "never-ran", "--storage", "{tmp}"], "--resume: no experiment 'never-ran'"),
+        (
+            [*GOOD, "--resume", "--name", "never-ran", "--storage", "{tmp}"],
+            "--resume: no experiment 'never-ran'",
+        ),
         ([*GOOD, "--storage", "{tmp}/a-file/results"], "not a writable folder"),
     ],
 )
@@ -73,9 +80,14 @@ def test_bad_arguments_never_start_ray(tmp_path):
         "try:\n    runpy.run_path('tune_main.py', run_name='__main__')\n"
         "finally:\n    print('ray imported' if 'ray' in sys.modules else 'ray not imported')\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().startswith("error: --space video_nope") and len(result.stderr.strip().splitlines()) == 1
+    assert (
+        result.stderr.strip().startswith("error: --space video_nope")
+        and len(result.stderr.strip().splitlines()) == 1
+    )
     assert result.stdout.strip() == "ray not imported"
 
 
@@ -91,9 +103,13 @@ def no_weights(tmp_path, monkeypatch):
     return ["--video-weights", UNREACHABLE_RESNET]
 
 
-@pytest.mark.parametrize("space, source", [("video_transformer", UNREACHABLE_RESNET), ("audio_wav2vec", "facebook/wav2vec2-base")])
+@pytest.mark.parametrize(
+    "space, source", [("video_transformer", UNREACHABLE_RESNET), ("audio_wav2vec", "facebook/wav2vec2-base")]
+)
 def test_pretrained_on_without_weights_exits_2(space, source, no_weights, tmp_path, capsys):
-    assert tune_main.main(["--space", space, "--pretrained", "on", *no_weights, "--storage", str(tmp_path)]) == 2
+    assert (
+        tune_main.main(["--space", space, "--pretrained", "on", *no_weights, "--storage", str(tmp_path)]) == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --pretrained on: ")
     assert source in err[0] and "python -m msa.weights fetch" in err[0] and "--pretrained off" in err[0]
@@ -109,11 +125,17 @@ def test_auto_with_real_data_and_no_weights_exits_2_before_ray(no_weights, tmp_p
         "try:\n    runpy.run_path('tune_main.py', run_name='__main__')\n"
         "finally:\n    print('ray imported' if 'ray' in sys.modules else 'ray not imported')\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     err = result.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: --pretrained auto: ") and UNREACHABLE_RESNET in err[0], err
-    assert f"python -m msa.weights fetch --video {UNREACHABLE_RESNET}" in err[0] and "--pretrained off" in err[0]
+    assert (
+        len(err) == 1 and err[0].startswith("error: --pretrained auto: ") and UNREACHABLE_RESNET in err[0]
+    ), err
+    assert (
+        f"python -m msa.weights fetch --video {UNREACHABLE_RESNET}" in err[0] and "--pretrained off" in err[0]
+    )
     assert result.stdout.strip() == "ray not imported"
 
 

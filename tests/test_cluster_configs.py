@@ -7,11 +7,12 @@ import subprocess
 
 import pytest
 import yaml
+from conftest import REPO
 from jsonschema import ValidationError
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from conftest import REPO
-from msa.tune.options import parse_args
+from msa.tune.options import SearchOptions, build_parser
+from search_spaces import SPACES
 
 LAUNCHER_CONFIGS = ("gcp.yaml", "aws.yaml")
 
@@ -36,7 +37,7 @@ def test_every_node_installs_this_repository(name):
     assert config["setup_commands"] == ["bash ~/msa/cluster/setup.sh"]
     setup = (REPO / "cluster" / "setup.sh").read_text()
     assert 'pip install -e "$HOME/msa"' in setup and "--python 3.11" in setup
-    assert "export RAY_AUTH_MODE=token' >> \"$HOME/.bashrc\"" in setup, "the driver's shell uses the token too"
+    assert 'export RAY_AUTH_MODE=token\' >> "$HOME/.bashrc"' in setup, "the driver's shell uses the token too"
     assert "-m msa.weights fetch" in setup, "nodes may prefetch the default weights"
     assert subprocess.run(["bash", "-n", str(REPO / "cluster" / "setup.sh")]).returncode == 0
 
@@ -62,10 +63,14 @@ def test_kuberay_rayjob_runs_a_valid_tune_main_command():
     assert spec["rayClusterSpec"]["authOptions"] == {"mode": "token"}
     command = shlex.split(spec["entrypoint"])
     assert command[:2] == ["python", "/app/msa/tune_main.py"]
-    args = parse_args(command[2:])
-    assert args.address == "auto" and args.gpus_per_trial == 0.5 and args.storage.startswith("gs://")
+    options = SearchOptions.from_namespace(build_parser().parse_args(command[2:]), SPACES)
+    assert options.resources.address == "auto" and options.resources.gpus_per_trial == 0.5
+    assert options.output.storage.startswith("gs://") and options.data.data == "/data/ravdess"
     workers = spec["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
     assert workers["resources"]["limits"]["nvidia.com/gpu"] == "1"
     dockerfile = (REPO / "cluster" / "Dockerfile").read_text()
-    assert "COPY --chown=ray:users . /app/msa" in dockerfile and "pip install --no-cache-dir -e /app/msa" in dockerfile
+    assert (
+        "COPY --chown=ray:users . /app/msa" in dockerfile
+        and "pip install --no-cache-dir -e /app/msa" in dockerfile
+    )
     assert "python -m msa.weights fetch" in dockerfile, "the image bakes the default weights in"

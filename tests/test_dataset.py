@@ -1,6 +1,6 @@
 import torch
-
 from media import ravdess_name, write_clip
+
 from msa.data.dataset import ClipDataset, collate, make_loader
 from msa.data.decode import PrepareParams
 from msa.data.labels import get_label_set
@@ -8,7 +8,13 @@ from msa.data.prepare import prepare
 
 
 def sample(frames, samples, label=0):
-    return {"video": torch.full((frames, 3, 4, 4), 7, dtype=torch.uint8), "audio": torch.ones(samples), "label": label, "actor": 1, "path": "p"}
+    return {
+        "video": torch.full((frames, 3, 4, 4), 7, dtype=torch.uint8),
+        "audio": torch.ones(samples),
+        "label": label,
+        "actor": 1,
+        "path": "p",
+    }
 
 
 def test_collate_pads_and_masks():
@@ -32,7 +38,9 @@ def prepared(tmp_path):
     for actor in (1, 2):
         for emotion in range(1, 9):
             write_clip(root / f"Actor_{actor:02d}" / ravdess_name(emotion, actor), num_frames=4 + emotion % 3)
-    return prepare(root, tmp_path / "cache", PrepareParams(num_frames=8, image_size=8), workers=2, progress=False).clips
+    return prepare(
+        root, tmp_path / "cache", PrepareParams(num_frames=8, image_size=8), workers=2, progress=False
+    ).clips
 
 
 def test_dataset_labels_and_loader(tmp_path):

@@ -1,13 +1,38 @@
 import numpy as np
 import pytest
-
 from conftest import REAL_CLIPS
 from media import frame_value, write_clip
-from msa.data.decode import DecodeError, PrepareParams, crop_and_resize, crop_box, decode_audio, decode_clip, sample_frame_indices
+
+from msa.data.decode import (
+    DecodeError,
+    PrepareParams,
+    crop_and_resize,
+    crop_box,
+    decode_audio,
+    decode_clip,
+    sample_frame_indices,
+)
 
 
 def test_frame_indices_are_segment_centres():
-    assert sample_frame_indices(99, 16).tolist() == [3, 9, 15, 21, 27, 34, 40, 46, 52, 58, 64, 71, 77, 83, 89, 95]
+    assert sample_frame_indices(99, 16).tolist() == [
+        3,
+        9,
+        15,
+        21,
+        27,
+        34,
+        40,
+        46,
+        52,
+        58,
+        64,
+        71,
+        77,
+        83,
+        89,
+        95,
+    ]
     assert sample_frame_indices(8, 4).tolist() == [1, 3, 5, 7]
     assert sample_frame_indices(5, 16).tolist() == [0, 1, 2, 3, 4], "a short clip gives all its frames"
 
@@ -15,7 +40,9 @@ def test_frame_indices_are_segment_centres():
 def test_crop_box_real_geometry():
     # 1280x720: a 562 px square, 22 px from the top, centred horizontally.
     assert crop_box(720, 1280, PrepareParams()) == (22, 359, 562)
-    assert crop_box(100, 60, PrepareParams(crop_size_fraction=1.0)) == (3, 0, 60), "clamped to a portrait frame"
+    assert crop_box(100, 60, PrepareParams(crop_size_fraction=1.0)) == (3, 0, 60), (
+        "clamped to a portrait frame"
+    )
 
 
 def test_crop_and_resize_keeps_only_the_crop():
@@ -40,7 +67,9 @@ def test_decode_lossless_clip(tmp_path):
     assert np.abs(video.reshape(6, -1).mean(1) - expected).max() < 2.5, "the right frames, in order"
     assert audio.dtype == np.float32 and audio.ndim == 1
     seconds = 24 * 1001 / 30000
-    assert abs(len(audio) - seconds * 16_000) < 700, "16 kHz over the clip (AAC adds under one frame of priming)"
+    assert abs(len(audio) - seconds * 16_000) < 700, (
+        "16 kHz over the clip (AAC adds under one frame of priming)"
+    )
     assert 0.15 < np.abs(audio).max() < 0.5
 
 
@@ -57,7 +86,9 @@ def test_unreadable_and_no_audio(tmp_path):
 
 
 @pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason="../shared/ravdess-real is not present")
-@pytest.mark.parametrize("clip, audio_samples", [("01-01-01-01-01-01-01.mp4", 52907), ("01-01-01-01-01-01-09.mp4", 52565)])
+@pytest.mark.parametrize(
+    "clip, audio_samples", [("01-01-01-01-01-01-01.mp4", 52907), ("01-01-01-01-01-01-09.mp4", 52565)]
+)
 def test_decode_real_clips(clip, audio_samples):
     video, audio = decode_clip(str(REAL_CLIPS / clip), PrepareParams())
     assert video.shape == (16, 112, 112, 3)

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO
 from media import ravdess_name, write_clip
+
 from msa.data.dataset import ClipDataset, make_loader
 from msa.data.decode import PrepareParams
 from msa.data.labels import get_label_set
@@ -114,7 +114,9 @@ def test_hits_misses_and_new_clips(clips, tmp_path):
 
 def test_entries_follow_weights_and_boundary_not_trainable_layers():
     base = prefix_fingerprint(tiny_model("video_iter3").branches["video"])
-    assert prefix_fingerprint(tiny_model("video_iter3", d_model=32).branches["video"]) == base  # shared by trials
+    assert (
+        prefix_fingerprint(tiny_model("video_iter3", d_model=32).branches["video"]) == base
+    )  # shared by trials
     assert prefix_fingerprint(tiny_model("video_iter4").branches["video"]) != base  # other boundary
     changed = tiny_model("video_iter3")
     with torch.no_grad():
@@ -130,7 +132,9 @@ def test_entries_follow_decoding_parameters(clip_root, clips, tmp_path):
     branch = model.branches["video"]
     table = FeatureTable.for_branch(branch, tmp_path / "cache")
     table.compute(branch, clips, progress=False)
-    other = prepare(clip_root, tmp_path / "cache", PrepareParams(num_frames=4, image_size=32), workers=1, progress=False)
+    other = prepare(
+        clip_root, tmp_path / "cache", PrepareParams(num_frames=4, image_size=32), workers=1, progress=False
+    )
     assert len(table.missing(other.clips)) == len(clips)
 
 
@@ -145,7 +149,8 @@ def test_two_processes_compute_each_entry_once(clips, tmp_path):
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2), context.Queue()
     processes = [
-        context.Process(target=compute_in_process, args=(tmp_path / "cache", clips, barrier, results)) for _ in range(2)
+        context.Process(target=compute_in_process, args=(tmp_path / "cache", clips, barrier, results))
+        for _ in range(2)
     ]
     for process in processes:
         process.start()
@@ -167,7 +172,9 @@ def test_cache_plan_says_why_a_branch_is_not_cached():
 
 
 def test_frame_augment_is_random_but_seeded():
-    video = torch.arange(4 * 3 * 16 * 20, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(4, 3, 16, 20)
+    video = (
+        torch.arange(4 * 3 * 16 * 20, dtype=torch.int64).remainder(256).to(torch.uint8).reshape(4, 3, 16, 20)
+    )
     sample = {"video": video, "label": 1}
     torch.manual_seed(0)
     first = [FrameAugment()(sample)["video"] for _ in range(4)]
@@ -186,13 +193,19 @@ def test_cache_info_and_clear_features_cli(clips, tmp_path):
     def cli(*flags):
         return subprocess.run(
             [sys.executable, "-m", "msa.prepare", "--cache", str(cache), *flags],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     info = cli("--cache-info")
     assert info.returncode == 0, info.stderr
     assert f"{len(clips):5d} clips" in info.stdout
-    assert "frozen through trunk.avgpool" in info.stdout and "frozen through backbone.feature_extractor" in info.stdout
+    assert (
+        "frozen through trunk.avgpool" in info.stdout
+        and "frozen through backbone.feature_extractor" in info.stdout
+    )
     cleared = cli("--clear-features", "--cache-info")
     assert cleared.returncode == 0, cleared.stderr
     assert "MB freed" in cleared.stdout and "feature tables: none" in cleared.stdout

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchvision
 from transformers import AutoModel
+from weight_servers import closed_port_url, use_hub
 
 from msa.models import (
     AudioConfig,
@@ -25,14 +26,13 @@ from msa.models import (
     create_model,
     list_models,
     model_config,
+    speech_encoders,
     tiny_overrides,
 )
-from msa.models import speech_encoders
 from msa.models.audio import arch_from_config, encoder_config, normalize_waveform
 from msa.models.config import BUILTIN_AUDIO_ARCHS
 from msa.models.video import IMAGENET_MEAN, IMAGENET_STD
 from msa.train.synthetic import random_batch
-from weight_servers import closed_port_url, use_hub
 
 NAMES = [
     "video_iter1",
@@ -108,12 +108,18 @@ def test_every_audio_arch_is_defined():
 
 def test_flat_override_names_are_unambiguous():
     top = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("video", "audio")]
-    names = top + [f.name for f in dataclasses.fields(VideoConfig)] + [f.name for f in dataclasses.fields(AudioConfig)]
+    names = (
+        top
+        + [f.name for f in dataclasses.fields(VideoConfig)]
+        + [f.name for f in dataclasses.fields(AudioConfig)]
+    )
     assert len(names) == len(set(names))
 
 
 def test_overrides_from_a_flat_search_space_dict():
-    config = model_config("video_iter3", d_model=128, num_layers=2, num_heads=4, dropout=0.1, trainable_children=2)
+    config = model_config(
+        "video_iter3", d_model=128, num_layers=2, num_heads=4, dropout=0.1, trainable_children=2
+    )
     assert (config.video.d_model, config.video.num_layers, config.video.trainable_children) == (128, 2, 2)
     assert config.audio is None
 
@@ -129,7 +135,13 @@ def test_unknown_override_lists_valid_keys():
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"d_model": 30, "num_heads": 4}, {"trunk": "vgg"}, {"dropout": 1.5}, {"d_model": "128"}, {"head": "svm"}],
+    [
+        {"d_model": 30, "num_heads": 4},
+        {"trunk": "vgg"},
+        {"dropout": 1.5},
+        {"d_model": "128"},
+        {"head": "svm"},
+    ],
 )
 def test_invalid_values_raise(overrides):
     with pytest.raises(ValueError):
@@ -216,7 +228,9 @@ def test_frozen_submodules_stay_in_eval_mode():
     assert encoder.encoder.layers[1].training
     assert model.branches["video"].temporal.training and model.head.training
     model4 = tiny("video_iter4").train()
-    assert not model4.branches["video"].trunk.layer3.training and model4.branches["video"].trunk.layer4.training
+    assert (
+        not model4.branches["video"].trunk.layer3.training and model4.branches["video"].trunk.layer4.training
+    )
 
 
 def test_frozen_weights_and_batchnorm_statistics_never_change():
@@ -234,7 +248,9 @@ def test_frozen_weights_and_batchnorm_statistics_never_change():
     for key, value in trunk.state_dict().items():
         if key in frozen_before:
             assert torch.equal(value, frozen_before[key]), key
-    assert not torch.equal(trunk.layer4.state_dict()["0.bn1.running_mean"], layer4_before["0.bn1.running_mean"])
+    assert not torch.equal(
+        trunk.layer4.state_dict()["0.bn1.running_mean"], layer4_before["0.bn1.running_mean"]
+    )
     assert not torch.equal(trunk.layer4.state_dict()["0.conv1.weight"], layer4_before["0.conv1.weight"])
 
 
@@ -354,7 +370,9 @@ def test_frozen_prefix_shapes():
 
     model = tiny("audio_frozen", layer_weighting=True)
     audio = model.frozen_prefix(audio=b["audio"], audio_mask=b["audio_mask"])["audio"]
-    frames = model.branches["audio"].backbone._get_feat_extract_output_lengths(torch.tensor([CLIP_SAMPLES, 2_500]))
+    frames = model.branches["audio"].backbone._get_feat_extract_output_lengths(
+        torch.tensor([CLIP_SAMPLES, 2_500])
+    )
     assert audio["hidden_states"].shape == (2, 3, frames[0], 32)  # embedding output + 2 frozen layers
     assert audio["frame_mask"].sum(dim=1).tolist() == frames.tolist()
 
@@ -419,16 +437,25 @@ def test_pretrained_loads_local_files_and_takes_the_encoders_architecture(offlin
         **TINY_MULTIMODAL,
     )
     assert loaded["video"] == {
-        "loaded": True, "source": str(offline / "resnet18.pth"),
+        "loaded": True,
+        "source": str(offline / "resnet18.pth"),
         "sha256": hashlib.sha256((offline / "resnet18.pth").read_bytes()).hexdigest(),
     }
     assert loaded["audio"]["loaded"] and loaded["audio"]["source"] == str(offline / "wav2vec2-tiny")
-    torch.testing.assert_close(model.branches["video"].trunk.layer4[1].conv2.weight, resnet.layer4[1].conv2.weight)
+    torch.testing.assert_close(
+        model.branches["video"].trunk.layer4[1].conv2.weight, resnet.layer4[1].conv2.weight
+    )
     backbone = model.branches["audio"].backbone
-    assert len(backbone.encoder.layers) == 3, "the architecture is the weights' own config, not audio_arch='tiny'"
-    torch.testing.assert_close(backbone.encoder.layers[2].attention.q_proj.weight, encoder.encoder.layers[2].attention.q_proj.weight)
+    assert len(backbone.encoder.layers) == 3, (
+        "the architecture is the weights' own config, not audio_arch='tiny'"
+    )
+    torch.testing.assert_close(
+        backbone.encoder.layers[2].attention.q_proj.weight, encoder.encoder.layers[2].attention.q_proj.weight
+    )
     rebuilt = EmotionModel(config_from_dict(config_to_dict(model.config)))
-    assert len(rebuilt.branches["audio"].backbone.encoder.layers) == 3, "the checkpoint's config rebuilds it alone"
+    assert len(rebuilt.branches["audio"].backbone.encoder.layers) == 3, (
+        "the checkpoint's config rebuilds it alone"
+    )
 
 
 def test_pretrained_mode_is_checked():
@@ -440,7 +467,9 @@ def test_pretrained_mode_is_checked():
 
 
 def test_parameter_table_as_json():
-    result = subprocess.run([sys.executable, "-m", "msa.models", "--json"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "msa.models", "--json"], capture_output=True, text=True, check=True
+    )
     rows = json.loads(result.stdout)
     assert [row["name"] for row in rows] == NAMES
     by_name = {row["name"]: row for row in rows}

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY_SAMPLE_EMOTIONS
+
 from msa.data.decode import PrepareParams
+from msa.data.experiment import find_data, prepare_locally, split_data
 from msa.data.sample import SampleSpec
 from msa.data.splits import SplitConfig
-from msa.tune.experiment import find_data, prepare_locally, split_data
 
 PARAMS = PrepareParams(num_frames=4, image_size=32)
 
@@ -63,6 +63,6 @@ def test_a_clip_that_fails_on_a_node_is_an_error_naming_it(tiny_sample, tmp_path
     data = driver_data(root, monkeypatch, tmp_path / "driver")
     monkeypatch.setenv("MSA_CACHE", str(tmp_path / "node"))
     broken = data.parts["val"][0]
-    Path(broken["source"]["path"]).write_bytes(b"\0" * 100)  # this node's copy differs from the driver's
-    with pytest.raises(RuntimeError, match=f"failed here, e.g. {re.escape(broken['display'])}"):
+    Path(broken.source.path).write_bytes(b"\0" * 100)  # this node's copy differs from the driver's
+    with pytest.raises(RuntimeError, match=f"failed here, e.g. {re.escape(broken.display)}"):
         data.ensure_here(("val",))

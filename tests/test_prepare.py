@@ -5,11 +5,11 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from media import ravdess_name, write_clip
+
 from msa.data import prepare as prepare_module
 from msa.data.decode import PrepareParams
-from msa.data.prepare import NoUsableClipsError, load_index, prepare, save_index
+from msa.data.prepare import NoUsableClipsError, prepare
 
 PARAMS = PrepareParams(num_frames=4, image_size=16)
 
@@ -89,7 +89,10 @@ def test_two_processes_prepare_at_once(data_root, cache):
         "r = prepare(sys.argv[1], sys.argv[2], PrepareParams(num_frames=4, image_size=16), workers=1, progress=False);"
         "print(len(r.clips))"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(data_root), str(cache)], stdout=subprocess.PIPE) for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(data_root), str(cache)], stdout=subprocess.PIPE)
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=120)[0].decode().strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0] and outputs == ["5", "5"]
     assert len(list((cache / "clips").iterdir())) == 5
@@ -110,24 +113,40 @@ def test_no_usable_clip(tmp_path, cache):
         prepare(tmp_path, cache, PARAMS, progress=False)
 
 
-def test_index_round_trip(data_root, cache, tmp_path):
-    report = prepare(data_root, cache, PARAMS, workers=1, progress=False)
-    save_index(report.clips, tmp_path / "index.json")
-    assert load_index(tmp_path / "index.json") == report.clips
-
-
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "msa.prepare", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "msa.prepare", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_manifest(data_root, cache, tmp_path):
     (data_root / "Actor_01" / ravdess_name(3, 1, channel=2)).write_bytes(b"x")
-    result = run_cli("--data", str(data_root), "--cache", str(cache), "--manifest", str(tmp_path / "m.csv"), "--frames", "4", "--image-size", "16")
+    result = run_cli(
+        "--data",
+        str(data_root),
+        "--cache",
+        str(cache),
+        "--manifest",
+        str(tmp_path / "m.csv"),
+        "--frames",
+        "4",
+        "--image-size",
+        "16",
+    )
     assert result.returncode == 0, result.stderr
     assert "5 usable clips" in result.stdout
     with open(tmp_path / "m.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["path", "included", "reason", "actor", "emotion", "intensity", "statement", "repetition"]
+    assert list(rows[0]) == [
+        "path",
+        "included",
+        "reason",
+        "actor",
+        "emotion",
+        "intensity",
+        "statement",
+        "repetition",
+    ]
     reasons = sorted((row["included"], row["reason"]) for row in rows)
     assert reasons == [("no", "no audio track"), ("no", "song"), ("no", "unreadable")] + [("yes", "")] * 5
     zipped = next(row for row in rows if "::" in row["path"])

@@ -1,8 +1,8 @@
 import zipfile
 
 import pytest
-
 from media import ravdess_name, write_clip
+
 from msa.data import ravdess
 from msa.data.ravdess import BadNameError, ClipName, discover
 
@@ -19,7 +19,11 @@ def test_parse_every_field():
 
 @pytest.mark.parametrize(
     "filename, reason",
-    [("02-01-01-01-01-01-01.mp4", "video-only"), ("03-01-01-01-01-01-01.wav", "audio-only"), ("01-02-01-01-01-01-01.mp4", "song")],
+    [
+        ("02-01-01-01-01-01-01.mp4", "video-only"),
+        ("03-01-01-01-01-01-01.wav", "audio-only"),
+        ("01-02-01-01-01-01-01.mp4", "song"),
+    ],
 )
 def test_exclusion_reasons(filename, reason):
     assert ClipName.parse(filename).exclusion_reason() == reason
@@ -27,9 +31,19 @@ def test_exclusion_reasons(filename, reason):
 
 @pytest.mark.parametrize(
     "filename",
-    ["01-01-01-01-01-01.mp4", "1-01-01-01-01-01-01.mp4", "04-01-01-01-01-01-01.mp4", "01-01-09-01-01-01-01.mp4",
-     "01-01-00-01-01-01-01.mp4", "01-01-01-03-01-01-01.mp4", "01-01-01-01-03-01-01.mp4", "01-01-01-01-01-03-01.mp4",
-     "01-01-01-01-01-01-00.mp4", "clip.mp4", "01_01_01_01_01_01_01.mp4"],
+    [
+        "01-01-01-01-01-01.mp4",
+        "1-01-01-01-01-01-01.mp4",
+        "04-01-01-01-01-01-01.mp4",
+        "01-01-09-01-01-01-01.mp4",
+        "01-01-00-01-01-01-01.mp4",
+        "01-01-01-03-01-01-01.mp4",
+        "01-01-01-01-03-01-01.mp4",
+        "01-01-01-01-01-03-01.mp4",
+        "01-01-01-01-01-01-00.mp4",
+        "clip.mp4",
+        "01_01_01_01_01_01_01.mp4",
+    ],
 )
 def test_bad_names(filename):
     with pytest.raises(BadNameError):
@@ -80,7 +94,9 @@ def test_discovery_over_folders_and_zips(messy_root):
     }
     assert len(found) == len(by_name), "every file is reported exactly once"
     zipped = by_name[ravdess_name(6, 3)].source
-    assert zipped.member == f"Actor_03/{ravdess_name(6, 3)}" and zipped.path.endswith("Video_Speech_Actor_03.zip")
+    assert zipped.member == f"Actor_03/{ravdess_name(6, 3)}" and zipped.path.endswith(
+        "Video_Speech_Actor_03.zip"
+    )
 
 
 @pytest.mark.parametrize("member", ["../evil.mp4", "/etc/evil.mp4", "Actor_01/../../evil.mp4", "C:/evil.mp4"])

@@ -10,10 +10,19 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO
-from processes import command_line, listening_ports, process_tree, ray_processes, wait_for_no_new_ray_processes
-from msa.tune import trainable
+from processes import (
+    assert_no_crash_output,
+    command_line,
+    listening_ports,
+    process_tree,
+    ray_processes,
+    wait_for_no_new_ray_processes,
+)
 from test_trainable import run_trial  # noqa: F401  (a fixture)
+
+import msa.trial.trial as trial_code
 
 DASHBOARD_PORT = 8265  # Ray's default
 
@@ -23,7 +32,9 @@ def assert_not_exposed(driver_pid: int) -> None:
     and Ray's network-facing GCS refuses a client without the run's token."""
     tree = process_tree(driver_pid)
     dashboards = [command_line(pid) for pid in tree if "dashboard/dashboard.py" in command_line(pid)]
-    assert all("--host=127.0.0.1" in command for command in dashboards), "Ray's dashboard process must stay on loopback"
+    assert all("--host=127.0.0.1" in command for command in dashboards), (
+        "Ray's dashboard process must stay on loopback"
+    )
     assert DASHBOARD_PORT not in listening_ports(tree), "the dashboard UI is served"
     gcs = [pid for pid in tree if "gcs_server" in command_line(pid)]
     assert gcs, "no GCS in the driver's process tree"
@@ -34,11 +45,17 @@ def assert_not_exposed(driver_pid: int) -> None:
     try:  # Ray's client keeps retrying after a refusal: read what it was told, then give up
         stranger = subprocess.run(
             [sys.executable, "-c", f"import ray; ray.init(address='{node_ip()}:{port}'); print('joined')"],
-            capture_output=True, text=True, timeout=30, env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
         )
         out, err = stranger.stdout, stranger.stderr
     except subprocess.TimeoutExpired as expired:
-        out, err = (text.decode() if isinstance(text, bytes) else (text or "") for text in (expired.stdout, expired.stderr))
+        out, err = (
+            text.decode() if isinstance(text, bytes) else (text or "")
+            for text in (expired.stdout, expired.stderr)
+        )
     assert "joined" not in out and "InvalidAuthToken" in err, "a client without the token was not refused"
 
 
@@ -48,10 +65,28 @@ def node_ip() -> str:
     return get_node_ip_address()
 
 
-def tune_main(tiny_sample, tmp_path, name, *flags):
+def tune_main(tiny_sample, tmp_path, name, *flags, fail_at_epoch: int | None = None):
+    """The command line of a smoke search; with fail_at_epoch, every trial's first attempt fails then."""
+    entry = ["tune_main.py"] if fail_at_epoch is None else ["tests/failing_tune_main.py", str(fail_at_epoch)]
     return [
-        sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--pretrained", "off", "--data", str(tiny_sample),
-        "--classes", "seed4", "--cache", str(tmp_path / "cache"), "--storage", str(tmp_path / "results"), "--name", name, *flags,
+        sys.executable,
+        *entry,
+        "--space",
+        "video_transformer",
+        "--smoke-test",
+        "--pretrained",
+        "off",
+        "--data",
+        str(tiny_sample),
+        "--classes",
+        "seed4",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--storage",
+        str(tmp_path / "results"),
+        "--name",
+        name,
+        *flags,
     ]
 
 
@@ -66,15 +101,34 @@ def last_checkpointed_epoch(trial: Path) -> int:
     return max(indices) + 1 if indices else 0
 
 
+def wait_for(condition, timeout: float, poll: float = 0.2) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"{condition} did not hold within {timeout} s"
+        time.sleep(poll)
+
+
+def state_saved_after_checkpoints(experiment: Path) -> bool:
+    """Ray saved the experiment state after the newest trial checkpoint (msa.tune.tuner keeps
+    one checkpoint, so Ray saves the state after each)."""
+    states = [path.stat().st_mtime for path in experiment.glob("experiment_state-*.json")]
+    checkpoints = [path.stat().st_mtime for path in experiment.glob("trial_*/checkpoint_*")]
+    return bool(states) and max(states) >= max(checkpoints, default=0)
+
+
+@pytest.mark.ray
 def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
     """SIGKILL mid-search: no Ray process outlives the driver; --resume keeps finished trials as
     they were, redoes at most one epoch per running trial, and summarises every trial. While it
     runs, there is no dashboard and Ray refuses clients without the run's token."""
     before = ray_processes()
-    command = tune_main(tiny_sample, tmp_path, "killed", "--num-samples", "3", "--max-epochs", "4", "--grace-period", "4")
+    command = tune_main(
+        tiny_sample, tmp_path, "killed", "--num-samples", "3", "--max-epochs", "4", "--grace-period", "4"
+    )
     driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     experiment = tmp_path / "results" / "killed"
     deadline = time.time() + 300
+
     def two_epochs_done():  # only the best and the latest checkpoint are kept, so look for any newer than the first
         return any(last_checkpointed_epoch(trial) >= 2 for trial in experiment.glob("trial_*"))
 
@@ -82,7 +136,7 @@ def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
         time.sleep(0.2)
     assert two_epochs_done(), "no trial finished two epochs in time"
     assert_not_exposed(driver.pid)
-    time.sleep(3)  # let the experiment state catch up with the reports (saved every few seconds)
+    wait_for(lambda: state_saved_after_checkpoints(experiment), timeout=60)  # what --resume will read
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
     assert not wait_for_no_new_ray_processes(before), "Ray processes outlived the killed driver"
@@ -90,9 +144,14 @@ def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
     checkpointed = {trial.name: last_checkpointed_epoch(trial) for trial in experiment.glob("trial_*")}
 
     resumed = subprocess.run(
-        tune_main(tiny_sample, tmp_path, "killed", "--resume"), cwd=REPO, capture_output=True, text=True, timeout=600
+        tune_main(tiny_sample, tmp_path, "killed", "--resume"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert_no_crash_output(resumed)
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["num_trials"] == 3 and summary["trials_by_status"] == {"TERMINATED": 3}
     assert set(reported) <= {trial.name for trial in experiment.glob("trial_*")}
@@ -101,20 +160,37 @@ def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
         kept = reported.get(trial.name, [])
         assert epochs[: len(kept)] == kept, "what was recorded before the kill is kept as it was"
         assert epochs == [1, 2, 3, 4], f"{trial.name}: {epochs}"
-        new = epochs[len(kept):]
+        new = epochs[len(kept) :]
         if new and checkpointed.get(trial.name):
             redone = checkpointed[trial.name] - (new[0] - 1)
-            assert redone <= 1, f"{trial.name} resumed at epoch {new[0]} after checkpointing epoch {checkpointed[trial.name]}"
+            assert redone <= 1, (
+                f"{trial.name} resumed at epoch {new[0]} after checkpointing epoch {checkpointed[trial.name]}"
+            )
     assert not wait_for_no_new_ray_processes(before), "Ray processes outlived the resumed run"
 
 
+@pytest.mark.ray
 def test_crashing_trials_are_retried_then_reported(tiny_sample, tmp_path):
-    env = {**os.environ, "MSA_FAIL_AT_EPOCH": "2"}
     retried = subprocess.run(
-        tune_main(tiny_sample, tmp_path, "retried", "--num-samples", "2", "--max-epochs", "3", "--grace-period", "3"),
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=env,
+        tune_main(
+            tiny_sample,
+            tmp_path,
+            "retried",
+            "--num-samples",
+            "2",
+            "--max-epochs",
+            "3",
+            "--grace-period",
+            "3",
+            fail_at_epoch=2,
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert retried.returncode == 0, retried.stderr[-3000:]
+    assert_no_crash_output(retried)
     summary = json.loads((tmp_path / "results" / "retried" / "summary.json").read_text())
     assert summary["trials_by_status"] == {"TERMINATED": 2} and summary["errors"] == {}
     for trial in (tmp_path / "results" / "retried").glob("trial_*"):
@@ -122,25 +198,49 @@ def test_crashing_trials_are_retried_then_reported(tiny_sample, tmp_path):
 
     before = ray_processes()
     exhausted = subprocess.run(
-        tune_main(tiny_sample, tmp_path, "exhausted", "--num-samples", "2", "--max-epochs", "3", "--grace-period", "3", "--max-failures", "0"),
-        cwd=REPO, capture_output=True, text=True, timeout=600, env=env,
+        tune_main(
+            tiny_sample,
+            tmp_path,
+            "exhausted",
+            "--num-samples",
+            "2",
+            "--max-epochs",
+            "3",
+            "--grace-period",
+            "3",
+            "--max-failures",
+            "0",
+            fail_at_epoch=2,
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert exhausted.returncode == 0, exhausted.stderr[-3000:]  # the search went on and summarised
+    assert_no_crash_output(exhausted)
     summary = json.loads((tmp_path / "results" / "exhausted" / "summary.json").read_text())
     assert summary["trials_by_status"] == {"ERROR": 2}
     assert len(summary["errors"]) == 2
-    assert all("MSA_FAIL_AT_EPOCH=2" in message for message in summary["errors"].values())
+    assert all("fail_at_epoch=2" in message for message in summary["errors"].values())
     assert summary["best_val"]["epoch"] == 1, "the epoch before the crash still counts"
     assert not wait_for_no_new_ray_processes(before), "Ray processes outlived a run whose trials failed"
 
 
+@pytest.mark.ray
 def test_a_search_whose_trials_all_fail_exits_1_and_leaves_nothing_running(tiny_sample, tmp_path):
     before = ray_processes()
     failed = subprocess.run(
-        tune_main(tiny_sample, tmp_path, "failed", "--num-samples", "1", "--max-failures", "0"),
-        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "MSA_FAIL_AT_EPOCH": "1"},
+        tune_main(
+            tiny_sample, tmp_path, "failed", "--num-samples", "1", "--max-failures", "0", fail_at_epoch=1
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert failed.returncode == 1, failed.stderr[-3000:]
+    assert_no_crash_output(failed)
     assert "no trial finished an epoch" in failed.stdout
     summary = json.loads((tmp_path / "results" / "failed" / "summary.json").read_text())
     assert summary["trials_by_status"] == {"ERROR": 1} and summary["test"] is None
@@ -148,7 +248,7 @@ def test_a_search_whose_trials_all_fail_exits_1_and_leaves_nothing_running(tiny_
 
 
 def test_nan_loss_stops_the_trial_at_once(run_trial, monkeypatch):  # noqa: F811
-    real = trainable.train_one_epoch
+    real = trial_code.train_one_epoch
     calls = []
 
     def blows_up_in_epoch_2(*args, **kwargs):
@@ -156,7 +256,7 @@ def test_nan_loss_stops_the_trial_at_once(run_trial, monkeypatch):  # noqa: F811
         metrics = real(*args, **kwargs)
         return {**metrics, "train_loss": math.nan} if len(calls) == 2 else metrics
 
-    monkeypatch.setattr(trainable, "train_one_epoch", blows_up_in_epoch_2)
+    monkeypatch.setattr(trial_code, "train_one_epoch", blows_up_in_epoch_2)
     reports = run_trial(max_epochs=4)
     assert [m["epoch"] for m, _ in reports] == [1, 2], "no epoch after the non-finite one"
     last, checkpoint = reports[-1]
@@ -176,23 +276,35 @@ def test_unwritable_or_mismatched_arguments_still_exit_2(tmp_path, capsys):
 def test_summary_lists_errors_and_non_finite_stops():
     from types import SimpleNamespace
 
+    from msa.tune.options import SearchOptions
     from msa.tune.summary import summarise
 
     class TrialFailed(RuntimeError):
         pass
 
-    wrapped = SimpleNamespace(cause=TrialFailed("MSA_FAIL_AT_EPOCH=1: injected failure at epoch 1 (first attempt)"))
+    wrapped = SimpleNamespace(
+        cause=TrialFailed("fail_at_epoch=1: injected failure at epoch 1 (first attempt)")
+    )
     results = [
-        SimpleNamespace(path="/x/trial_a", error=None, metrics={"epoch": 2, "val_acc": 0.5}, best_checkpoints=[]),
+        SimpleNamespace(
+            path="/x/trial_a", error=None, metrics={"epoch": 2, "val_acc": 0.5}, best_checkpoints=[]
+        ),
         SimpleNamespace(path="/x/trial_b", error=wrapped, metrics={}, best_checkpoints=[]),
         SimpleNamespace(
-            path="/x/trial_c", error=None, best_checkpoints=[],
-            metrics={"epoch": 3, "val_acc": math.nan, "stop_reason": "non-finite training loss (nan) in epoch 3"},
+            path="/x/trial_c",
+            error=None,
+            best_checkpoints=[],
+            metrics={
+                "epoch": 3,
+                "val_acc": math.nan,
+                "stop_reason": "non-finite training loss (nan) in epoch 3",
+            },
         ),
     ]
-    args = SimpleNamespace(space="video_transformer", metric="val_acc", mode="max", pretrained="off")
     data = SimpleNamespace(summary=lambda: {})
-    summary = summarise(results, args, data, None, weights={})
+    summary = summarise(results, SearchOptions("video_transformer"), data, None, weights={})
     assert summary["trials_by_status"] == {"ERROR": 1, "TERMINATED": 2}
-    assert summary["errors"] == {"trial_b": "TrialFailed: MSA_FAIL_AT_EPOCH=1: injected failure at epoch 1 (first attempt)"}
+    assert summary["errors"] == {
+        "trial_b": "TrialFailed: fail_at_epoch=1: injected failure at epoch 1 (first attempt)"
+    }
     assert summary["stopped_non_finite"] == {"trial_c": "non-finite training loss (nan) in epoch 3"}

@@ -64,19 +64,31 @@ def audio_features(path: Path) -> np.ndarray:
     voiced = energy > energy.max() - 5
     freqs = np.fft.rfftfreq(win, 1 / 16000)
     edges = np.geomspace(60, 8000, 21)
-    bands = np.stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], 1)
+    bands = np.stack(
+        [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], 1
+    )
     spectrum = np.log(bands[voiced] + 1e-10).mean(axis=0)
     e = energy[voiced]
     zcr = (np.diff(np.sign(frames[voiced]), axis=1) != 0).mean()
     ac = np.fft.irfft(np.abs(np.fft.rfft(frames[voiced], 1024, axis=1)) ** 2, axis=1)
     lo, hi = 16000 // 400, 16000 // 70  # lags for 400 .. 70 Hz
     f0 = np.log(16000 / (lo + ac[:, lo:hi].argmax(axis=1)))
-    stats = [e.mean(), e.std(), e.max(), voiced.mean(), zcr, np.median(f0), f0.std(),
-             np.percentile(f0, 90) - np.percentile(f0, 10)]
+    stats = [
+        e.mean(),
+        e.std(),
+        e.max(),
+        voiced.mean(),
+        zcr,
+        np.median(f0),
+        f0.std(),
+        np.percentile(f0, 90) - np.percentile(f0, 10),
+    ]
     return np.concatenate([spectrum - spectrum.mean(), stats])
 
 
-def softmax_regression(x: np.ndarray, y: np.ndarray, classes: int, l2: float = 1e-2, steps: int = 500) -> np.ndarray:
+def softmax_regression(
+    x: np.ndarray, y: np.ndarray, classes: int, l2: float = 1e-2, steps: int = 500
+) -> np.ndarray:
     """Multinomial logistic regression by full-batch gradient descent; returns weights with bias."""
     xb = np.hstack([x, np.ones((len(x), 1))])
     w = np.zeros((xb.shape[1], classes))
@@ -91,7 +103,9 @@ def softmax_regression(x: np.ndarray, y: np.ndarray, classes: int, l2: float = 1
     return w
 
 
-def held_out_accuracy(features: np.ndarray, labels: np.ndarray, actors: np.ndarray, folds=FOLDS) -> np.ndarray:
+def held_out_accuracy(
+    features: np.ndarray, labels: np.ndarray, actors: np.ndarray, folds=FOLDS
+) -> np.ndarray:
     """Accuracy on each fold's held-out actors of a classifier trained on the other actors,
     features standardised with the training actors' statistics."""
     accs = []
@@ -110,8 +124,11 @@ def learnability(root: Path) -> dict[str, np.ndarray]:
     labels, actors = names[:, 2] - 1, names[:, 6]
     video = np.stack([video_features(p) for p in paths])
     audio = np.stack([audio_features(p) for p in paths])
-    return {"video": held_out_accuracy(video, labels, actors), "audio": held_out_accuracy(audio, labels, actors),
-            "both": held_out_accuracy(np.hstack([video, audio]), labels, actors)}
+    return {
+        "video": held_out_accuracy(video, labels, actors),
+        "audio": held_out_accuracy(audio, labels, actors),
+        "both": held_out_accuracy(np.hstack([video, audio]), labels, actors),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +179,10 @@ def test_format_matches_ravdess(tiny_root: Path):
         assert path.parent.name == f"Actor_{actor:02d}"
         with av.open(str(path)) as container:
             v, a = container.streams.video[0], container.streams.audio[0]
-            assert v.codec_context.name == "h264" and (v.codec_context.width, v.codec_context.height) == (1280, 720)
+            assert v.codec_context.name == "h264" and (v.codec_context.width, v.codec_context.height) == (
+                1280,
+                720,
+            )
             assert v.average_rate == Fraction(30000, 1001)
             assert a.codec_context.name == "aac" and a.codec_context.sample_rate == 48000
             assert a.codec_context.channels == 2
@@ -193,9 +213,15 @@ def test_generation_is_deterministic(tiny_root: Path, tmp_path: Path):
     twin = again / path.relative_to(tiny_root)
     a, b = decord.VideoReader(str(path)), decord.VideoReader(str(twin))
     assert np.array_equal(a.get_batch([0, 10]).asnumpy(), b.get_batch([0, 10]).asnumpy())
-    other = generate_sample(tmp_path / "other", SampleSpec(actors=1, emotions=(3,), statements=1, duration=1.0, seed=8),
-                            workers=1, progress=False)
-    assert (other / clip_relpath(1, 3, 1, 1, 1)).read_bytes() != (tiny_root / clip_relpath(1, 3, 1, 1, 1)).read_bytes()
+    other = generate_sample(
+        tmp_path / "other",
+        SampleSpec(actors=1, emotions=(3,), statements=1, duration=1.0, seed=8),
+        workers=1,
+        progress=False,
+    )
+    assert (other / clip_relpath(1, 3, 1, 1, 1)).read_bytes() != (
+        tiny_root / clip_relpath(1, 3, 1, 1, 1)
+    ).read_bytes()
 
 
 def test_marker_less_folder_is_regenerated(tmp_path: Path):
@@ -222,12 +248,13 @@ def test_complete_folder_is_reused_and_race_loser_gives_way(tmp_path: Path, monk
     assert (root / MARKER).stat().st_mtime_ns == stamp
     # A process that finished second finds the winner's folder in place: it keeps it and
     # discards its own copy.
-    import msa.data.sample as sample
+    from msa.data.sample import tree
 
     # The first look (before generating) misses the folder, as when another process installs
-    # it while this one is generating.
-    monkeypatch.setattr(sample, "is_complete", _first_false(sample.is_complete))
-    assert sample.generate_sample(root, spec, workers=1, progress=False) == root
+    # it while this one is generating. generate_sample looks it up in msa.data.sample.tree.
+    assert generate_sample.__globals__ is vars(tree)  # else the patch below would not reach it
+    monkeypatch.setattr(tree, "is_complete", _first_false(tree.is_complete))
+    assert generate_sample(root, spec, workers=1, progress=False) == root
     assert (root / MARKER).stat().st_mtime_ns == stamp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sample"]
 
@@ -285,8 +312,14 @@ def test_default_sample_learnable_on_held_out_actors(tmp_path: Path):
 
 
 def _generate_in_child(root: str) -> str:
-    return str(generate_sample(Path(root), SampleSpec(actors=1, emotions=(6, 8), statements=1, duration=1.0),
-                               workers=1, progress=False))
+    return str(
+        generate_sample(
+            Path(root),
+            SampleSpec(actors=1, emotions=(6, 8), statements=1, duration=1.0),
+            workers=1,
+            progress=False,
+        )
+    )
 
 
 def test_two_processes_generating_at_once(tmp_path: Path):

@@ -2,7 +2,6 @@
 
 import math
 
-import optuna
 from optuna.trial import TrialState
 
 from msa.tune.searcher import BudgetAwareOptunaSearch
@@ -28,7 +27,12 @@ def test_early_stopped_trials_are_pruned_not_complete():
     run(searcher, "crashed", [0.5], error=True)
     run(searcher, "diverged", [0.3, math.nan])
     trials = {t.number: t for t in searcher.study.trials}
-    assert [trials[i].state for i in range(4)] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.FAIL]
+    assert [trials[i].state for i in range(4)] == [
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.FAIL,
+        TrialState.FAIL,
+    ]
     assert trials[0].value == 0.4
     assert trials[1].intermediate_values == {1: 0.9} and trials[1].last_step == 1
     assert searcher.study.best_trial.number == 0, "the best trial is the one that ran the full budget"

@@ -5,7 +5,7 @@ import torch
 
 from msa.models import create_model
 from msa.train import OptimConfig, build_optimizer
-from msa.tune.hyperparameters import TrialHyperparameters
+from msa.trial import TrialHyperparameters
 from search_spaces import SPACES, sample_config
 
 SEEDS = range(6)
@@ -31,7 +31,9 @@ def test_space_configs_build_and_train(name):
         hp = TrialHyperparameters.from_config(config)
         models.add(hp.model)
         model, loaded = create_model(hp.model, 4, "off", **hp.overrides(smoke_test=True))
-        assert [record["loaded"] for record in loaded.values()] == [False, False], "pretrained='off' loads nothing"
+        assert [record["loaded"] for record in loaded.values()] == [False, False], (
+            "pretrained='off' loads nothing"
+        )
         optim = hp.optim_config(steps_per_epoch=3)
         assert isinstance(optim, OptimConfig)
         optimizer = build_optimizer(model, optim)

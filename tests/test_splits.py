@@ -16,7 +16,9 @@ def males(actors):
     return sum(a % 2 for a in actors)
 
 
-@pytest.mark.parametrize("num_actors, sizes", [(24, (16, 4, 4)), (8, (4, 2, 2)), (6, (4, 1, 1)), (3, (1, 1, 1))])
+@pytest.mark.parametrize(
+    "num_actors, sizes", [(24, (16, 4, 4)), (8, (4, 2, 2)), (6, (4, 1, 1)), (3, (1, 1, 1))]
+)
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_actor_split_properties(num_actors, sizes, seed):
     names = clips_of(range(1, num_actors + 1))

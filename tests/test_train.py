@@ -22,7 +22,7 @@ from msa.train import (
     lr_multiplier,
     model_from_checkpoint,
     parameter_groups,
-    prepare_model,
+    place_model,
     save_checkpoint,
     seed_everything,
     train_one_epoch,
@@ -108,7 +108,10 @@ def test_build_optimizer(optimizer, cls):
             OptimConfig(schedule="cosine", warmup_steps=2),  # total_steps = 10
             {0: 0.5, 1: 1.0, 5: 0.5 * (1 + math.cos(math.pi * 4 / 8)), 9: 0.0, 20: 0.0},
         ),
-        (OptimConfig(schedule="cosine", min_lr_ratio=0.1), {0: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 10)), 9: 0.1}),
+        (
+            OptimConfig(schedule="cosine", min_lr_ratio=0.1),
+            {0: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 10)), 9: 0.1},
+        ),
     ],
 )
 def test_schedule_values(config, expected):
@@ -126,7 +129,9 @@ def test_scheduler_drives_every_group():
         seen.append({g["name"]: g["lr"] for g in opt.param_groups})
         opt.step()
         scheduler.step()
-    assert [s["new"] for s in seen] == pytest.approx([5e-4, 1e-3, 1e-3 * math.sqrt(2 / 3), 1e-3 * math.sqrt(2 / 4)])
+    assert [s["new"] for s in seen] == pytest.approx(
+        [5e-4, 1e-3, 1e-3 * math.sqrt(2 / 3), 1e-3 * math.sqrt(2 / 4)]
+    )
     assert seen[0]["backbone"] == pytest.approx(5e-5)
 
 
@@ -197,17 +202,23 @@ def test_cpu_runs_in_full_precision():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_mixed_precision_channels_last_step():
-    model = prepare_model(tiny("multimodal_iter1", trainable_children=2), "cuda")
+    model = place_model(tiny("multimodal_iter1", trainable_children=2), "cuda")
     precision = Precision("cuda")
     assert precision.dtype in (torch.bfloat16, torch.float16)
-    train = train_one_epoch(model, loader(), build_optimizer(model, OptimConfig()), grad_clip=1.0, precision=precision)
+    train = train_one_epoch(
+        model, loader(), build_optimizer(model, OptimConfig()), grad_clip=1.0, precision=precision
+    )
     result = evaluate(model, loader(), NUM_CLASSES, precision=precision)
     assert math.isfinite(train["train_loss"]) and math.isfinite(result["loss"])
 
 
 @pytest.mark.parametrize(
     "name, overrides",
-    [("video_iter1", {}), ("audio_all", {"audio_arch": "tiny"}), ("multimodal_iter1", {"trainable_layers": 2})],
+    [
+        ("video_iter1", {}),
+        ("audio_all", {"audio_arch": "tiny"}),
+        ("multimodal_iter1", {"trainable_layers": 2}),
+    ],
 )
 def test_a_tiny_model_overfits_a_tiny_batch(name, overrides):
     seed_everything(0)
@@ -226,12 +237,22 @@ def test_a_tiny_model_overfits_a_tiny_batch(name, overrides):
 
 @pytest.mark.parametrize("name", ["video_iter4", "multimodal_iter1"])
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, name):
-    model = tiny(name, head="mlp", head_hidden=8, layer_weighting=True) if name.startswith("multi") else tiny(name)
+    model = (
+        tiny(name, head="mlp", head_hidden=8, layer_weighting=True)
+        if name.startswith("multi")
+        else tiny(name)
+    )
     opt = build_optimizer(model, OptimConfig(schedule="cosine"))
     scheduler = build_scheduler(opt, OptimConfig(schedule="cosine"), total_steps=10)
-    train_one_epoch(model, loader(num_batches=1), opt, scheduler)  # move weights and BN statistics off their init
+    train_one_epoch(
+        model, loader(num_batches=1), opt, scheduler
+    )  # move weights and BN statistics off their init
     path = save_checkpoint(
-        tmp_path / "ckpt" / "model.pt", model, optimizer=opt.state_dict(), scheduler=scheduler.state_dict(), epoch=3
+        tmp_path / "ckpt" / "model.pt",
+        model,
+        optimizer=opt.state_dict(),
+        scheduler=scheduler.state_dict(),
+        epoch=3,
     )
     assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary file left behind
 

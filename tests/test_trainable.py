@@ -5,17 +5,27 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from ray.tune import Checkpoint
 
+from msa.experiment_dir import CHECKPOINT_FILE
 from msa.train import model_from_checkpoint
+from msa.trial import TrialSettings
 from msa.tune import trainable
-from msa.tune.trainable import CHECKPOINT_FILE, TrialSettings, train_trial
+from msa.tune.trainable import train_trial
 
 REQUIRED = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "val_uar", "lr")
 CONFIG = {
-    "model": "video_iter3", "trunk": "frozen", "d_model": 64, "num_layers": 1, "num_heads": 2, "dropout": 0.1,
-    "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 4, "schedule": "inverse_sqrt", "warmup_epochs": 0.5,
+    "model": "video_iter3",
+    "trunk": "frozen",
+    "d_model": 64,
+    "num_layers": 1,
+    "num_heads": 2,
+    "dropout": 0.1,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "batch_size": 4,
+    "schedule": "inverse_sqrt",
+    "warmup_epochs": 0.5,
 }
 
 
@@ -50,8 +60,11 @@ def run_trial(tiny_trial_data, tmp_path, monkeypatch):
         captured = CapturedTune(keep, resume_from)
         monkeypatch.setattr(trainable, "tune", captured)
         settings = TrialSettings(
-            data=tiny_trial_data, max_epochs=max_epochs, smoke_test=True,
-            feature_cache=feature_cache, progress=False,
+            data=tiny_trial_data,
+            max_epochs=max_epochs,
+            smoke_test=True,
+            feature_cache=feature_cache,
+            progress=False,
         )
         train_trial(dict(config), settings)
         return captured.reports
@@ -62,7 +75,7 @@ def run_trial(tiny_trial_data, tmp_path, monkeypatch):
 def test_trial_reports_every_metric_and_a_loadable_checkpoint(run_trial, tmp_path, tiny_trial_data):
     reports = run_trial(max_epochs=2)
     assert [m["epoch"] for m, _ in reports] == [1, 2]
-    for metrics, folder in reports:
+    for metrics, _ in reports:
         assert set(REQUIRED) <= set(metrics)
         assert all(math.isfinite(metrics[k]) for k in REQUIRED)
         assert 0 <= metrics["val_acc"] <= 1 and metrics["pretrained_video"] is False
@@ -102,7 +115,7 @@ def test_augmented_video_is_not_served_from_the_cache(run_trial):
 
 
 def test_rung_score_breaks_accuracy_ties_by_loss_only():
-    from msa.tune.trainable import rung_score
+    from msa.experiment_dir import rung_score
 
     def score(acc, loss, mode="max", metric="val_acc"):
         return rung_score({"val_acc": acc, "val_loss": loss}, metric, mode)

@@ -6,10 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
+from processes import assert_no_crash_output, ray_processes, wait_for_no_new_ray_processes
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import REPO
-from processes import ray_processes, wait_for_no_new_ray_processes
+pytestmark = pytest.mark.ray  # these tests start Ray (make test-quick leaves them out)
 
 STATUSES = {"TERMINATED", "ERROR", "PENDING"}
 
@@ -25,22 +26,57 @@ def smoke_run(tiny_sample, tmp_path_factory, smoke_env):
     storage = tmp_path_factory.mktemp("results")
     cache = tmp_path_factory.mktemp("cache")
     command = [
-        sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--num-samples", "2",
-        "--data", str(tiny_sample), "--classes", "seed4", "--cache", str(cache), "--storage", str(storage), "--name", "smoke",
+        sys.executable,
+        "tune_main.py",
+        "--space",
+        "video_transformer",
+        "--smoke-test",
+        "--num-samples",
+        "2",
+        # The data as a storage URI: the resume test below then resumes a URI-data search.
+        "--data",
+        tiny_sample.as_uri(),
+        "--classes",
+        "seed4",
+        "--cache",
+        str(cache),
+        "--storage",
+        str(storage),
+        "--name",
+        "smoke",
     ]
     before = ray_processes()
     result = subprocess.run(command, cwd=REPO, env=smoke_env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not wait_for_no_new_ray_processes(before), "a normal run left Ray processes behind"
+    assert_no_crash_output(result)
     return storage / "smoke", result
 
 
 def test_summary_matches_the_schema(smoke_run):
     experiment, result = smoke_run
     summary = json.loads((experiment / "summary.json").read_text())
-    assert set(summary) == {"space", "metric", "mode", "num_trials", "trials_by_status", "best_trial", "best_config",
-                            "best_val", "test", "data", "pretrained", "errors", "stopped_non_finite"}
-    assert (summary["space"], summary["metric"], summary["mode"], summary["num_trials"]) == ("video_transformer", "val_acc", "max", 2)
+    assert set(summary) == {
+        "space",
+        "metric",
+        "mode",
+        "num_trials",
+        "trials_by_status",
+        "best_trial",
+        "best_config",
+        "best_val",
+        "test",
+        "data",
+        "pretrained",
+        "errors",
+        "stopped_non_finite",
+    }
+    assert (summary["space"], summary["metric"], summary["mode"], summary["num_trials"]) == (
+        "video_transformer",
+        "val_acc",
+        "max",
+        2,
+    )
     assert set(summary["trials_by_status"]) <= STATUSES and sum(summary["trials_by_status"].values()) == 2
     assert (experiment / summary["best_trial"]).is_dir()
     assert summary["best_config"]["model"] in ("video_iter3", "video_iter4", "video_iter5")
@@ -88,7 +124,14 @@ def test_tensorboard_files_parse(smoke_run):
         ours = EventAccumulator(str(trial / "tensorboard"))
         ours.Reload()
         tags = ours.Tags()
-        assert {"loss/train_loss", "loss/val_loss", "metrics/val_acc", "metrics/val_f1", "metrics/val_uar", "lr"} <= set(tags["scalars"])
+        assert {
+            "loss/train_loss",
+            "loss/val_loss",
+            "metrics/val_acc",
+            "metrics/val_f1",
+            "metrics/val_uar",
+            "lr",
+        } <= set(tags["scalars"])
         assert "val/confusion_matrix" in tags["images"]
         epochs = [event.step for event in ours.Scalars("metrics/val_acc")]
         progress = (trial / "progress.csv").read_text().strip().splitlines()
@@ -97,17 +140,34 @@ def test_tensorboard_files_parse(smoke_run):
 
 
 def test_resume_of_a_finished_search_only_summarises_again(smoke_run, smoke_env, tmp_path):
+    """Also the resume of a search whose --data is a storage URI (file:// here): it finds its data."""
     experiment, _ = smoke_run
+    assert json.loads((experiment / "msa_args.json").read_text())["data"].startswith("file://")
     summary = json.loads((experiment / "summary.json").read_text())
     epochs = {trial.name: (trial / "result.json").read_text() for trial in experiment.glob("trial_*")}
     resumed = subprocess.run(
-        [sys.executable, "tune_main.py", "--space", "video_transformer", "--storage", str(experiment.parent),
-         "--name", experiment.name, "--resume"],
-        cwd=REPO, env=smoke_env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "tune_main.py",
+            "--space",
+            "video_transformer",
+            "--storage",
+            str(experiment.parent),
+            "--name",
+            experiment.name,
+            "--resume",
+        ],
+        cwd=REPO,
+        env=smoke_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((experiment / "summary.json").read_text()) == summary
-    assert {trial.name: (trial / "result.json").read_text() for trial in experiment.glob("trial_*")} == epochs, "nothing retrained"
+    assert {
+        trial.name: (trial / "result.json").read_text() for trial in experiment.glob("trial_*")
+    } == epochs, "nothing retrained"
 
 
 @pytest.mark.slow
@@ -117,8 +177,26 @@ def test_ctrl_c_then_resume_finishes_the_search(tiny_sample, tmp_path):
     import time
 
     common = ["--storage", str(tmp_path / "results"), "--name", "interrupted"]
-    command = [sys.executable, "tune_main.py", "--space", "video_transformer", "--smoke-test", "--num-samples", "3",
-               "--max-epochs", "6", "--data", str(tiny_sample), "--classes", "seed4", "--pretrained", "off", "--cache", str(tmp_path / "cache"), *common]
+    command = [
+        sys.executable,
+        "tune_main.py",
+        "--space",
+        "video_transformer",
+        "--smoke-test",
+        "--num-samples",
+        "3",
+        "--max-epochs",
+        "6",
+        "--data",
+        str(tiny_sample),
+        "--classes",
+        "seed4",
+        "--pretrained",
+        "off",
+        "--cache",
+        str(tmp_path / "cache"),
+        *common,
+    ]
     before = ray_processes()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     experiment = tmp_path / "results" / "interrupted"
@@ -131,8 +209,13 @@ def test_ctrl_c_then_resume_finishes_the_search(tiny_sample, tmp_path):
     assert not wait_for_no_new_ray_processes(before), "Ctrl-C left Ray processes behind"
     assert "--resume" in err and not (experiment / "summary.json").exists()
 
-    resumed = subprocess.run([sys.executable, "tune_main.py", "--space", "video_transformer", "--resume", *common],
-                             cwd=REPO, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "tune_main.py", "--space", "video_transformer", "--resume", *common],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["num_trials"] == 3 and summary["trials_by_status"] == {"TERMINATED": 3}
@@ -147,21 +230,51 @@ def test_a_hub_speech_encoder_is_downloaded_before_ray_and_reaches_every_trial(t
     from weight_servers import HubServer, tiny_speech_repo
 
     repo = tiny_speech_repo("hubert")
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"), "HF_HUB_OFFLINE": "0"}
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
+        "HF_HUB_OFFLINE": "0",
+    }
     command = [
-        sys.executable, "tune_main.py", "--space", "audio_wav2vec", "--smoke-test", "--num-samples", "2", "--max-epochs", "1",
-        "--grace-period", "1", "--data", str(tiny_sample), "--classes", "seed4", "--audio-weights", "msa-tests/tiny-hubert",
-        "--cache", str(tmp_path / "cache"), "--storage", str(tmp_path / "results"), "--name", "hubert",
+        sys.executable,
+        "tune_main.py",
+        "--space",
+        "audio_wav2vec",
+        "--smoke-test",
+        "--num-samples",
+        "2",
+        "--max-epochs",
+        "1",
+        "--grace-period",
+        "1",
+        "--data",
+        str(tiny_sample),
+        "--classes",
+        "seed4",
+        "--audio-weights",
+        "msa-tests/tiny-hubert",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--storage",
+        str(tmp_path / "results"),
+        "--name",
+        "hubert",
     ]
     with HubServer({"msa-tests/tiny-hubert": repo}) as hub:
         env["HF_ENDPOINT"] = hub.url
         result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
         downloaded = hub.downloads()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_no_crash_output(result)
     assert sorted(downloaded) == ["config.json", "model.safetensors"], "only what the model needs, once"
     sha256 = hashlib.sha256(repo["model.safetensors"]).hexdigest()
     summary = json.loads((tmp_path / "results" / "hubert" / "summary.json").read_text())
-    assert summary["pretrained"]["audio"] == {"loaded": True, "source": "msa-tests/tiny-hubert", "sha256": sha256}
+    assert summary["pretrained"]["audio"] == {
+        "loaded": True,
+        "source": "msa-tests/tiny-hubert",
+        "sha256": sha256,
+    }
     for trial in (tmp_path / "results" / "hubert").glob("trial_*"):
         epoch = json.loads((trial / "result.json").read_text().splitlines()[0])
         assert epoch["pretrained_audio_sha256"] == sha256
@@ -169,4 +282,6 @@ def test_a_hub_speech_encoder_is_downloaded_before_ray_and_reaches_every_trial(t
         from msa.train import model_from_checkpoint
 
         model, _ = model_from_checkpoint(checkpoint)
-        assert json.loads(model.config.audio.audio_arch)["model_type"] == "hubert", "the checkpoint rebuilds the HuBERT alone"
+        assert json.loads(model.config.audio.audio_arch)["model_type"] == "hubert", (
+            "the checkpoint rebuilds the HuBERT alone"
+        )

@@ -13,12 +13,12 @@ import urllib.request
 import pytest
 import torch
 import torchvision
+from conftest import REPO
 from tqdm import tqdm
+from weight_servers import BlackHoleServer, FileServer, HubServer, closed_port_url, tiny_speech_repo, use_hub
 
 import msa.weights.download
-from conftest import REPO
 from msa.weights import FETCH_TIMEOUT, WeightsUnavailable, cached_weights, fetch_weights, find_weights
-from weight_servers import BlackHoleServer, FileServer, HubServer, closed_port_url, tiny_speech_repo, use_hub
 
 IMAGENET_FILE = "resnet18-f37072fd.pth"  # where torchvision caches ResNet18_Weights.IMAGENET1K_V1
 SLOW_BOUND = 90  # s: an unreachable source must fail well within this (it takes about FETCH_TIMEOUT)
@@ -64,7 +64,9 @@ def test_video_url_lands_in_torchvision_cache(checkpoints, resnet_bytes):
     name = f"resnet18-{sha256(resnet_bytes)[:8]}.pth"
     with FileServer({name: resnet_bytes}) as server:
         files = fetch_weights("video", server.url_of(name), progress=False)
-        assert fetch_weights("video", server.url_of(name), progress=False) == files  # cached: not fetched again
+        assert (
+            fetch_weights("video", server.url_of(name), progress=False) == files
+        )  # cached: not fetched again
         assert server.requests == [("GET", f"/{name}")]
     assert (files.branch, files.folder, files.files) == ("video", checkpoints, (name,))
     assert (files.sha256, files.size) == (sha256(resnet_bytes), len(resnet_bytes))
@@ -123,9 +125,13 @@ def test_video_name_from_the_cache(checkpoints, resnet_bytes, monkeypatch):
 
 
 def test_video_unknown_or_missing(checkpoints):
-    with pytest.raises(WeightsUnavailable, match="not a torchvision ResNet18_Weights name .IMAGENET1K_V1, DEFAULT."):
+    with pytest.raises(
+        WeightsUnavailable, match="not a torchvision ResNet18_Weights name .IMAGENET1K_V1, DEFAULT."
+    ):
         find_weights("video", "IMAGENET1K_V9")
-    with pytest.raises(WeightsUnavailable, match="not downloaded .*python -m msa.weights fetch --video IMAGENET1K_V1"):
+    with pytest.raises(
+        WeightsUnavailable, match="not downloaded .*python -m msa.weights fetch --video IMAGENET1K_V1"
+    ):
         find_weights("video", "IMAGENET1K_V1")
     with pytest.raises(ValueError, match="branch must be one of video, audio"):
         find_weights("text", "IMAGENET1K_V1")
@@ -214,7 +220,9 @@ def test_audio_local_folder(tmp_path, hf_home, monkeypatch):
             find_weights("audio", str(folder))
         with pytest.raises(WeightsUnavailable, match="no such folder"):
             fetch_weights("audio", str(tmp_path / "missing"))
-        with pytest.raises(WeightsUnavailable, match="not in the Hugging Face cache .* fetch --audio org/tiny"):
+        with pytest.raises(
+            WeightsUnavailable, match="not in the Hugging Face cache .* fetch --audio org/tiny"
+        ):
             find_weights("audio", "org/tiny")
         assert server.connections == 0
 
@@ -223,8 +231,16 @@ def test_audio_local_folder(tmp_path, hf_home, monkeypatch):
     "source, repos, message",
     [
         ("org/nope", {}, "audio weights org/nope: no such model repo on http://127.0.0.1:"),
-        ("org/tiny@v9", {"org/tiny": tiny_speech_repo("wav2vec2")}, "audio weights org/tiny@v9: no such revision"),
-        ("org/cfg", {"org/cfg": {"config.json": b"{}"}}, "audio weights org/cfg: the repo has none of model.safetensors"),
+        (
+            "org/tiny@v9",
+            {"org/tiny": tiny_speech_repo("wav2vec2")},
+            "audio weights org/tiny@v9: no such revision",
+        ),
+        (
+            "org/cfg",
+            {"org/cfg": {"config.json": b"{}"}},
+            "audio weights org/cfg: the repo has none of model.safetensors",
+        ),
         ("org/a/b", {}, "neither a folder nor a hub id"),
     ],
 )
@@ -261,7 +277,9 @@ def test_audio_black_hole_fails_within_fetch_timeout(hf_home, monkeypatch):
     with BlackHoleServer() as server:
         use_hub(monkeypatch, server.url, hf_home)
         start = time.monotonic()
-        with pytest.raises(WeightsUnavailable, match=f"no answer from {server.url} within {FETCH_TIMEOUT:g} s"):
+        with pytest.raises(
+            WeightsUnavailable, match=f"no answer from {server.url} within {FETCH_TIMEOUT:g} s"
+        ):
             fetch_weights("audio", "org/tiny", progress=False)
         elapsed = time.monotonic() - start
     print(f"black hole (default timeout {FETCH_TIMEOUT:g} s): failed after {elapsed:.1f} s")
@@ -290,9 +308,20 @@ def test_cached_weights_lists_both_branches(checkpoints, resnet_bytes, hf_home, 
         audio = fetch_weights("audio", "org/tiny", progress=False)
         fetch_weights("audio", "org/text", progress=False)  # cached, but no speech encoder: not listed
     assert cached_weights() == [
-        {"branch": "video", "source": "IMAGENET1K_V1", "path": str(checkpoints / IMAGENET_FILE),
-         "size": len(resnet_bytes), "sha256": sha256(resnet_bytes)},
-        {"branch": "audio", "source": "org/tiny", "path": str(audio.folder), "size": audio.size, "sha256": audio.sha256},
+        {
+            "branch": "video",
+            "source": "IMAGENET1K_V1",
+            "path": str(checkpoints / IMAGENET_FILE),
+            "size": len(resnet_bytes),
+            "sha256": sha256(resnet_bytes),
+        },
+        {
+            "branch": "audio",
+            "source": "org/tiny",
+            "path": str(audio.folder),
+            "size": audio.size,
+            "sha256": audio.sha256,
+        },
     ]
 
 
@@ -301,7 +330,12 @@ def test_cached_weights_lists_both_branches(checkpoints, resnet_bytes, hf_home, 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "msa.weights", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "msa.weights", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -322,9 +356,15 @@ def test_cli_fetch_then_list(cli_env, resnet_bytes):
         fetched = run_cli("fetch", "--video", video_url, "--audio", "org/tiny", "--no-progress", env=cli_env)
     assert fetched.returncode == 0, fetched.stderr
     video_line, audio_line = fetched.stdout.splitlines()
-    assert video_line.split()[:3] == ["video", video_url, str(cli_env["TORCH_HOME"] + "/hub/checkpoints/" + video_name)]
+    assert video_line.split()[:3] == [
+        "video",
+        video_url,
+        str(cli_env["TORCH_HOME"] + "/hub/checkpoints/" + video_name),
+    ]
     assert video_line.split()[-1] == sha256(resnet_bytes)
-    assert audio_line.split()[:2] == ["audio", "org/tiny"] and audio_line.split()[-1] == sha256(repo["model.safetensors"])
+    assert audio_line.split()[:2] == ["audio", "org/tiny"] and audio_line.split()[-1] == sha256(
+        repo["model.safetensors"]
+    )
 
     listed = run_cli("list", env=cli_env)
     assert listed.returncode == 0, listed.stderr
@@ -334,7 +374,8 @@ def test_cli_fetch_then_list(cli_env, resnet_bytes):
 
     as_json = json.loads(run_cli("list", "--json", env=cli_env).stdout)
     assert [(row["branch"], row["sha256"]) for row in as_json] == [
-        ("video", sha256(resnet_bytes)), ("audio", sha256(repo["model.safetensors"]))
+        ("video", sha256(resnet_bytes)),
+        ("audio", sha256(repo["model.safetensors"])),
     ]
 
 

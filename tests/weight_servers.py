@@ -33,17 +33,6 @@ from urllib.parse import unquote, urlsplit
 HOST = "127.0.0.1"
 LFS_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")  # what the Hub stores in LFS: its ETag is the sha256
 LFS_POINTER_SIZE = 134  # bytes of a git-lfs pointer file, as the Hub reports it
-TINY_SPEECH_CONFIG = dict(  # the smallest encoder that still has every part of the real one
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(32, 32, 32, 32),
-    conv_kernel=(10, 8, 4, 4),
-    conv_stride=(5, 4, 4, 4),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=4,
-)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -90,7 +79,9 @@ class _LoopbackHTTPServer(ThreadingHTTPServer):
 class _RecordingServer:
     """An HTTP server on 127.0.0.1 in a daemon thread; subclasses answer respond()."""
 
-    SHUTDOWN_POLL = 0.02  # s: how often serve_forever looks for close() (its default, 0.5 s, slows every test)
+    SHUTDOWN_POLL = (
+        0.02  # s: how often serve_forever looks for close() (its default, 0.5 s, slows every test)
+    )
 
     def __init__(self):
         self.requests: list[tuple[str, str]] = []
@@ -173,7 +164,9 @@ class HubServer(_RecordingServer):
 
     def respond(self, method, path):
         if match := self.API.fullmatch(path):
-            return self._api(match["repo"], match["tree"] or match["rev"] or "main", tree=match["tree"] is not None)
+            return self._api(
+                match["repo"], match["tree"] or match["rev"] or "main", tree=match["tree"] is not None
+            )
         if match := self.RESOLVE.fullmatch(path):
             if self.stall_downloads and method == "GET":
                 self._released.wait()
@@ -195,7 +188,13 @@ class HubServer(_RecordingServer):
         files = self.repos[repo_id]
         if tree:
             entries = [
-                {"type": "file", "oid": _git_oid(data), "size": len(data), "path": name, **_lfs(name, data, "oid")}
+                {
+                    "type": "file",
+                    "oid": _git_oid(data),
+                    "size": len(data),
+                    "path": name,
+                    **_lfs(name, data, "oid"),
+                }
                 for name, data in sorted(files.items())
             ]
             return _json(entries)
@@ -203,19 +202,21 @@ class HubServer(_RecordingServer):
             {"rfilename": name, "size": len(data), "blobId": _git_oid(data), **_lfs(name, data, "sha256")}
             for name, data in sorted(files.items())
         ]
-        return _json({
-            "_id": hashlib.md5(repo_id.encode()).hexdigest()[:24],
-            "id": repo_id,
-            "modelId": repo_id,
-            "sha": self.commit(repo_id),
-            "private": False,
-            "gated": False,
-            "disabled": False,
-            "tags": [],
-            "siblings": siblings,
-            "lastModified": "2024-01-01T00:00:00.000Z",
-            "createdAt": "2024-01-01T00:00:00.000Z",
-        })
+        return _json(
+            {
+                "_id": hashlib.md5(repo_id.encode()).hexdigest()[:24],
+                "id": repo_id,
+                "modelId": repo_id,
+                "sha": self.commit(repo_id),
+                "private": False,
+                "gated": False,
+                "disabled": False,
+                "tags": [],
+                "siblings": siblings,
+                "lastModified": "2024-01-01T00:00:00.000Z",
+                "createdAt": "2024-01-01T00:00:00.000Z",
+            }
+        )
 
     def _resolve(self, repo_id, revision, name):
         if error := self._check(repo_id, revision):
@@ -226,7 +227,11 @@ class HubServer(_RecordingServer):
             status, headers, body = _error(HTTPStatus.NOT_FOUND, "Entry not found", code="EntryNotFound")
             return status, {**headers, **commit}, body
         etag = hashlib.sha256(data).hexdigest() if name.endswith(LFS_SUFFIXES) else _git_oid(data)
-        return HTTPStatus.OK, {**commit, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}, data
+        return (
+            HTTPStatus.OK,
+            {**commit, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"},
+            data,
+        )
 
 
 class BlackHoleServer:
@@ -323,8 +328,12 @@ def _tiny_speech_repo(model_type: str, weights: str) -> tuple[tuple[str, bytes],
     import torch
     from transformers import AutoConfig, AutoModel
 
+    from msa.models.speech_encoders import BUILTIN_ARCHS
+
     torch.manual_seed(0)
-    model = AutoModel.from_config(AutoConfig.for_model(model_type, **TINY_SPEECH_CONFIG))
+    # msa's tiny wav2vec2 architecture, as this model_type: the smallest encoder with every part of a real one.
+    tiny = {key: value for key, value in BUILTIN_ARCHS["tiny"].items() if key != "model_type"}
+    model = AutoModel.from_config(AutoConfig.for_model(model_type, **tiny))
     with tempfile.TemporaryDirectory() as folder:
         if weights != "bin":
             # ~160 kB of weights: a 100 kB shard limit makes two shards
@@ -345,7 +354,13 @@ def _lfs(name: str, data: bytes, hash_key: str) -> dict:
     """The "lfs" entry of an LFS file (hash_key: "sha256" in model info, "oid" in a tree listing)."""
     if not name.endswith(LFS_SUFFIXES):
         return {}
-    return {"lfs": {hash_key: hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": LFS_POINTER_SIZE}}
+    return {
+        "lfs": {
+            hash_key: hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "pointerSize": LFS_POINTER_SIZE,
+        }
+    }
 
 
 def _json(value) -> tuple[int, dict, bytes]:

@@ -5,8 +5,9 @@ import datetime
 import os
 from pathlib import Path
 
-SAMPLE_RATE = 16_000  # Hz, what wav2vec 2.0 expects
-GCS_RETRY_LIMIT = 30  # seconds; pyarrow's default (15 min) makes a bad URI or missing credentials look like a hang
+GCS_RETRY_LIMIT = (
+    30  # seconds; pyarrow's default (15 min) makes a bad URI or missing credentials look like a hang
+)
 
 
 def default_cache_dir() -> Path:

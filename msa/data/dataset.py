@@ -18,7 +18,7 @@ float32 ``(L, ...)`` under their key and are padded along L the same way, with `
 from __future__ import annotations
 
 import random
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -49,7 +49,9 @@ class ClipDataset(Dataset):
         arrays = dict(arrays or {})
         unknown = set(modalities) - set(MODALITIES)
         if unknown or not (modalities or arrays):
-            raise ValueError(f"modalities must be a subset of {MODALITIES}, non-empty unless arrays are given; got {list(modalities)}")
+            raise ValueError(
+                f"modalities must be a subset of {MODALITIES}, non-empty unless arrays are given; got {list(modalities)}"
+            )
         self.label_set = label_set
         self.modalities = tuple(modalities)
         self.arrays = arrays
@@ -64,11 +66,13 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         clip = self.clips[index]
-        sample = {"label": self.label(index), "actor": clip.name.actor, "path": clip.source}
+        sample = {"label": self.label(index), "actor": clip.name.actor, "path": clip.display}
         if self.modalities:
             video, audio = clip.load(mmap=True)
             if "video" in self.modalities:
-                sample["video"] = torch.from_numpy(np.array(video)).permute(0, 3, 1, 2)  # copy out of the read-only memmap
+                sample["video"] = torch.from_numpy(np.array(video)).permute(
+                    0, 3, 1, 2
+                )  # copy out of the read-only memmap
             if "audio" in self.modalities:
                 sample["audio"] = torch.from_numpy(np.array(audio, dtype=np.float32))
         for key, lookup in self.arrays.items():

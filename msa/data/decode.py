@@ -13,13 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from msa.data import SAMPLE_RATE
+from msa.audio_format import SAMPLE_RATE
 
 NUM_FRAMES = 16
 IMAGE_SIZE = 112  # pixels, square
 # RAVDESS frames are 1280x720 with the actor's head centred on a white background. A centred
 # square of 0.78 x height starting 0.03 x height from the top holds hair to chin on the real
-# clips (checked on ../shared/ravdess-real); the seed's 400 px centre crop cut the forehead off.
+# clips (checked on real RAVDESS clips); the seed's 400 px centre crop cut the forehead off.
 CROP_SIZE_FRACTION = 0.78  # of frame height
 CROP_TOP_FRACTION = 0.03  # of frame height
 
@@ -45,7 +45,9 @@ class PrepareParams:
 
     def __post_init__(self):
         if self.num_frames < 1 or self.image_size < 8:
-            raise ValueError(f"num_frames must be >= 1 and image_size >= 8, got {self.num_frames}, {self.image_size}")
+            raise ValueError(
+                f"num_frames must be >= 1 and image_size >= 8, got {self.num_frames}, {self.image_size}"
+            )
         if not (0 < self.crop_size_fraction <= 1 and 0 <= self.crop_top_fraction < 1):
             raise ValueError("crop fractions must lie in (0, 1]")
 

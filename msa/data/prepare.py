@@ -54,21 +54,16 @@ class PreparedClip:
     """A usable clip and where its prepared arrays are."""
 
     name: ClipName
-    source: str  # display path: a file, or zip::member
+    display: str  # the path shown to users: a file, or zip::member
     entry: Path
 
     def load(self, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(video uint8 (T, H, W, C), audio float32 (S,)), memory-mapped by default so that
         trials on one machine share one copy in the page cache."""
         mode = "r" if mmap else None
-        return np.load(self.entry / "video.npy", mmap_mode=mode), np.load(self.entry / "audio.npy", mmap_mode=mode)
-
-    def to_dict(self) -> dict:
-        return {"name": list(astuple(self.name)), "source": self.source, "entry": str(self.entry)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PreparedClip:
-        return cls(ClipName(*data["name"]), data["source"], Path(data["entry"]))
+        return np.load(self.entry / "video.npy", mmap_mode=mode), np.load(
+            self.entry / "audio.npy", mmap_mode=mode
+        )
 
 
 @dataclass
@@ -100,7 +95,7 @@ class PrepareReport:
         )
 
     def write_manifest(self, path: str | os.PathLike) -> None:
-        """One CSV row per file found, in the DESIGN.md manifest format."""
+        """One CSV row per file found, in the manifest format README.md documents (Real RAVDESS)."""
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(MANIFEST_COLUMNS)
@@ -142,7 +137,9 @@ def prepare(
     entries = {f.source.display: clips_dir(cache) / entry_key(f.source, params) for f in usable}
     todo = [(f, entries[f.source.display]) for f in usable if not is_prepared(entries[f.source.display])]
     failed = prepare_entries(todo, cache, params, workers=workers, progress=progress)
-    return finish_report(root, found, {f.source.display: entries[f.source.display] for f in usable}, failed, len(todo))
+    return finish_report(
+        root, found, {f.source.display: entries[f.source.display] for f in usable}, failed, len(todo)
+    )
 
 
 def usable_clips(found: list[Found], root) -> list[Found]:
@@ -152,13 +149,17 @@ def usable_clips(found: list[Found], root) -> list[Found]:
     return usable
 
 
-def finish_report(root, found: list[Found], entries: dict[str, Path], failed: dict[str, str], attempted: int) -> PrepareReport:
+def finish_report(
+    root, found: list[Found], entries: dict[str, Path], failed: dict[str, str], attempted: int
+) -> PrepareReport:
     """The report of a preparation of ``entries`` (display path -> entry) in which ``attempted``
     clips were decoded and ``failed`` ones could not be. Raises NoUsableClipsError if none is left."""
     by_display = {f.source.display: f for f in found}
     clips = [PreparedClip(by_display[d].name, d, entry) for d, entry in entries.items() if d not in failed]
     if not clips:
-        raise NoUsableClipsError(f"--data {root}: none of the {len(entries)} candidate clips could be decoded")
+        raise NoUsableClipsError(
+            f"--data {root}: none of the {len(entries)} candidate clips could be decoded"
+        )
     return PrepareReport(str(root), found, clips, failed, decoded=attempted - len(failed))
 
 
@@ -313,16 +314,3 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def save_index(clips: list[PreparedClip], path: str | os.PathLike) -> None:
-    """A small JSON list of prepared clips: what trials read instead of re-discovering files."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as handle:
-        json.dump([clip.to_dict() for clip in clips], handle)
-    os.replace(tmp, path)
-
-
-def load_index(path: str | os.PathLike) -> list[PreparedClip]:
-    with open(path) as handle:
-        return [PreparedClip.from_dict(item) for item in json.load(handle)]

@@ -135,8 +135,6 @@ class Source:
     def open(self) -> BinaryIO:
         """The file's bytes (the whole zip for a member), seekable, local or remote."""
         if is_uri(self.path):
-            import pyarrow.fs
-
             filesystem, path = remote_filesystem(self.path)
             return io.BufferedReader(_RemoteFile(filesystem.open_input_file(path)), REMOTE_BUFFER)
         return open(self.path, "rb")

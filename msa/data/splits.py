@@ -12,8 +12,8 @@ import math
 import random
 import warnings
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from msa.data.ravdess import ClipName
 
@@ -41,7 +41,9 @@ class SplitConfig:
             raise SplitError("explicit val/test actors need --split actor")
 
 
-def split_clips(names: Sequence[ClipName], config: SplitConfig, required_emotions: Sequence[int]) -> dict[str, list[int]]:
+def split_clips(
+    names: Sequence[ClipName], config: SplitConfig, required_emotions: Sequence[int]
+) -> dict[str, list[int]]:
     """Indices into ``names`` for each part, sorted. ``required_emotions`` (RAVDESS codes) must
     all appear in train."""
     if config.method == "random":
@@ -50,7 +52,9 @@ def split_clips(names: Sequence[ClipName], config: SplitConfig, required_emotion
     return {part: [i for i, name in enumerate(names) if name.actor in actors[part]] for part in PARTS}
 
 
-def actor_split(names: Sequence[ClipName], config: SplitConfig, required_emotions: Sequence[int]) -> dict[str, list[int]]:
+def actor_split(
+    names: Sequence[ClipName], config: SplitConfig, required_emotions: Sequence[int]
+) -> dict[str, list[int]]:
     """Actor ids for each part. Explicit val/test actors win; otherwise a seeded draw that is
     gender-balanced in every part and has every required emotion in train."""
     emotions_by_actor: dict[int, set[int]] = defaultdict(set)
@@ -87,7 +91,9 @@ def held_out_count(num_actors: int) -> int:
     return max(1, math.ceil(num_actors * HELD_OUT_FRACTION))
 
 
-def _seeded_split(actors: list[int], seed: int, emotions_by_actor: dict[int, set[int]], required: set[int]) -> dict[str, list[int]]:
+def _seeded_split(
+    actors: list[int], seed: int, emotions_by_actor: dict[int, set[int]], required: set[int]
+) -> dict[str, list[int]]:
     k = held_out_count(len(actors))
     if len(actors) < 2 * k + 1:
         raise SplitError(f"an actor split needs at least 3 actors; the data has {len(actors)}: {actors}")

@@ -28,7 +28,9 @@ class FrameAugment:
         left = int(torch.randint(0, width - crop_w + 1, ()))
         video = video[..., top : top + crop_h, left : left + crop_w]
         if (crop_h, crop_w) != (height, width):
-            resized = F.interpolate(video.float(), size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+            resized = F.interpolate(
+                video.float(), size=(height, width), mode="bilinear", antialias=True, align_corners=False
+            )
             video = resized.round().clamp(0, 255).to(torch.uint8)
         if torch.rand(()).item() < FLIP_PROBABILITY:
             video = video.flip(-1)

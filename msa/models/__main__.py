@@ -42,7 +42,10 @@ def encoder_arch(source: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m msa.models", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print a JSON list of {name, total, trainable}")
-    parser.add_argument("--audio-weights", help="count the audio models with this speech encoder (hub id in the cache, or a folder)")
+    parser.add_argument(
+        "--audio-weights",
+        help="count the audio models with this speech encoder (hub id in the cache, or a folder)",
+    )
     args = parser.parse_args(argv)
     try:
         audio_arch = encoder_arch(args.audio_weights) if args.audio_weights else None

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
+from msa.audio_format import SAMPLE_RATE
 from msa.models.config import ALL_LAYERS, AudioConfig
 from msa.models.layers import FreezableBranch, masked_mean
 from msa.models.speech_encoders import (
@@ -38,7 +39,6 @@ from msa.models.speech_encoders import (
 
 __all__ = ["AudioBranch", "arch_from_config", "encoder_config", "normalize_waveform"]
 
-SAMPLE_RATE = 16_000  # Hz, what all supported encoders were trained on
 NORM_EPS = 1e-7  # variance floor of Wav2Vec2FeatureExtractor's do_normalize
 
 
@@ -99,12 +99,16 @@ class AudioBranch(FreezableBranch):
     def layers(self) -> nn.ModuleList:
         return self.backbone.encoder.layers
 
-    def _conv_features(self, audio: torch.Tensor, audio_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _conv_features(
+        self, audio: torch.Tensor, audio_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S), (B, S) -> conv features (B, F, C), frame mask (B, F); one clip at a time."""
         lengths = audio_mask.sum(dim=1)
         positions = torch.arange(audio_mask.shape[1], device=audio_mask.device)
         if not torch.equal(audio_mask, positions < lengths.unsqueeze(1)):
-            raise ValueError("audio_mask must mark a prefix of real samples in every row (padding at the end)")
+            raise ValueError(
+                "audio_mask must mark a prefix of real samples in every row (padding at the end)"
+            )
         if lengths.min() < self.min_samples:
             raise ValueError(
                 f"every clip needs at least {self.min_samples} real audio samples "
@@ -175,7 +179,10 @@ class AudioBranch(FreezableBranch):
         masks = prefix["frame_mask"]
         if "conv_features" in prefix:
             return [features[mask] for features, mask in zip(prefix["conv_features"], masks, strict=True)]
-        return [states[:, mask].transpose(0, 1) for states, mask in zip(prefix["hidden_states"], masks, strict=True)]
+        return [
+            states[:, mask].transpose(0, 1)
+            for states, mask in zip(prefix["hidden_states"], masks, strict=True)
+        ]
 
     def prefix_from_entries(self, features: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Padded entries (B, F, ...) with their frame mask (B, F) -> `forward_from_prefix`'s arguments."""

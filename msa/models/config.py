@@ -130,7 +130,9 @@ class AudioConfig:
         if self.audio_arch not in BUILTIN_AUDIO_ARCHS:
             parse_audio_arch(self.audio_arch)
         if self.trainable_layers < 0 and self.trainable_layers != ALL_LAYERS:
-            raise ValueError(f"trainable_layers must be >= 0, or ALL_LAYERS ({ALL_LAYERS}); got {self.trainable_layers}")
+            raise ValueError(
+                f"trainable_layers must be >= 0, or ALL_LAYERS ({ALL_LAYERS}); got {self.trainable_layers}"
+            )
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,9 @@ def _strict_init(cls, data: dict[str, Any]):
     valid = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - valid)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
+        raise ValueError(
+            f"unknown {cls.__name__} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
+        )
     return cls(**data)
 
 

@@ -63,5 +63,7 @@ class EmotionModel(nn.Module):
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         """inputs: exactly `input_keys`, e.g. video (B, T, C, H, W), video_mask (B, T) -> logits (B, K)."""
         if set(inputs) != set(self.input_keys):
-            raise ValueError(f"model expects inputs {', '.join(self.input_keys)}; got {', '.join(sorted(inputs))}")
+            raise ValueError(
+                f"model expects inputs {', '.join(self.input_keys)}; got {', '.join(sorted(inputs))}"
+            )
         return self.forward_from_prefix(self.frozen_prefix(**inputs))

@@ -69,13 +69,16 @@ def find_local_weights(config: ModelConfig, mode: str, skip: tuple[str, ...] = (
         try:
             found[branch] = find_weights(branch, weight_source(config, branch))
         except WeightsUnavailable as error:
-            missing.append(f"{branch}: {error}; get them with `python -m msa.weights fetch --{branch} "
-                           f"{weight_source(config, branch)}` or pass local files (--{branch}-weights PATH)")
+            missing.append(
+                f"{branch}: {error}; get them with `python -m msa.weights fetch --{branch} "
+                f"{weight_source(config, branch)}` or pass local files (--{branch}-weights PATH)"
+            )
     if missing and mode == "on":
         raise PretrainedWeightsUnavailable("pretrained='on' but weights are missing:\n" + "\n".join(missing))
     if missing:
         warnings.warn(
-            "pretrained='auto': continuing with RANDOM weights where pretrained ones are missing:\n" + "\n".join(missing),
+            "pretrained='auto': continuing with RANDOM weights where pretrained ones are missing:\n"
+            + "\n".join(missing),
             PretrainedWeightsWarning,
             stacklevel=3,
         )

@@ -44,13 +44,17 @@ BUILTIN_ARCHS: dict[str, dict[str, Any]] = {
 # says so rather than carrying settings that look active.
 BRANCH_SETTINGS = dict(mask_time_prob=0.0, mask_feature_prob=0.0, layerdrop=0.0)
 # config.json keys that name, date or label a checkpoint rather than describe its encoder.
-METADATA_KEYS = frozenset({"architectures", "transformers_version", "torch_dtype", "dtype", "id2label", "label2id"})
+METADATA_KEYS = frozenset(
+    {"architectures", "transformers_version", "torch_dtype", "dtype", "id2label", "label2id"}
+)
 
 
 def encoder_config(audio_arch: str) -> PretrainedConfig:
     """A built-in name or a JSON config (see `AudioConfig.audio_arch`) -> the encoder's config,
     with the branch's settings applied."""
-    settings = dict(BUILTIN_ARCHS[audio_arch] if audio_arch in BUILTIN_ARCHS else parse_audio_arch(audio_arch))
+    settings = dict(
+        BUILTIN_ARCHS[audio_arch] if audio_arch in BUILTIN_ARCHS else parse_audio_arch(audio_arch)
+    )
     model_type = settings.pop("model_type")
     return AutoConfig.for_model(model_type, **{**settings, **BRANCH_SETTINGS})
 
@@ -76,7 +80,9 @@ def project_features(encoder: PreTrainedModel, conv_features: torch.Tensor) -> t
     return projected[0] if isinstance(projected, tuple) else projected
 
 
-def layer_inputs(encoder: PreTrainedModel, hidden: torch.Tensor, frame_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def layer_inputs(
+    encoder: PreTrainedModel, hidden: torch.Tensor, frame_mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """What every transformer layer takes besides hidden states (B, F, D), attending only to
     the real frames of `frame_mask` (B, F)."""
     if encoder.config.model_type != "wavlm":

@@ -43,7 +43,9 @@ def resnet18_trunk(num_children: int) -> nn.Sequential:
     """The first `num_children` children of ResNet-18 under their torchvision names, so a
     torchvision state dict loads into it key for key."""
     resnet = torchvision.models.resnet18(weights=None)
-    return nn.Sequential(OrderedDict((name, getattr(resnet, name)) for name in RESNET18_CHILDREN[:num_children]))
+    return nn.Sequential(
+        OrderedDict((name, getattr(resnet, name)) for name in RESNET18_CHILDREN[:num_children])
+    )
 
 
 def small_cnn(channels: tuple[int, ...]) -> nn.Sequential:
@@ -92,7 +94,7 @@ class TemporalTransformer(nn.Module):
 
 def _conv_layout(x: torch.Tensor) -> torch.Tensor:
     # On CUDA, convolutions are fastest in channels-last layout (the weights are converted by
-    # msa.train.prepare_model); on CPU the default layout is kept.
+    # msa.train.place_model); on CPU the default layout is kept.
     return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
 
 
@@ -155,7 +157,10 @@ class VideoBranch(FreezableBranch):
 
     def prefix_entries(self, prefix: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """One clip's share of a batch's prefix, real frames only: (T_i, *F) per clip."""
-        return [features[mask] for features, mask in zip(prefix["frame_features"], prefix["video_mask"], strict=True)]
+        return [
+            features[mask]
+            for features, mask in zip(prefix["frame_features"], prefix["video_mask"], strict=True)
+        ]
 
     def prefix_from_entries(self, features: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Padded entries (B, T, *F) with their mask (B, T) -> `forward_from_prefix`'s arguments."""

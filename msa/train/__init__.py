@@ -4,7 +4,7 @@ from msa.train.checkpoint import CheckpointError, load_checkpoint, model_from_ch
 from msa.train.loop import evaluate, train_one_epoch
 from msa.train.metrics import classification_metrics, confusion_matrix
 from msa.train.optim import OptimConfig, build_optimizer, build_scheduler, lr_multiplier, parameter_groups
-from msa.train.runtime import Precision, batch_inputs, default_device, prepare_model, seed_everything
+from msa.train.runtime import Precision, batch_inputs, default_device, place_model, seed_everything
 
 __all__ = [
     "CheckpointError",
@@ -21,7 +21,7 @@ __all__ = [
     "lr_multiplier",
     "model_from_checkpoint",
     "parameter_groups",
-    "prepare_model",
+    "place_model",
     "save_checkpoint",
     "seed_everything",
     "train_one_epoch",

@@ -60,7 +60,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(payload, dict) or set(payload) != set(_KEYS):
         raise CheckpointError(f"{path} is not an msa checkpoint (expected keys {', '.join(_KEYS)})")
     if payload["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format {payload['format']}; this msa reads {CHECKPOINT_FORMAT}")
+        raise CheckpointError(
+            f"checkpoint {path} has format {payload['format']}; this msa reads {CHECKPOINT_FORMAT}"
+        )
     return payload
 
 

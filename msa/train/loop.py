@@ -77,7 +77,9 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, num_classes: int, *, precision: Precision | None = None) -> dict[str, object]:
+def evaluate(
+    model: nn.Module, loader, num_classes: int, *, precision: Precision | None = None
+) -> dict[str, object]:
     """Evaluate on every batch of `loader`.
 
     Returns {"loss": mean plain cross-entropy per clip, "accuracy", "f1_macro", "uar" (defined in

@@ -17,11 +17,15 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """(K, K) int64 counts; y_true and y_pred are sequences of class indices in 0..K-1."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true and y_pred must be 1-D and equally long; got {y_true.shape}, {y_pred.shape}")
+        raise ValueError(
+            f"y_true and y_pred must be 1-D and equally long; got {y_true.shape}, {y_pred.shape}"
+        )
     for values in (y_true, y_pred):
         if values.size and (values.min() < 0 or values.max() >= num_classes):
             raise ValueError(f"class indices must be in 0..{num_classes - 1}")
-    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(
+        num_classes, num_classes
+    )
 
 
 def classification_metrics(matrix: np.ndarray) -> dict[str, float]:

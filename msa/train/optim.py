@@ -49,7 +49,9 @@ class OptimConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         if self.schedule == "inverse_sqrt" and self.warmup_steps < 1:
-            raise ValueError("the inverse_sqrt schedule needs warmup_steps >= 1 (it peaks at the end of warm-up)")
+            raise ValueError(
+                "the inverse_sqrt schedule needs warmup_steps >= 1 (it peaks at the end of warm-up)"
+            )
         if min(self.lr, self.backbone_lr) <= 0:
             raise ValueError("lr and backbone_lr must be > 0")
         if min(self.weight_decay, self.momentum, self.grad_clip, self.warmup_steps) < 0:
@@ -63,7 +65,9 @@ class OptimConfig:
         valid = cls.keys()
         unknown = sorted(set(data) - set(valid))
         if unknown:
-            raise ValueError(f"unknown optimiser setting(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
+            raise ValueError(
+                f"unknown optimiser setting(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}"
+            )
         return cls(**data)
 
     @classmethod

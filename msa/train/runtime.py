@@ -27,7 +27,7 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def prepare_model(model: nn.Module, device: torch.device | str) -> nn.Module:
+def place_model(model: nn.Module, device: torch.device | str) -> nn.Module:
     """Move the model to `device`; on CUDA also convert conv weights to channels-last layout."""
     device = torch.device(device)
     model = model.to(device)

@@ -22,29 +22,30 @@ import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm import tqdm
 
+from msa.data.experiment import ClipItem, DataLocation, FoundData
 from msa.data.prepare import cache_id, clips_dir, is_prepared
 from msa.features import FeatureTable, cache_plan
 from msa.models import tiny_overrides
 from msa.train import default_device
-from msa.tune.experiment import DataSource, FoundData
-from msa.tune.trainable import FEATURE_BATCH, TrialSettings, build_model
+from msa.trial import FEATURE_BATCH, TrialSettings, build_model
+from msa.tune.options import ResourceOptions
 
 CLIPS_PER_TASK = 4  # small tasks keep every CPU of a node busy until the end
 MIN_FEATURE_SHARE = 16  # clips per feature task at least: each task builds the model once
 
 
 @ray.remote(num_cpus=0)
-def _cache_state(source: DataSource, keys: list[str]) -> tuple[str, list[int]]:
+def _cache_state(location: DataLocation, keys: list[str]) -> tuple[str, list[int]]:
     """(this node's cache id, indices of the keys it lacks)."""
-    cache = source.node_cache()
+    cache = location.node_cache()
     entries = clips_dir(cache)
     return cache_id(cache), [i for i, key in enumerate(keys) if not is_prepared(entries / key)]
 
 
 @ray.remote(num_cpus=1)
-def _prepare_clips(source: DataSource, items: list[dict]) -> tuple[str, int, dict[str, str]]:
+def _prepare_clips(location: DataLocation, items: list[ClipItem]) -> tuple[str, int, dict[str, str]]:
     """(this node's id, clips decoded, display -> failure reason)."""
-    return (ray.get_runtime_context().get_node_id(), *source.prepare_here(items, workers=1))
+    return (ray.get_runtime_context().get_node_id(), *location.prepare_here(items, workers=1))
 
 
 def _on(node_id: str) -> NodeAffinitySchedulingStrategy:
@@ -53,7 +54,12 @@ def _on(node_id: str) -> NodeAffinitySchedulingStrategy:
 
 def interleaved(slots: dict[str, int]) -> list[str]:
     """Node ids, each as often as its slots, taking turns: [a, b, a, b, a] for {a: 3, b: 2}."""
-    return [node for turn in range(max(slots.values(), default=0)) for node, count in slots.items() if turn < count]
+    return [
+        node
+        for turn in range(max(slots.values(), default=0))
+        for node, count in slots.items()
+        if turn < count
+    ]
 
 
 def worker_nodes() -> dict[str, int]:
@@ -65,11 +71,15 @@ def worker_nodes() -> dict[str, int]:
     }
 
 
-def cache_groups(source: DataSource, keys: list[str] = ()) -> tuple[dict[str, int], dict[str, list[str]], dict[str, list[int]]]:
+def cache_groups(
+    location: DataLocation, keys: list[str] = ()
+) -> tuple[dict[str, int], dict[str, list[str]], dict[str, list[int]]]:
     """Over the live nodes with CPUs: (node id -> CPUs, cache id -> the nodes that see that
     cache, cache id -> indices of ``keys`` whose clips the cache lacks)."""
     nodes = worker_nodes()
-    states = ray.get([_cache_state.options(scheduling_strategy=_on(node)).remote(source, list(keys)) for node in nodes])
+    states = ray.get(
+        [_cache_state.options(scheduling_strategy=_on(node)).remote(location, list(keys)) for node in nodes]
+    )
     groups: dict[str, list[str]] = defaultdict(list)
     missing: dict[str, list[int]] = {}
     for node, (cache, lacking) in zip(nodes, states):
@@ -81,8 +91,8 @@ def cache_groups(source: DataSource, keys: list[str] = ()) -> tuple[dict[str, in
 def prepare_on_cluster(found: FoundData, progress: bool = True) -> tuple[int, dict[str, str], str]:
     """Make every node's cache hold every usable clip -> (clips that some cache lacked, display
     -> failure reason, a line saying where and how many decodings that took)."""
-    keys = [item["key"] for item in found.items]
-    nodes, groups, missing = cache_groups(found.source, keys)
+    keys = [item.key for item in found.items]
+    nodes, groups, missing = cache_groups(found.location, keys)
     if not nodes:
         return 0, {}, "no Ray node has CPUs yet: each node prepares its clips at its first trial"
 
@@ -92,11 +102,19 @@ def prepare_on_cluster(found: FoundData, progress: bool = True) -> tuple[int, di
         lacking = missing[cache]
         for start in range(0, len(lacking), CLIPS_PER_TASK):
             chunk = [found.items[i] for i in lacking[start : start + CLIPS_PER_TASK]]
-            tasks.append(_prepare_clips.options(scheduling_strategy=_on(next(slots))).remote(found.source, chunk))
+            tasks.append(
+                _prepare_clips.options(scheduling_strategy=_on(next(slots))).remote(found.location, chunk)
+            )
 
     per_node: dict[str, int] = dict.fromkeys(nodes, 0)
     failed: dict[str, str] = {}
-    bar = tqdm(total=len(tasks), desc="preparing clips on the cluster", unit="task", disable=not progress, file=sys.stderr)
+    bar = tqdm(
+        total=len(tasks),
+        desc="preparing clips on the cluster",
+        unit="task",
+        disable=not progress,
+        file=sys.stderr,
+    )
     pending = tasks
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
@@ -129,12 +147,20 @@ def _feature_tables(settings: TrialSettings, model: str) -> list[tuple[str, str,
     for branch, how in plan.items():
         if how == "cached":
             table = FeatureTable.for_branch(built.branches[branch], settings.data.node_cache())
-            tables.append((branch, table.root.name, [i for i, clip in enumerate(clips) if not table.entry(clip).is_file()]))
+            tables.append(
+                (
+                    branch,
+                    table.root.name,
+                    [i for i, clip in enumerate(clips) if not table.entry(clip).is_file()],
+                )
+            )
     return tables
 
 
 @ray.remote
-def _compute_features(settings: TrialSettings, model: str, branch: str, indices: list[int]) -> tuple[str, int]:
+def _compute_features(
+    settings: TrialSettings, model: str, branch: str, indices: list[int]
+) -> tuple[str, int]:
     """Compute one share of a feature table on this node's device -> (node id, entries computed)."""
     torch.set_num_threads(settings.threads)
     device = default_device()
@@ -142,7 +168,9 @@ def _compute_features(settings: TrialSettings, model: str, branch: str, indices:
     clips = settings.data.clips("train", "val")
     table = FeatureTable.for_branch(built.branches[branch], settings.data.node_cache())
     share = [clips[i] for i in indices]
-    computed = table.compute(built.branches[branch], share, batch_size=FEATURE_BATCH[device.type], progress=False, lock=False)
+    computed = table.compute(
+        built.branches[branch], share, batch_size=FEATURE_BATCH[device.type], progress=False, lock=False
+    )
     return ray.get_runtime_context().get_node_id(), computed
 
 
@@ -155,21 +183,28 @@ def trial_slots(node: dict, cpus: float, gpus: float) -> int:
     return fits
 
 
-def precompute_features(settings: TrialSettings, models: tuple[str, ...], cpus: float, gpus: float, progress: bool = True) -> str:
+def precompute_features(
+    settings: TrialSettings, models: tuple[str, ...], resources: ResourceOptions, progress: bool = True
+) -> str:
     """Compute, in every cache of the cluster, the frozen-prefix tables of every model a search
     space can choose, each table split over the nodes sharing the cache in tasks with a trial's
     resources -> a line saying what was computed where."""
     if not settings.feature_cache:
         return "frozen-prefix features: cache off (--no-feature-cache)"
-    _, groups, _ = cache_groups(settings.data.source)
+    _, groups, _ = cache_groups(settings.data.location)
     if not groups:
         return "frozen-prefix features: no Ray node with CPUs yet; each node's first trials compute them"
+    cpus, gpus = resources.cpus_per_trial, resources.gpus_per_trial
     live = {node["NodeID"]: node for node in ray.nodes() if node["Alive"]}
     shared = ray.put(settings)  # once: the settings carry the backbones' weights (hundreds of MB)
     tasks, tables = [], set()
     for members in groups.values():
-        plans = ray.get([_feature_tables.options(scheduling_strategy=_on(members[0])).remote(shared, m) for m in models])
-        lacking: dict[str, tuple[str, str, list[int]]] = {}  # table -> (a model that has it, branch, clips it lacks)
+        plans = ray.get(
+            [_feature_tables.options(scheduling_strategy=_on(members[0])).remote(shared, m) for m in models]
+        )
+        lacking: dict[
+            str, tuple[str, str, list[int]]
+        ] = {}  # table -> (a model that has it, branch, clips it lacks)
         for model, plan in zip(models, plans):
             for branch, table, missing in plan:
                 lacking.setdefault(table, (model, branch, missing))
@@ -187,7 +222,13 @@ def precompute_features(settings: TrialSettings, models: tuple[str, ...], cpus: 
                 tasks.append(task.remote(shared, model, branch, missing[k::shares]))
 
     per_node: dict[str, int] = defaultdict(int)
-    bar = tqdm(total=len(tasks), desc="frozen-prefix features on the cluster", unit="task", disable=not progress, file=sys.stderr)
+    bar = tqdm(
+        total=len(tasks),
+        desc="frozen-prefix features on the cluster",
+        unit="task",
+        disable=not progress,
+        file=sys.stderr,
+    )
     pending = tasks
     while pending:
         done, pending = ray.wait(pending, num_returns=1)

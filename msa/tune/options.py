@@ -1,87 +1,375 @@
-"""The ``tune_main.py`` command line: parsing and every check that can run before Ray starts.
+"""The ``tune_main.py`` command line as a typed, frozen ``SearchOptions``, checked once before Ray starts.
 
-Nothing here imports Ray, so a bad flag costs milliseconds and leaves no process behind.
-Every problem becomes one ``UsageError`` line, which ``tune_main.py`` prints before exiting 2.
+    options = SearchOptions.from_argv(["--space", "video_transformer", "--max-epochs", "4"], SPACES)
+    options.budget.max_epochs      # 4
+    options.to_json()              # what the experiment folder keeps in msa_args.json
+
+Options come in groups, and functions take the group they use: ``data`` (what to train on and
+how clips are decoded and split), ``budget`` (trials, epochs, the scheduler and searcher, the
+metric), ``resources`` (per trial, and the cluster), ``output`` (where results go) and
+``weights`` (pretrained backbones).
+
+``msa_args.json`` keeps the command line flat, one key per flag (``no_feature_cache`` as the
+flag says it), so a saved run reads back with ``from_json``: fields a run saved before a flag
+existed take their default, and storage URIs (``gs://``, ``s3://``, ``file://``) stay strings.
+
+Nothing here imports Ray, so a bad flag costs milliseconds and leaves no process behind. Every
+problem becomes one ``UsageError`` line, which ``tune_main.py`` prints before exiting 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import time
+from collections.abc import Collection
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from msa.data import is_uri, remote_filesystem
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES
 from msa.data.labels import LABEL_SETS
-from msa.data.splits import SPLIT_METHODS
+from msa.data.splits import SPLIT_METHODS, SplitConfig
+from msa.experiment_dir import ARGS_FILE, DEFAULT_METRIC, DEFAULT_MODE, TRIAL_METRICS, default_mode
 
-METRICS = ("val_acc", "val_f1", "val_uar", "val_loss", "train_acc", "train_loss")
-ARGS_FILE = "msa_args.json"  # the parsed command line, saved in the experiment folder for --resume
-
-# What --smoke-test changes: a budget that finishes in about a minute on 2 cores.
-SMOKE_DEFAULTS = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "frames": 4, "image_size": 32}
-DEFAULTS = {"num_samples": 8, "max_epochs": 8, "grace_period": 2, "frames": NUM_FRAMES, "image_size": IMAGE_SIZE}
+SCHEDULERS = ("asha", "fifo")
+SEARCHERS = ("optuna", "random")
 
 
 class UsageError(ValueError):
     """A bad argument or unusable input: reported as one line, exit status 2."""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    defaults = SMOKE_DEFAULTS if args.smoke_test else DEFAULTS
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if args.mode is None:
-        args.mode = "min" if args.metric.endswith("_loss") else "max"
-    return args
+@dataclass(frozen=True)
+class DataOptions:
+    """What the trials train on, and how clips are decoded and split."""
+
+    data: str | None = None  # a folder or a storage URI; None: the embedded sample
+    cache: str | None = None  # None: each node's $MSA_CACHE or ~/.cache/msa
+    classes: str = "all8"
+    split: str = "actor"
+    val_actors: tuple[int, ...] = ()
+    test_actors: tuple[int, ...] = ()
+    frames: int = NUM_FRAMES
+    image_size: int = IMAGE_SIZE  # pixels, square
+    feature_cache: bool = True  # serve frozen prefixes from the feature cache
+
+
+@dataclass(frozen=True)
+class BudgetOptions:
+    """How many trials, how long each may train, and how they are chosen, stopped and ranked."""
+
+    num_samples: int = 8
+    max_epochs: int = 8  # ASHA's max_t
+    grace_period: int = 2  # ASHA's minimum epochs
+    time_budget: float | None = None  # seconds
+    scheduler: str = "asha"
+    search: str = "optuna"
+    metric: str = DEFAULT_METRIC
+    mode: str = DEFAULT_MODE
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ResourceOptions:
+    """What each trial gets, and where the trials run."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # fractions share a GPU
+    max_concurrent: int | None = None  # None: what fits the cluster
+    max_failures: int = 2  # retries of a crashed trial from its last checkpoint
+    address: str | None = None  # a running Ray cluster (auto or HOST:PORT); None: a private local Ray
+
+    @property
+    def threads(self) -> int:
+        """Torch threads per trial: its whole CPUs (at least one)."""
+        return max(1, math.floor(self.cpus_per_trial))
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    storage: str = "./ray_results"  # a local folder or a storage URI
+    name: str | None = None  # None: <space>-<timestamp>
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class WeightOptions:
+    pretrained: str = "auto"
+    video_weights: str | None = None  # None: msa.weights' default
+    audio_weights: str | None = None
+
+
+GROUPS = {
+    "data": DataOptions,
+    "budget": BudgetOptions,
+    "resources": ResourceOptions,
+    "output": OutputOptions,
+    "weights": WeightOptions,
+}
+# What --smoke-test changes: a budget that finishes in about a minute on 2 cores.
+SMOKE_DEFAULTS = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "frames": 4, "image_size": 32}
+# Flags that may change when a search is resumed; everything else is the saved run's.
+RESUME_OVERRIDABLE = ("resources", "output")
+NEGATED_FLAGS = {
+    "feature_cache": "no_feature_cache"
+}  # field -> the flag (and msa_args.json key) that turns it off
+LEGACY_KEYS = ("list_spaces",)  # written by older msa_args.json files; means nothing for a search
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    space: str
+    data: DataOptions = DataOptions()
+    budget: BudgetOptions = BudgetOptions()
+    resources: ResourceOptions = ResourceOptions()
+    output: OutputOptions = OutputOptions()
+    weights: WeightOptions = WeightOptions()
+    smoke_test: bool = False  # tiny models and frames
+
+    @classmethod
+    def from_argv(cls, argv: list[str] | None, spaces: Collection[str]) -> SearchOptions:
+        """Parse and check a command line (raises UsageError; argparse exits 2 on unparsable flags)."""
+        options = cls.from_namespace(build_parser().parse_args(argv), spaces)
+        options.check()
+        return options
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace, spaces: Collection[str]) -> SearchOptions:
+        """Parsed flags with the defaults filled in; check() is still to be called."""
+        if args.space is None:
+            raise UsageError("--space is required (see --list-spaces)")
+        if args.space not in spaces:
+            raise UsageError(f"--space {args.space}: unknown space; valid spaces: {', '.join(spaces)}")
+        flat = {
+            key: value for key, value in vars(args).items() if value is not None and key not in LEGACY_KEYS
+        }
+        if args.smoke_test:
+            flat = {**SMOKE_DEFAULTS, **flat}
+        return cls.from_flat(flat)
+
+    @classmethod
+    def from_flat(cls, flat: dict) -> SearchOptions:
+        """From one value per flag; missing ones take their defaults (a missing mode follows the metric)."""
+        flat = dict(flat)
+        for field_name, flag in NEGATED_FLAGS.items():
+            if flag in flat:
+                flat[field_name] = not flat.pop(flag)
+        if "metric" in flat and "mode" not in flat:
+            flat["mode"] = default_mode(flat["metric"])
+        groups = {}
+        for group, kind in GROUPS.items():
+            names = {f.name for f in fields(kind)}
+            groups[group] = kind(**{name: _tuple_if_list(flat.pop(name)) for name in names & set(flat)})
+        top = {key: flat.pop(key) for key in ("space", "smoke_test") if key in flat}
+        if flat:
+            raise UsageError(f"unknown option(s) {', '.join(sorted(flat))}")
+        return cls(**top, **groups)
+
+    def to_json(self) -> dict:
+        """One key per flag, JSON-ready (what msa_args.json holds)."""
+        flat: dict = {"space": self.space, "smoke_test": self.smoke_test}
+        for group in GROUPS:
+            for key, value in dataclasses.asdict(getattr(self, group)).items():
+                if key in NEGATED_FLAGS:
+                    key, value = NEGATED_FLAGS[key], not value
+                flat[key] = list(value) if isinstance(value, tuple) else value
+        return flat
+
+    @classmethod
+    def from_json(cls, text: str) -> SearchOptions:
+        flat = {key: value for key, value in json.loads(text).items() if key not in LEGACY_KEYS}
+        return cls.from_flat(flat)
+
+    def resumed(self) -> SearchOptions:
+        """The saved options of the experiment this run resumes, with this run's resources and output.
+        Raises UsageError when there is none, or it searched another space."""
+        try:
+            stored = SearchOptions.from_json(read_stored_options(self.output))
+        except (OSError, ValueError):
+            raise UsageError(
+                f"--resume: no experiment {self.output.name!r} under {self.output.storage} (missing or unreadable {ARGS_FILE})"
+            ) from None
+        if stored.space != self.space:
+            raise UsageError(
+                f"--resume: experiment {self.output.name!r} searched space {stored.space!r}, not --space {self.space}"
+            )
+        return dataclasses.replace(stored, **{group: getattr(self, group) for group in RESUME_OVERRIDABLE})
+
+    @property
+    def experiment_name(self) -> str:
+        return self.output.name or f"{self.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    @property
+    def split(self) -> SplitConfig:
+        return SplitConfig(self.data.split, self.budget.seed, self.data.val_actors, self.data.test_actors)
+
+    def check(self) -> None:
+        """Every check that needs neither Ray nor the data (the storage, and a resumed run, are
+        looked at: check_storage). Raises UsageError."""
+        data, budget, resources = self.data, self.budget, self.resources
+        for flag, value in (
+            ("num-samples", budget.num_samples),
+            ("max-epochs", budget.max_epochs),
+            ("grace-period", budget.grace_period),
+            ("frames", data.frames),
+        ):
+            if value < 1:
+                raise UsageError(f"--{flag} must be at least 1, got {value}")
+        if data.image_size < 16:
+            raise UsageError(f"--image-size must be at least 16 pixels, got {data.image_size}")
+        if budget.grace_period > budget.max_epochs:
+            raise UsageError(f"--grace-period {budget.grace_period} exceeds --max-epochs {budget.max_epochs}")
+        if budget.time_budget is not None and budget.time_budget <= 0:
+            raise UsageError(f"--time-budget must be positive seconds, got {budget.time_budget}")
+        if resources.cpus_per_trial <= 0:
+            raise UsageError(f"--cpus-per-trial must be positive, got {resources.cpus_per_trial}")
+        gpus = resources.gpus_per_trial
+        if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+            raise UsageError(f"--gpus-per-trial must be a fraction in (0, 1] or a whole number, got {gpus}")
+        if resources.max_failures < 0:
+            raise UsageError(f"--max-failures must be at least 0, got {resources.max_failures}")
+        if resources.max_concurrent is not None and resources.max_concurrent < 1:
+            raise UsageError(f"--max-concurrent must be at least 1, got {resources.max_concurrent}")
+        if set(data.val_actors) & set(data.test_actors):
+            raise UsageError(
+                f"actors {sorted(set(data.val_actors) & set(data.test_actors))} are in both --val-actors and --test-actors"
+            )
+        if bool(data.val_actors) != bool(data.test_actors):
+            raise UsageError("give both --val-actors and --test-actors, or neither")
+        if data.val_actors and data.split != "actor":
+            raise UsageError("--val-actors/--test-actors need --split actor")
+        for flag, value in (
+            ("video-weights", self.weights.video_weights),
+            ("audio-weights", self.weights.audio_weights),
+        ):
+            if value is not None and looks_like_path(value) and not Path(value).expanduser().exists():
+                raise UsageError(f"--{flag} {value}: no such file or folder")
+        if data.data is not None and not is_uri(data.data) and not Path(data.data).expanduser().is_dir():
+            raise UsageError(
+                f"--data {data.data}: no such folder"
+            )  # a URI is listed (and checked) before Ray starts
+        name = self.output.name
+        if self.output.resume and not name:
+            raise UsageError("--resume needs --name of the experiment to continue")
+        if name is not None and (not name or "/" in name or name.startswith(".")):
+            raise UsageError(f"--name {name!r}: use a plain folder name")
+        from msa.models import PRETRAINED_MODES  # here, not at import: msa.models loads transformers
+
+        if self.weights.pretrained not in PRETRAINED_MODES:
+            raise UsageError(
+                f"--pretrained must be one of {', '.join(PRETRAINED_MODES)}, got {self.weights.pretrained!r}"
+            )
+        if gpus > 0 and resources.address is None and local_gpu_count() == 0:
+            raise UsageError(
+                f"--gpus-per-trial {gpus}: this machine has no CUDA GPU (drop the flag to run on CPUs)"
+            )
+        check_storage(self.output)
+
+
+def _tuple_if_list(value):
+    """JSON gives lists where the options hold tuples."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags; defaults live in the option groups (None here means "not given")."""
     p = argparse.ArgumentParser(
         prog="tune_main.py",
         description="Hyperparameter search for audio-visual emotion recognition on RAVDESS (Ray Tune, ASHA + Optuna).",
     )
+    data, budget, resources, output = DataOptions(), BudgetOptions(), ResourceOptions(), OutputOptions()
     p.add_argument("--space", help="search space name (see --list-spaces)")
     p.add_argument("--list-spaces", action="store_true", help="print every space with a one-line description")
-    data = p.add_argument_group("data")
-    data.add_argument("--data", help="RAVDESS root, a folder or a storage URI (gs://, s3://, file://): Actor_XX/ folders or Video_Speech_Actor_XX.zip files (default: the embedded sample)")
-    data.add_argument("--cache", type=Path, help="prepared-clip cache (default: $MSA_CACHE or ~/.cache/msa)")
-    data.add_argument("--classes", choices=sorted(LABEL_SETS), default="all8", help="all8, or seed4 = sad, happy, disgust, angry (default all8)")
-    data.add_argument("--split", choices=SPLIT_METHODS, default="actor", help="actor: no actor in two of train/val/test (default)")
-    data.add_argument("--val-actors", type=actor_list, default=(), help="explicit validation actors, e.g. 3,4")
-    data.add_argument("--test-actors", type=actor_list, default=(), help="explicit test actors, e.g. 5,6")
-    data.add_argument("--frames", type=int, help=f"frames sampled per clip (default {NUM_FRAMES})")
-    data.add_argument("--image-size", type=int, help=f"square frame side in pixels (default {IMAGE_SIZE})")
-    data.add_argument("--no-feature-cache", action="store_true", help="compute frozen layers in every step instead of once per clip (slower; for comparison)")
-    search = p.add_argument_group("search")
-    search.add_argument("--num-samples", type=int, help=f"trials (default {DEFAULTS['num_samples']})")
-    search.add_argument("--max-epochs", type=int, help=f"epochs per trial, ASHA's max_t (default {DEFAULTS['max_epochs']})")
-    search.add_argument("--grace-period", type=int, help="ASHA's minimum epochs before stopping a trial (default 2)")
-    search.add_argument("--scheduler", choices=("asha", "fifo"), default="asha")
-    search.add_argument("--search", choices=("optuna", "random"), default="optuna", help="Optuna TPE (seeded) or random search")
-    search.add_argument("--time-budget", type=float, help="stop starting and running trials after this many seconds")
-    search.add_argument("--metric", choices=METRICS, default="val_acc")
-    search.add_argument("--mode", choices=("max", "min"), help="default: min for losses, max otherwise")
-    resources = p.add_argument_group("resources")
-    resources.add_argument("--cpus-per-trial", type=float, default=1.0)
-    resources.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.5")
-    resources.add_argument("--max-concurrent", type=int, help="concurrent trials (default: what fits the resources)")
-    resources.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial, from its last checkpoint (default 2)")
-    resources.add_argument("--address", help="join a running Ray cluster (auto or HOST:PORT) instead of starting one")
-    output = p.add_argument_group("output")
-    output.add_argument("--storage", default="./ray_results", help="results root, local path or URI (default ./ray_results)")
-    output.add_argument("--name", help="experiment name (default <space>-<timestamp>)")
-    output.add_argument("--resume", action="store_true", help="continue the interrupted experiment STORAGE/NAME")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pretrained", choices=("auto", "on", "off"), default="auto", help="pretrained backbones: auto (default) finds or downloads them, falling back to random weights only on the embedded sample; on never falls back; off trains from scratch")
-    p.add_argument("--video-weights", help="ResNet-18 weights: a torchvision weights name, an http(s) URL or a local .pth file (default IMAGENET1K_V1)")
-    p.add_argument("--audio-weights", help="speech encoder (wav2vec 2.0, HuBERT, WavLM): a Hugging Face hub id[@revision] or a local save_pretrained folder (default facebook/wav2vec2-base)")
-    p.add_argument("--smoke-test", action="store_true", help="tiny models, frames and budget: a check that everything runs")
+    group = p.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        help="RAVDESS root, a folder or a storage URI (gs://, s3://, file://): Actor_XX/ folders or Video_Speech_Actor_XX.zip files (default: the embedded sample)",
+    )
+    group.add_argument("--cache", help="prepared-clip cache (default: $MSA_CACHE or ~/.cache/msa)")
+    group.add_argument(
+        "--classes",
+        choices=sorted(LABEL_SETS),
+        help=f"all8, or seed4 = sad, happy, disgust, angry (default {data.classes})",
+    )
+    group.add_argument(
+        "--split", choices=SPLIT_METHODS, help="actor: no actor in two of train/val/test (default)"
+    )
+    group.add_argument("--val-actors", type=actor_list, help="explicit validation actors, e.g. 3,4")
+    group.add_argument("--test-actors", type=actor_list, help="explicit test actors, e.g. 5,6")
+    group.add_argument(
+        "--frames",
+        type=int,
+        help=f"frames sampled per clip (default {data.frames}; {SMOKE_DEFAULTS['frames']} with --smoke-test)",
+    )
+    group.add_argument(
+        "--image-size", type=int, help=f"square frame side in pixels (default {data.image_size})"
+    )
+    group.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        default=None,
+        help="compute frozen layers in every step instead of once per clip (slower; for comparison)",
+    )
+    group = p.add_argument_group("search")
+    group.add_argument("--num-samples", type=int, help=f"trials (default {budget.num_samples})")
+    group.add_argument(
+        "--max-epochs", type=int, help=f"epochs per trial, ASHA's max_t (default {budget.max_epochs})"
+    )
+    group.add_argument(
+        "--grace-period",
+        type=int,
+        help=f"ASHA's minimum epochs before stopping a trial (default {budget.grace_period})",
+    )
+    group.add_argument("--scheduler", choices=SCHEDULERS, help=f"default {budget.scheduler}")
+    group.add_argument("--search", choices=SEARCHERS, help="Optuna TPE (seeded; default) or random search")
+    group.add_argument(
+        "--time-budget", type=float, help="stop starting and running trials after this many seconds"
+    )
+    group.add_argument("--metric", choices=TRIAL_METRICS, help=f"default {budget.metric}")
+    group.add_argument("--mode", choices=("max", "min"), help="default: min for losses, max otherwise")
+    group = p.add_argument_group("resources")
+    group.add_argument("--cpus-per-trial", type=float, help=f"default {resources.cpus_per_trial:g}")
+    group.add_argument("--gpus-per-trial", type=float, help="fractions allowed, e.g. 0.5 (default 0)")
+    group.add_argument(
+        "--max-concurrent", type=int, help="concurrent trials (default: what fits the resources)"
+    )
+    group.add_argument(
+        "--max-failures",
+        type=int,
+        help=f"retries of a crashed trial, from its last checkpoint (default {resources.max_failures})",
+    )
+    group.add_argument(
+        "--address", help="join a running Ray cluster (auto or HOST:PORT) instead of starting one"
+    )
+    group = p.add_argument_group("output")
+    group.add_argument("--storage", help=f"results root, local path or URI (default {output.storage})")
+    group.add_argument("--name", help="experiment name (default <space>-<timestamp>)")
+    group.add_argument(
+        "--resume", action="store_true", default=None, help="continue the interrupted experiment STORAGE/NAME"
+    )
+    p.add_argument("--seed", type=int, help=f"default {budget.seed}")
+    p.add_argument(
+        "--pretrained",
+        help="pretrained backbones: auto (default) finds or downloads them, falling back to random weights only on the embedded sample; on never falls back; off trains from scratch",
+    )
+    p.add_argument(
+        "--video-weights",
+        help="ResNet-18 weights: a torchvision weights name, an http(s) URL or a local .pth file (default IMAGENET1K_V1)",
+    )
+    p.add_argument(
+        "--audio-weights",
+        help="speech encoder (wav2vec 2.0, HuBERT, WavLM): a Hugging Face hub id[@revision] or a local save_pretrained folder (default facebook/wav2vec2-base)",
+    )
+    p.add_argument(
+        "--smoke-test",
+        action="store_true",
+        default=None,
+        help="tiny models, frames and budget: a check that everything runs",
+    )
     return p
 
 
@@ -89,56 +377,12 @@ def actor_list(text: str) -> tuple[int, ...]:
     try:
         actors = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated actor ids like 3,4, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated actor ids like 3,4, got {text!r}"
+        ) from None
     if not actors or min(actors) < 1:
         raise argparse.ArgumentTypeError(f"expected positive actor ids like 3,4, got {text!r}")
     return actors
-
-
-def validate(args: argparse.Namespace, space_names: list[str]) -> None:
-    """Every check that needs neither Ray nor the data. Raises UsageError."""
-    if args.space is None:
-        raise UsageError("--space is required (see --list-spaces)")
-    if args.space not in space_names:
-        raise UsageError(f"--space {args.space}: unknown space; valid spaces: {', '.join(space_names)}")
-    for flag in ("num_samples", "max_epochs", "grace_period", "frames"):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
-    if args.image_size < 16:
-        raise UsageError(f"--image-size must be at least 16 pixels, got {args.image_size}")
-    if args.grace_period > args.max_epochs:
-        raise UsageError(f"--grace-period {args.grace_period} exceeds --max-epochs {args.max_epochs}")
-    if args.time_budget is not None and args.time_budget <= 0:
-        raise UsageError(f"--time-budget must be positive seconds, got {args.time_budget}")
-    if args.cpus_per_trial <= 0:
-        raise UsageError(f"--cpus-per-trial must be positive, got {args.cpus_per_trial}")
-    if args.gpus_per_trial < 0 or (args.gpus_per_trial > 1 and args.gpus_per_trial != int(args.gpus_per_trial)):
-        raise UsageError(f"--gpus-per-trial must be a fraction in (0, 1] or a whole number, got {args.gpus_per_trial}")
-    if args.max_failures < 0:
-        raise UsageError(f"--max-failures must be at least 0, got {args.max_failures}")
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise UsageError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
-    if set(args.val_actors) & set(args.test_actors):
-        raise UsageError(f"actors {sorted(set(args.val_actors) & set(args.test_actors))} are in both --val-actors and --test-actors")
-    if bool(args.val_actors) != bool(args.test_actors):
-        raise UsageError("give both --val-actors and --test-actors, or neither")
-    if (args.val_actors or args.test_actors) and args.split != "actor":
-        raise UsageError("--val-actors/--test-actors need --split actor")
-    for flag in ("video_weights", "audio_weights"):
-        value = getattr(args, flag)
-        if value is not None and looks_like_path(value) and not Path(value).expanduser().exists():
-            raise UsageError(f"--{flag.replace('_', '-')} {value}: no such file or folder")
-    if args.data is not None and not is_uri(args.data) and not Path(args.data).expanduser().is_dir():
-        raise UsageError(f"--data {args.data}: no such folder")  # a URI is listed (and checked) before Ray starts
-    if args.resume and not args.name:
-        raise UsageError("--resume needs --name of the experiment to continue")
-    if args.name is not None and (not args.name or "/" in args.name or args.name.startswith(".")):
-        raise UsageError(f"--name {args.name!r}: use a plain folder name")
-    if args.gpus_per_trial > 0 and args.address is None:
-        gpus = local_gpu_count()
-        if gpus == 0:
-            raise UsageError(f"--gpus-per-trial {args.gpus_per_trial}: this machine has no CUDA GPU (drop the flag to run on CPUs)")
-    check_storage(args)
 
 
 def looks_like_path(value: str) -> bool:
@@ -154,75 +398,32 @@ def local_gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def check_storage(args: argparse.Namespace) -> None:
-    """A local storage root must be writable; an experiment to resume must exist and match."""
-    if is_uri(args.storage):
-        return check_uri_storage(args)
-    root = Path(args.storage).expanduser()
+def check_storage(output: OutputOptions) -> None:
+    """A local storage root must be writable; a URI's scheme must be one pyarrow knows."""
+    if is_uri(output.storage):
+        import pyarrow.fs
+
+        try:
+            pyarrow.fs.FileSystem.from_uri(output.storage)
+        except Exception as error:  # pyarrow raises several types for unknown schemes or credentials
+            raise UsageError(f"--storage {output.storage}: {str(error).splitlines()[0]}") from None
+        return
+    root = Path(output.storage).expanduser()
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".msa-write-probe-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise UsageError(f"--storage {args.storage}: not a writable folder ({error.strerror or error})") from None
-    if args.resume:
-        check_resume_matches(args)
+        raise UsageError(
+            f"--storage {output.storage}: not a writable folder ({error.strerror or error})"
+        ) from None
 
 
-def check_uri_storage(args: argparse.Namespace) -> None:
-    import pyarrow.fs
-
-    try:
-        pyarrow.fs.FileSystem.from_uri(args.storage)
-    except Exception as error:  # pyarrow raises several types for unknown schemes or credentials
-        raise UsageError(f"--storage {args.storage}: {str(error).splitlines()[0]}") from None
-    if args.resume:
-        check_resume_matches(args)
-
-
-def check_resume_matches(args: argparse.Namespace) -> None:
-    try:
-        stored = read_stored_args(args)
-    except (FileNotFoundError, OSError, ValueError):
-        raise UsageError(f"--resume: no experiment {args.name!r} under {args.storage} (missing or unreadable {ARGS_FILE})") from None
-    if stored.get("space") != args.space:
-        raise UsageError(f"--resume: experiment {args.name!r} searched space {stored.get('space')!r}, not --space {args.space}")
-
-
-# Flags that may change when a search is resumed; everything else is taken from the saved run.
-RESUME_OVERRIDABLE = (
-    "resume", "address", "storage", "name", "cpus_per_trial", "gpus_per_trial", "max_concurrent", "time_budget", "max_failures",
-)
-
-
-def load_resumed_args(args: argparse.Namespace) -> argparse.Namespace:
-    """The saved command line of the experiment being resumed, with this run's resources."""
-    stored = read_stored_args(args)
-    merged = argparse.Namespace(**stored)
-    for key in RESUME_OVERRIDABLE:
-        setattr(merged, key, getattr(args, key))
-    for key in ("data", "cache"):
-        if getattr(merged, key) is not None:
-            setattr(merged, key, Path(getattr(merged, key)))
-    merged.val_actors, merged.test_actors = tuple(merged.val_actors), tuple(merged.test_actors)
-    return merged
-
-
-def read_stored_args(args: argparse.Namespace) -> dict:
-    if is_uri(args.storage):
-        import pyarrow.fs
-
-        fs, path = remote_filesystem(args.storage)
-        with fs.open_input_stream(f"{path.rstrip('/')}/{args.name}/{ARGS_FILE}") as handle:
-            return json.loads(handle.read().decode())
-    return json.loads((Path(args.storage).expanduser() / args.name / ARGS_FILE).read_text())
-
-
-def experiment_name(args: argparse.Namespace) -> str:
-    return args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def args_to_dict(args: argparse.Namespace) -> dict:
-    """The parsed command line as JSON-ready data (what --resume reads back)."""
-    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+def read_stored_options(output: OutputOptions) -> str:
+    """The text of STORAGE/NAME/msa_args.json, local or behind a URI."""
+    if is_uri(output.storage):
+        fs, path = remote_filesystem(output.storage)
+        with fs.open_input_stream(f"{path.rstrip('/')}/{output.name}/{ARGS_FILE}") as handle:
+            return handle.read().decode()
+    return (Path(output.storage).expanduser() / output.name / ARGS_FILE).read_text()

@@ -3,27 +3,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.fs
 import ray
-import torch
 
-from msa.data.dataset import ClipDataset, make_loader
-from msa.data.labels import LabelSet
-from msa.train import Precision, default_device, evaluate, model_from_checkpoint, prepare_model
-from msa.tune.experiment import TrialData
 from msa.data import is_uri, remote_filesystem
+from msa.data.experiment import TrialData
+from msa.experiment_dir import CHECKPOINT_FILE, VAL_KEYS, has_metric, ranking_key
 from msa.models import BACKBONE_BRANCHES
-from msa.tune.trainable import CHECKPOINT_FILE, modalities_of
+from msa.trial.evaluation import evaluate_test_actors
+from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
 from msa.weights import WeightsBundle
-
-VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")
-TEST_BATCH_SIZE = 8
 
 
 def trial_status(result) -> str:
@@ -34,67 +26,50 @@ def trial_status(result) -> str:
 
 def best_trial(results, metric: str, mode: str):
     """(result, checkpoint, the metrics reported with it) of the best kept checkpoint of any
-    trial, comparing trials at their best epoch; None when no epoch finished with a finite value.
-    Ties (common for accuracy on a few clips) go to the lower validation loss, then the trial id,
-    so a search summarised again picks the same trial."""
+    trial, by msa.experiment_dir's best-trial rule (the analysis uses the same); None when no
+    epoch finished with a finite value."""
     candidates = [
         (result, checkpoint, metrics)
         for result in results
         for checkpoint, metrics in (result.best_checkpoints or [])
-        if isinstance(metrics.get(metric), (int, float)) and math.isfinite(metrics[metric])
+        if has_metric(metrics, metric)
     ]
     if not candidates:
         return None
-    sign = 1 if mode == "max" else -1
-
-    def rank(candidate):
-        _, _, metrics = candidate
-        loss = metrics.get("val_loss")
-        loss = loss if isinstance(loss, (int, float)) and math.isfinite(loss) else math.inf
-        return sign * metrics[metric], -loss, str(metrics.get("trial_id", ""))
-
-    return max(candidates, key=rank)
+    return min(candidates, key=lambda candidate: ranking_key(candidate[2], metric, mode))
 
 
-def evaluate_best(results, args: argparse.Namespace, data: TrialData) -> dict | None:
+def evaluate_best(results, budget: BudgetOptions, resources: ResourceOptions, data: TrialData) -> dict | None:
     """Test metrics of the best checkpoint on the test actors, evaluated exactly once, as a Ray
     task with a trial's resources: on a cluster it runs on a worker (a GPU one when trials get
     GPUs), whose cache it completes with the test clips first."""
-    best = best_trial(results, args.metric, args.mode)
+    best = best_trial(results, budget.metric, budget.mode)
     if best is None:
         return None
     _, checkpoint, _ = best
-    task = ray.remote(evaluate_checkpoint).options(num_cpus=args.cpus_per_trial, num_gpus=args.gpus_per_trial)
-    return ray.get(task.remote(checkpoint, data, args.seed, max(1, math.floor(args.cpus_per_trial))))
+    task = ray.remote(evaluate_checkpoint).options(
+        num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial
+    )
+    return ray.get(task.remote(checkpoint, data, budget.seed, resources.threads))
 
 
 def evaluate_checkpoint(checkpoint, data: TrialData, seed: int, threads: int) -> dict:
-    torch.set_num_threads(threads)
-    data.ensure_here(("test",), workers=threads)
-    device = default_device()
+    """evaluate_test_actors on a Ray checkpoint (fetched from the storage where it lives)."""
     with checkpoint.as_directory() as folder:
-        model, _ = model_from_checkpoint(Path(folder) / CHECKPOINT_FILE)
-    model = prepare_model(model, device)
-    dataset = ClipDataset(data.clips("test"), LabelSet("test", data.labels), modalities_of(model))
-    loader = make_loader(dataset, batch_size=TEST_BATCH_SIZE, shuffle=False, seed=seed, pin_memory=device.type == "cuda")
-    metrics = evaluate(model, loader, len(data.labels), precision=Precision(device))
-    return {
-        "accuracy": metrics["accuracy"],
-        "f1_macro": metrics["f1_macro"],
-        "uar": metrics["uar"],
-        "labels": list(data.labels),
-        "confusion_matrix": [[int(x) for x in row] for row in metrics["confusion_matrix"]],
-        "device": device.type,
-    }
+        return evaluate_test_actors(Path(folder) / CHECKPOINT_FILE, data, seed, threads)
 
 
-def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | None, weights: dict[str, WeightsBundle]) -> dict:
+def summarise(
+    results, options: SearchOptions, data: TrialData, test: dict | None, weights: dict[str, WeightsBundle]
+) -> dict:
+    """summary.json (its schema: README, The experiment directory)."""
+    metric, mode, pretrained = options.budget.metric, options.budget.mode, options.weights.pretrained
     statuses = Counter(trial_status(r) for r in results)
-    best = best_trial(results, args.metric, args.mode)
+    best = best_trial(results, metric, mode)
     summary = {
-        "space": args.space,
-        "metric": args.metric,
-        "mode": args.mode,
+        "space": options.space,
+        "metric": metric,
+        "mode": mode,
         "num_trials": len(results),
         "trials_by_status": dict(sorted(statuses.items())),
         "best_trial": None,
@@ -102,11 +77,13 @@ def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | N
         "best_val": None,
         "test": test,
         "data": data.summary(),
-        "pretrained": pretrained_summary(args.pretrained, weights, None),
+        "pretrained": pretrained_summary(pretrained, weights, None),
         # Trials that ended ERROR (retries used up) and why; trials stopped for a NaN / inf loss.
         "errors": {Path(r.path).name: error_message(r.error) for r in results if r.error is not None},
         "stopped_non_finite": {
-            Path(r.path).name: r.metrics["stop_reason"] for r in results if r.error is None and (r.metrics or {}).get("stop_reason")
+            Path(r.path).name: r.metrics["stop_reason"]
+            for r in results
+            if r.error is None and (r.metrics or {}).get("stop_reason")
         },
     }
     if best is not None:
@@ -114,7 +91,7 @@ def summarise(results, args: argparse.Namespace, data: TrialData, test: dict | N
         summary["best_trial"] = Path(result.path).name
         summary["best_config"] = dict(result.config)
         summary["best_val"] = {k: metrics[k] for k in VAL_KEYS if k in metrics}
-        summary["pretrained"] = pretrained_summary(args.pretrained, weights, metrics)
+        summary["pretrained"] = pretrained_summary(pretrained, weights, metrics)
     return summary
 
 
@@ -138,7 +115,11 @@ def describe_pretrained(pretrained: dict) -> str:
     parts = []
     for branch in BACKBONE_BRANCHES:
         record = pretrained[branch]
-        parts.append(f"{branch} {record['source']} (sha256 {record['sha256'][:12]})" if record["loaded"] else f"{branch} random")
+        parts.append(
+            f"{branch} {record['source']} (sha256 {record['sha256'][:12]})"
+            if record["loaded"]
+            else f"{branch} random"
+        )
     return ", ".join(parts)
 
 
@@ -181,14 +162,22 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     print(f"best trial {summary['best_trial']} (epoch {val.get('epoch')}), config:")
     for key, value in sorted(summary["best_config"].items()):
         print(f"  {key} = {value:.3g}" if isinstance(value, float) else f"  {key} = {value}")
-    print(f"val   accuracy {val['val_acc']:.3f}  macro-F1 {val['val_f1']:.3f}  UAR {val['val_uar']:.3f}   actors {summary['data']['actors']['val']}")
-    print(f"test  accuracy {test['accuracy']:.3f}  macro-F1 {test['f1_macro']:.3f}  UAR {test['uar']:.3f}   actors {summary['data']['actors']['test']}")
-    print(f"chance: {1 / len(test['labels']):.3f}; pretrained weights (--pretrained {summary['pretrained']['mode']}): {describe_pretrained(summary['pretrained'])}")
+    print(
+        f"val   accuracy {val['val_acc']:.3f}  macro-F1 {val['val_f1']:.3f}  UAR {val['val_uar']:.3f}   actors {summary['data']['actors']['val']}"
+    )
+    print(
+        f"test  accuracy {test['accuracy']:.3f}  macro-F1 {test['f1_macro']:.3f}  UAR {test['uar']:.3f}   actors {summary['data']['actors']['test']}"
+    )
+    print(
+        f"chance: {1 / len(test['labels']):.3f}; pretrained weights (--pretrained {summary['pretrained']['mode']}): {describe_pretrained(summary['pretrained'])}"
+    )
     print(f"\nsummary:     {experiment}/summary.json")
     if experiment.startswith("file://"):
         print(f"tensorboard: tensorboard --logdir {experiment.removeprefix('file://')}")
     elif is_uri(experiment):
-        print(f"tensorboard: copy {experiment} here (gsutil -m rsync -r / aws s3 sync), then tensorboard --logdir THAT_FOLDER")
+        print(
+            f"tensorboard: copy {experiment} here (gsutil -m rsync -r / aws s3 sync), then tensorboard --logdir THAT_FOLDER"
+        )
     else:
         print(f"tensorboard: tensorboard --logdir {experiment}")
     print(f"report:      python -m msa.report {experiment}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 
@@ -12,69 +11,84 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from msa.data import is_uri
+from msa.experiment_dir import ASHA_REDUCTION_FACTOR, RUNG_SCORE, trial_folder
+from msa.trial import TrialSettings
+from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
 from msa.tune.searcher import BudgetAwareOptunaSearch
-from msa.tune.trainable import RUNG_SCORE, TrialSettings, train_trial
+from msa.tune.trainable import train_trial
 from search_spaces import get_space
 
-ASHA_REDUCTION_FACTOR = 3
 TRIAL_MEMORY_ESTIMATE = 3 * 1024**3  # bytes: a video trial on the sample peaks around 2 GB
+TPE_MAX_STARTUP_TRIALS = 10  # random trials before TPE models the space
 
 
-def default_concurrency(args: argparse.Namespace) -> int:
-    """Trials that fit the cluster at once: by CPUs, GPUs and memory, capped by num_samples."""
-    resources = ray.cluster_resources()
-    fits = [math.floor(resources.get("CPU", 1) / args.cpus_per_trial)]
-    if args.gpus_per_trial > 0:
-        fits.append(math.floor(resources.get("GPU", 0) / args.gpus_per_trial + 1e-9))
-    if "memory" in resources:
-        fits.append(math.floor(resources["memory"] / TRIAL_MEMORY_ESTIMATE))
-    return max(1, min(args.num_samples, *fits))
+def concurrency(cluster: dict[str, float], resources: ResourceOptions, num_samples: int) -> int:
+    """Trials that fit ``cluster`` (Ray's cluster_resources()) at once: by CPUs, GPUs and
+    memory, capped by the number of trials."""
+    fits = [math.floor(cluster.get("CPU", 1) / resources.cpus_per_trial)]
+    if resources.gpus_per_trial > 0:
+        fits.append(math.floor(cluster.get("GPU", 0) / resources.gpus_per_trial + 1e-9))
+    if "memory" in cluster:
+        fits.append(math.floor(cluster["memory"] / TRIAL_MEMORY_ESTIMATE))
+    return max(1, min(num_samples, *fits))
 
 
-def build_searcher(args: argparse.Namespace) -> BudgetAwareOptunaSearch:
-    space = get_space(args.space)
-    if args.search == "optuna":
-        # TPE's first trials are random; on a small budget a third of it, so TPE still gets to model.
-        startup = min(10, max(1, args.num_samples // 3))
-        sampler = optuna.samplers.TPESampler(seed=args.seed, n_startup_trials=startup)
+def tpe_startup_trials(num_samples: int) -> int:
+    """TPE's first trials are random; on a small budget a third of it, so TPE still gets to model."""
+    return min(TPE_MAX_STARTUP_TRIALS, max(1, num_samples // 3))
+
+
+def build_searcher(space: str, budget: BudgetOptions) -> BudgetAwareOptunaSearch:
+    if budget.search == "optuna":
+        sampler = optuna.samplers.TPESampler(
+            seed=budget.seed, n_startup_trials=tpe_startup_trials(budget.num_samples)
+        )
     else:
-        sampler = optuna.samplers.RandomSampler(seed=args.seed)
+        sampler = optuna.samplers.RandomSampler(seed=budget.seed)
     return BudgetAwareOptunaSearch(
-        space=space.define, metric=args.metric, mode=args.mode, sampler=sampler, max_epochs=args.max_epochs
+        space=get_space(space).define,
+        metric=budget.metric,
+        mode=budget.mode,
+        sampler=sampler,
+        max_epochs=budget.max_epochs,
     )
 
 
-def build_scheduler(args: argparse.Namespace):
-    if args.scheduler == "fifo":
+def build_trial_scheduler(budget: BudgetOptions):
+    """ASHA (or FIFO): which trials go on at each rung."""
+    if budget.scheduler == "fifo":
         return FIFOScheduler()
     return ASHAScheduler(
         metric=RUNG_SCORE,  # the search metric with ties broken (see rung_score)
-        mode=args.mode,
+        mode=budget.mode,
         time_attr="training_iteration",
-        max_t=args.max_epochs,
-        grace_period=args.grace_period,
+        max_t=budget.max_epochs,
+        grace_period=budget.grace_period,
         reduction_factor=ASHA_REDUCTION_FACTOR,
     )
 
 
-def trainable(args: argparse.Namespace, settings: TrialSettings):
-    resources = {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(train_trial, settings=settings), resources)
+def trainable(resources: ResourceOptions, settings: TrialSettings):
+    per_trial = {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(train_trial, settings=settings), per_trial)
 
 
-def run_config(args: argparse.Namespace, name: str) -> tune.RunConfig:
+def run_config(options: SearchOptions, name: str) -> tune.RunConfig:
     return tune.RunConfig(
         name=name,
-        storage_path=storage_root(args.storage),
+        storage_path=storage_root(options.output.storage),
         checkpoint_config=tune.CheckpointConfig(
-            # The best by the metric, and (always) the latest, for resuming. With one to keep,
-            # Ray also saves the experiment state after every trial checkpoint, so a killed
+            # The best by the best-trial rule (the rung score orders epochs as it does: the metric,
+            # ties to the lower val loss), and (always) the latest, for resuming. With one to
+            # keep, Ray also saves the experiment state after every trial checkpoint, so a killed
             # driver costs each running trial at most the epoch it was in.
             num_to_keep=1,
-            checkpoint_score_attribute=args.metric,
-            checkpoint_score_order=args.mode,
+            checkpoint_score_attribute=RUNG_SCORE,
+            checkpoint_score_order=options.budget.mode,
         ),
-        failure_config=tune.FailureConfig(max_failures=args.max_failures),  # each retry resumes from the last checkpoint
+        failure_config=tune.FailureConfig(
+            max_failures=options.resources.max_failures
+        ),  # retries resume from the last checkpoint
         sync_config=tune.SyncConfig(sync_artifacts=True),  # trials' TensorBoard folders
         verbose=1,
     )
@@ -87,28 +101,31 @@ def storage_root(storage: str) -> str:
 
 def trial_name(trial) -> str:
     """Short trial folder names (Ray's default packs the whole config into them)."""
-    return f"trial_{trial.trial_id}"
+    return trial_folder(trial.trial_id)
 
 
-def build_tuner(args: argparse.Namespace, settings: TrialSettings, name: str) -> tune.Tuner:
-    max_concurrent = args.max_concurrent or default_concurrency(args)
+def build_tuner(options: SearchOptions, settings: TrialSettings, name: str) -> tune.Tuner:
+    budget, resources = options.budget, options.resources
+    max_concurrent = resources.max_concurrent or concurrency(
+        ray.cluster_resources(), resources, budget.num_samples
+    )
     return tune.Tuner(
-        trainable(args, settings),
+        trainable(resources, settings),
         # No metric here: the searcher and the scheduler each carry their own, and summaries
-        # pick the best trial by args.metric themselves.
+        # pick the best trial by the search metric themselves.
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(args),
-            scheduler=build_scheduler(args),
-            num_samples=args.num_samples,
+            search_alg=build_searcher(options.space, budget),
+            scheduler=build_trial_scheduler(budget),
+            num_samples=budget.num_samples,
             max_concurrent_trials=max_concurrent,
-            time_budget_s=args.time_budget,
+            time_budget_s=budget.time_budget,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),
-        run_config=run_config(args, name),
+        run_config=run_config(options, name),
     )
 
 
-def restore_tuner(args: argparse.Namespace, settings: TrialSettings, name: str) -> tune.Tuner:
-    path = f"{storage_root(args.storage).rstrip('/')}/{name}"
-    return tune.Tuner.restore(path, trainable=trainable(args, settings), resume_errored=True)
+def restore_tuner(options: SearchOptions, settings: TrialSettings, name: str) -> tune.Tuner:
+    path = f"{storage_root(options.output.storage).rstrip('/')}/{name}"
+    return tune.Tuner.restore(path, trainable=trainable(options.resources, settings), resume_errored=True)

@@ -17,24 +17,30 @@ from __future__ import annotations
 
 import sys
 
-from msa.tune.options import UsageError
-from msa.weights import DEFAULT_AUDIO_WEIGHTS, DEFAULT_VIDEO_WEIGHTS, WeightsBundle, WeightsUnavailable, fetch_weights
+from msa.tune.options import UsageError, WeightOptions
+from msa.weights import (
+    DEFAULT_AUDIO_WEIGHTS,
+    DEFAULT_VIDEO_WEIGHTS,
+    WeightsBundle,
+    WeightsUnavailable,
+    fetch_weights,
+)
 
 FETCH_HINT = {"video": "--video", "audio": "--audio"}
 
 
-def weight_sources(args) -> dict[str, str]:
-    """Each backbone's source: --video-weights / --audio-weights, else the default."""
-    return {"video": args.video_weights or DEFAULT_VIDEO_WEIGHTS, "audio": args.audio_weights or DEFAULT_AUDIO_WEIGHTS}
-
-
 def resolve_search_weights(
-    branches: tuple[str, ...], mode: str, sources: dict[str, str], real_data: bool, progress: bool = True
+    branches: tuple[str, ...], options: WeightOptions, real_data: bool, progress: bool = True
 ) -> dict[str, WeightsBundle]:
-    """Each backbone in ``branches`` ("video", "audio") found or downloaded here, per ``mode``.
+    """Each backbone in ``branches`` ("video", "audio") found or downloaded here, per ``options.pretrained``.
 
     Raises UsageError (one line naming both ways out) when a backbone cannot be had and the
     search may not go on without it; otherwise prints a warning and leaves it out (random)."""
+    mode = options.pretrained
+    sources = {
+        "video": options.video_weights or DEFAULT_VIDEO_WEIGHTS,
+        "audio": options.audio_weights or DEFAULT_AUDIO_WEIGHTS,
+    }
     if mode == "off":
         return {}
     bundles = {}
@@ -50,8 +56,13 @@ def resolve_search_weights(
                     f"`python -m msa.weights fetch {FETCH_HINT[branch]} {source}` (then copy the cache here), "
                     f"or pass --pretrained off to train from random weights on purpose"
                 ) from None
-            print(f"warning: {reason}; the embedded sample trains the {branch} backbone from RANDOM weights", file=sys.stderr)
+            print(
+                f"warning: {reason}; the embedded sample trains the {branch} backbone from RANDOM weights",
+                file=sys.stderr,
+            )
             continue
-        print(f"{branch} weights: {source} ({weights.size / 2**20:.1f} MB, sha256 {weights.sha256[:12]}) from {weights.folder}")
+        print(
+            f"{branch} weights: {source} ({weights.size / 2**20:.1f} MB, sha256 {weights.sha256[:12]}) from {weights.folder}"
+        )
         bundles[branch] = WeightsBundle.pack(weights)
     return bundles

@@ -42,7 +42,9 @@ def find_weights(branch: str, source: str) -> WeightsFiles:
     return _branch(branch).find(source)
 
 
-def fetch_weights(branch: str, source: str, progress: bool = True, timeout: float = FETCH_TIMEOUT) -> WeightsFiles:
+def fetch_weights(
+    branch: str, source: str, progress: bool = True, timeout: float = FETCH_TIMEOUT
+) -> WeightsFiles:
     """find_weights, else download into the standard cache (progress bars on stderr) and return
     what find_weights then finds. `timeout` (s) bounds every wait for the network, not the download."""
     return _branch(branch).fetch(source, progress=progress, timeout=timeout)

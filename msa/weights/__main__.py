@@ -25,12 +25,20 @@ COLUMNS = ("branch", "source", "path", "size", "sha256")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m msa.weights", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    fetch = commands.add_parser("fetch", help="download weights into the standard caches (both defaults without a flag)")
-    fetch.add_argument("--video", metavar="NAME|URL|PATH", help=f"ResNet-18 weights (default {DEFAULT_VIDEO_WEIGHTS})")
-    fetch.add_argument("--audio", metavar="HUB_ID|PATH", help=f"speech encoder weights (default {DEFAULT_AUDIO_WEIGHTS})")
+    fetch = commands.add_parser(
+        "fetch", help="download weights into the standard caches (both defaults without a flag)"
+    )
+    fetch.add_argument(
+        "--video", metavar="NAME|URL|PATH", help=f"ResNet-18 weights (default {DEFAULT_VIDEO_WEIGHTS})"
+    )
+    fetch.add_argument(
+        "--audio", metavar="HUB_ID|PATH", help=f"speech encoder weights (default {DEFAULT_AUDIO_WEIGHTS})"
+    )
     fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
     listing = commands.add_parser("list", help="show the cached backbones")
-    listing.add_argument("--json", action="store_true", help="print a JSON list of {branch, source, path, size, sha256}")
+    listing.add_argument(
+        "--json", action="store_true", help="print a JSON list of {branch, source, path, size, sha256}"
+    )
     args = parser.parse_args(argv)
     # Our one-line errors say what failed; huggingface_hub's retry warnings would only repeat it.
     hf_logging.set_verbosity_error()
@@ -71,11 +79,16 @@ def _error(error: Exception) -> int:
 
 
 def _table(rows: list[dict], header: bool) -> str:
-    cells = [[row["branch"], row["source"], row["path"], f"{row['size'] / MB:.1f} MB", row["sha256"]] for row in rows]
+    cells = [
+        [row["branch"], row["source"], row["path"], f"{row['size'] / MB:.1f} MB", row["sha256"]]
+        for row in rows
+    ]
     if header:
         cells.insert(0, list(COLUMNS))
     widths = [max(len(line[column]) for line in cells) for column in range(len(COLUMNS))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells
+    )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,9 @@ def find(source: str) -> WeightsFiles:
         return weights_files("audio", source, folder, other=[CONFIG], weights=[index_or_weights])
     shards = _shards(folder / index_or_weights)
     if missing := [shard for shard in shards if not (folder / shard).is_file()]:
-        raise WeightsUnavailable(f"audio weights {source}: {folder} lacks {missing[0]}, a shard of {index_or_weights}")
+        raise WeightsUnavailable(
+            f"audio weights {source}: {folder} lacks {missing[0]}, a shard of {index_or_weights}"
+        )
     return weights_files("audio", source, folder, other=[CONFIG, index_or_weights], weights=shards)
 
 
@@ -156,7 +158,9 @@ def _download(source: str, repo_id: str, revision: str | None, *, progress: bool
     except WeightsUnavailable:
         raise
     except Stalled:
-        raise WeightsUnavailable(f"{what}: no answer from {constants.ENDPOINT} within {timeout:g} s") from None
+        raise WeightsUnavailable(
+            f"{what}: no answer from {constants.ENDPOINT} within {timeout:g} s"
+        ) from None
     except (httpx2.HTTPError, OSError) as error:  # huggingface_hub's request and cache errors are one or both
         raise WeightsUnavailable(f"{what}: {_reason(error, timeout)}") from None
 
@@ -165,7 +169,9 @@ def _reason(error: Exception, timeout: float) -> str:
     """One line for what huggingface_hub raised."""
     endpoint = constants.ENDPOINT
     if isinstance(error, LocalEntryNotFoundError) and error.__cause__ is not None:
-        error = error.__cause__  # hf_hub_download's wrapper of a failed request: the request's error says more
+        error = (
+            error.__cause__
+        )  # hf_hub_download's wrapper of a failed request: the request's error says more
     if isinstance(error, GatedRepoError):
         return "a gated repo: accept its conditions on the Hub and set HF_TOKEN"
     if isinstance(error, RepositoryNotFoundError):

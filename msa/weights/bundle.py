@@ -61,7 +61,9 @@ class WeightsBundle:
                     data.tofile(path)
                 written = weights_digest(staging, list(self.weight_names()))
                 if written != self.sha256:
-                    raise OSError(f"{self.branch} weights written to {staging} hash to {written}, not {self.sha256}")
+                    raise OSError(
+                        f"{self.branch} weights written to {staging} hash to {written}, not {self.sha256}"
+                    )
                 try:
                     os.rename(staging, folder)
                 except OSError:
@@ -74,11 +76,19 @@ class WeightsBundle:
 
     def weight_names(self) -> tuple[str, ...]:
         """The files the digest covers (everything but the config)."""
-        return tuple(name for name, _ in self.files if name != "config.json" and not name.endswith(".index.json"))
+        return tuple(
+            name for name, _ in self.files if name != "config.json" and not name.endswith(".index.json")
+        )
 
 
 def cached_bundles(cache: Path) -> list[tuple[str, int]]:
     """(folder name, bytes) of every backbone written under `cache`."""
     root = cache / WEIGHTS_DIR
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
-    return [(folder.name, sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())) for folder in folders]
+    folders = (
+        sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if root.is_dir()
+        else []
+    )
+    return [
+        (folder.name, sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())) for folder in folders
+    ]

@@ -24,7 +24,9 @@ CHUNK = 1 << 20  # bytes per read
 USER_AGENT = "msa-weights"  # some hosts refuse urllib's default agent
 
 
-def download(url: str, destination: Path, *, hash_prefix: str | None, progress: bool, timeout: float, what: str) -> None:
+def download(
+    url: str, destination: Path, *, hash_prefix: str | None, progress: bool, timeout: float, what: str
+) -> None:
     """Download `url` to `destination`; the sha256 of the bytes must start with `hash_prefix` (if
     given). Failures raise WeightsUnavailable(f"{what}: <reason>") and leave no file behind."""
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +53,9 @@ def _get(url: str, path: Path, *, desc: str, progress: bool, timeout: float, wha
             length = response.headers.get("Content-Length")
             total = int(length) if length is not None else None
             digest, received = hashlib.sha256(), 0
-            with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress, file=sys.stderr) as bar:
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=desc, disable=not progress, file=sys.stderr
+            ) as bar:
                 while chunk := response.read(CHUNK):
                     file.write(chunk)
                     digest.update(chunk)

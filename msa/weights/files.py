@@ -7,7 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-FETCH_TIMEOUT = 30.0  # s: an unreachable source fails within about this (a stall bound, not a total download time)
+FETCH_TIMEOUT = (
+    30.0  # s: an unreachable source fails within about this (a stall bound, not a total download time)
+)
 HASH_CHUNK = 1 << 20  # bytes read at a time while hashing: a 360 MB file never sits in memory
 
 
@@ -61,7 +63,9 @@ def weights_digest(folder: Path, weights: list[str]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def weights_files(branch: str, source: str, folder: Path, other: list[str], weights: list[str]) -> WeightsFiles:
+def weights_files(
+    branch: str, source: str, folder: Path, other: list[str], weights: list[str]
+) -> WeightsFiles:
     """The record of `weights` (digested) and `other` files (e.g. config.json) in `folder`."""
     names = [*other, *weights]
     return WeightsFiles(

@@ -28,7 +28,13 @@ def cached_weights() -> list[dict]:
 def describe(files: WeightsFiles) -> dict:
     """The record of a backbone; path is what to pass as a local source (the file, or the model folder)."""
     path = files.paths[0] if files.branch == "video" else files.folder
-    return {"branch": files.branch, "source": files.source, "path": str(path), "size": files.size, "sha256": files.sha256}
+    return {
+        "branch": files.branch,
+        "source": files.source,
+        "path": str(path),
+        "size": files.size,
+        "sha256": files.sha256,
+    }
 
 
 def _video() -> list[WeightsFiles]:

@@ -54,7 +54,14 @@ def fetch(source: str, progress: bool = True, timeout: float = FETCH_TIMEOUT) ->
     if url is not None and not (path := checkpoints_dir() / _file_name(url)).is_file():
         match = torch.hub.HASH_REGEX.search(path.name)
         what = f"video weights {source}" if url == source else f"video weights {source} ({url})"
-        download(url, path, hash_prefix=match.group(1) if match else None, progress=progress, timeout=timeout, what=what)
+        download(
+            url,
+            path,
+            hash_prefix=match.group(1) if match else None,
+            progress=progress,
+            timeout=timeout,
+            what=what,
+        )
     return find(source)
 
 

@@ -38,7 +38,9 @@ class TrialHyperparameters:
         valid = set(override_keys(architecture))
         unknown = sorted(set(config) - valid)
         if unknown:
-            raise ValueError(f"trial config keys {unknown} are neither model settings of {model} nor optimiser settings")
+            raise ValueError(
+                f"trial config keys {unknown} are neither model settings of {model} nor optimiser settings"
+            )
         if video_augment and architecture.video is None:
             raise ValueError(f"video_augment is set but {model} has no video branch")
         return cls(model, config, optim, batch_size, warmup_epochs, video_augment)

@@ -1,0 +1,93 @@
+"""Analysing a search from its experiment directory alone (no Ray): the frames, the tables,
+the figures and the HTML report that ``analysis/trials.ipynb`` and ``python -m msa.report`` show.
+
+    from msa import analysis
+    experiment = analysis.load_experiment("ray_results/video_transformer-20260101-120000")
+    analysis.trial_table(experiment)                 # a pandas frame
+    analysis.plot_learning_curves(experiment)        # a matplotlib Figure
+
+Modules, each using the ones above it; the directory's file names, metrics and the best-trial
+rule come from ``msa.experiment_dir``:
+
+- ``files``: ExperimentFiles, a directory's files, local or behind a storage URI
+- ``trials``: what each trial folder says (TrialRecord, status rules), the trial and epoch frames
+- ``experiment``: Experiment, load_experiment, the best checkpoint and model, the val rebuild,
+  the confusion matrices
+- ``rungs``: ASHA's rungs, survival per epoch, what happened at each rung
+- ``importance``: searched parameters, their importance, the choices of one compared
+- ``tables``, ``figures``: what the notebook and the report show
+- ``html``: the report page (build_report, write_report)
+"""
+
+from msa.analysis.experiment import (
+    Confusion,
+    DataUnavailable,
+    Experiment,
+    best_checkpoint,
+    confusion_matrices,
+    load_best_model,
+    load_experiment,
+    rebuild_val_evaluation,
+)
+from msa.analysis.figures import (
+    default_colour_param,
+    is_iterations_search,
+    plot_confusion_matrices,
+    plot_importances,
+    plot_iterations,
+    plot_learning_curves,
+    plot_param_scatter,
+    plot_rung_survival,
+)
+from msa.analysis.files import ExperimentFiles
+from msa.analysis.html import Report, build_report, write_report
+from msa.analysis.importance import (
+    Importances,
+    compare_choices,
+    infer_distribution,
+    param_importances,
+    searched_params,
+)
+from msa.analysis.rungs import asha_rungs, rung_outcomes, survival
+from msa.analysis.tables import outcome, overview, pretrained_note, pretrained_table, trial_table
+from msa.analysis.trials import CONFIG_PREFIX, TrialRecord, epochs_frame, trials_frame
+
+__all__ = [
+    "CONFIG_PREFIX",
+    "Confusion",
+    "DataUnavailable",
+    "Experiment",
+    "ExperimentFiles",
+    "Importances",
+    "Report",
+    "TrialRecord",
+    "asha_rungs",
+    "best_checkpoint",
+    "build_report",
+    "compare_choices",
+    "confusion_matrices",
+    "default_colour_param",
+    "epochs_frame",
+    "infer_distribution",
+    "is_iterations_search",
+    "load_best_model",
+    "load_experiment",
+    "outcome",
+    "overview",
+    "param_importances",
+    "plot_confusion_matrices",
+    "plot_importances",
+    "plot_iterations",
+    "plot_learning_curves",
+    "plot_param_scatter",
+    "plot_rung_survival",
+    "pretrained_note",
+    "pretrained_table",
+    "rebuild_val_evaluation",
+    "rung_outcomes",
+    "searched_params",
+    "survival",
+    "trial_table",
+    "trials_frame",
+    "write_report",
+]

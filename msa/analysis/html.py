@@ -1,0 +1,210 @@
+"""The report: every section of the notebook as one self-contained HTML page.
+
+``write_report(EXPERIMENT_DIR)`` (what ``python -m msa.report`` runs) writes
+``EXPERIMENT_DIR/report.html`` (figures embedded as base64 PNG) and each figure as
+``EXPERIMENT_DIR/report_<name>.png``, for people without Jupyter and for CI artefacts. The
+tables and figures are the ones ``analysis/trials.ipynb`` shows: both call msa.analysis.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from msa.analysis.experiment import Experiment, confusion_matrices, load_experiment
+from msa.analysis.figures import (
+    default_colour_param,
+    is_iterations_search,
+    plot_confusion_matrices,
+    plot_importances,
+    plot_iterations,
+    plot_learning_curves,
+    plot_param_scatter,
+    plot_rung_survival,
+    png,
+)
+from msa.analysis.importance import compare_choices, param_importances
+from msa.analysis.tables import overview, pretrained_note, pretrained_table, trial_table
+from msa.analysis.trials import CONFIG_PREFIX
+from msa.experiment_dir import FIGURE_PREFIX, REPORT_FILE
+
+NO_EPOCHS = "no trial has reported an epoch yet"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One heading of the page, what to look at, and its tables and figures."""
+
+    title: str
+    intro: str  # what to look at
+    parts: list[str] = field(default_factory=list)  # HTML fragments
+
+
+@dataclass(frozen=True)
+class Report:
+    """The page and its figures."""
+
+    title: str
+    sections: list[Section]
+    figures: dict[str, bytes]  # name -> PNG
+
+    def html(self) -> str:
+        nav = " · ".join(f'<a href="#s{i}">{html.escape(s.title)}</a>' for i, s in enumerate(self.sections))
+        body = "\n".join(
+            f'<section id="s{i}"><h2>{html.escape(s.title)}</h2><p class="intro">{html.escape(s.intro)}</p>\n'
+            + "\n".join(s.parts)
+            + "</section>"
+            for i, s in enumerate(self.sections)
+        )
+        return HTML_PAGE.format(
+            title=html.escape(self.title), nav=nav, body=body, generated=time.strftime("%Y-%m-%d %H:%M")
+        )
+
+
+HTML_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1.5em; color: #212529; }}
+h1 {{ margin-bottom: 0.2em; }} h2 {{ border-bottom: 1px solid #dee2e6; padding-bottom: 0.2em; margin-top: 2em; }}
+nav, .meta {{ color: #495057; }} .intro {{ color: #343a40; max-width: 70em; }}
+.note {{ background: #fff9db; border-left: 4px solid #fab005; padding: 0.4em 0.8em; }}
+table {{ border-collapse: collapse; font-size: 13px; margin: 0.8em 0; }}
+th, td {{ padding: 0.25em 0.6em; border-bottom: 1px solid #e9ecef; text-align: left; white-space: nowrap; }}
+th {{ background: #f1f3f5; }} .scroll {{ overflow-x: auto; }}
+img {{ max-width: 100%; height: auto; display: block; margin: 0.8em 0; }}
+</style></head>
+<body><h1>{title}</h1><p class="meta">generated {generated} by python -m msa.report</p>
+<nav>{nav}</nav>
+{body}
+</body></html>
+"""
+
+
+def cell_text(value) -> str:
+    """Three significant digits for floats; a dash where a value does not apply (<NA>, NaN)."""
+    if value is None or (not isinstance(value, (str, tuple, list)) and pd.isna(value)):
+        return "–"
+    return f"{value:.3g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def table_html(frame: pd.DataFrame) -> str:
+    return (
+        '<div class="scroll">' + frame.astype(object).map(cell_text).to_html(index=False, border=0) + "</div>"
+    )
+
+
+def note_html(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+def build_report(experiment: Experiment, evaluate_val: bool = True, colour_by: str | None = None) -> Report:
+    """Every section of the notebook, with its figures rendered to PNG."""
+    figures: dict[str, bytes] = {}
+
+    def figure_html(name: str, fig: Figure | None, alt: str, empty: str | None = None) -> str:
+        """The figure embedded (and kept for its PNG file); ``empty`` says why there is none."""
+        if fig is None:
+            return note_html(empty) if empty else ""
+        figures[name] = png(fig)
+        encoded = base64.b64encode(figures[name]).decode()
+        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+    importances = param_importances(experiment)
+    colour_by = colour_by or default_colour_param(experiment, importances)
+    sections = [
+        Section(
+            "Overview",
+            "What was searched, how the trials ended, and how good the best checkpoint is on the "
+            "validation actors (which chose it) and on the test actors (which nothing saw before).",
+            [table_html(overview(experiment))],
+        ),
+        Section(
+            "Trials",
+            "Best first. 'stopped early' trials were cut by ASHA at a rung; their metrics are at fewer epochs.",
+            [table_html(trial_table(experiment))],
+        ),
+        Section(
+            "Learning curves",
+            "Do the losses still fall at the last epoch (train longer), does val loss rise while train "
+            "loss falls (overfitting), and does the colouring hyperparameter separate good from bad curves?",
+            [
+                figure_html(
+                    "learning_curves",
+                    plot_learning_curves(experiment, colour_by),
+                    "learning curves",
+                    NO_EPOCHS,
+                )
+            ],
+        ),
+        Section(
+            "ASHA rung survival",
+            "How many trials ASHA let through each rung, and whether those it stopped were "
+            "really worse at the rung than those it kept.",
+            [figure_html("rung_survival", plot_rung_survival(experiment), "rung survival", NO_EPOCHS)],
+        ),
+        Section(
+            "Which hyperparameters mattered",
+            "Importance is a hint, not a verdict, with few trials; check it against "
+            "the scatter plots: a parameter matters when its good values cluster.",
+            [
+                *(note_html(n) for n in importances.notes),
+                figure_html("importance", plot_importances(importances), "importance"),
+                figure_html(
+                    "param_scatter",
+                    plot_param_scatter(experiment, importances),
+                    "per-parameter scatter",
+                    "no hyperparameter took more than one value in the trials that reported an epoch",
+                ),
+            ],
+        ),
+    ]
+    if is_iterations_search(experiment):
+        sections.append(
+            Section(
+                "The seed's five video iterations",
+                "Which of the seed's designs wins when each gets its own "
+                "tuned optimiser settings, and by how much over the others.",
+                [
+                    table_html(compare_choices(experiment, f"{CONFIG_PREFIX}model")),
+                    figure_html("iterations", plot_iterations(experiment), "iterations"),
+                ],
+            )
+        )
+    matrices, notes = confusion_matrices(experiment, evaluate_val)
+    sections += [
+        Section(
+            "Best model: confusion matrices",
+            "Which emotions are confused with which; compare val with test: a much "
+            "better val than test means the search fitted the validation actors.",
+            [
+                *(note_html(n) for n in notes),
+                figure_html("confusion_matrices", plot_confusion_matrices(matrices), "confusion matrices"),
+            ],
+        ),
+        Section(
+            "Pretrained weights",
+            "Backbones start from the weights the search resolved before it began (found in the "
+            "caches or downloaded, then shipped to every trial); a run without them trains its backbones from random weights.",
+            [f"<p>{html.escape(pretrained_note(experiment))}</p>", table_html(pretrained_table(experiment))],
+        ),
+    ]
+    return Report(f"msa search {experiment.name} ({experiment.space})", sections, figures)
+
+
+def write_report(location: str, evaluate_val: bool = True, colour_by: str | None = None) -> list[str]:
+    """Write report.html and the PNGs into the experiment directory -> the paths written.
+    PNGs of an earlier report that this one has no figure for (yet) are removed."""
+    experiment = load_experiment(location)
+    report = build_report(experiment, evaluate_val, colour_by)
+    pngs = {f"{FIGURE_PREFIX}{name}.png": data for name, data in report.figures.items()}
+    for name in experiment.files.listdir():
+        if name.startswith(FIGURE_PREFIX) and name.endswith(".png") and name not in pngs:
+            experiment.files.delete(name)
+    written = [experiment.files.write_bytes(name, data) for name, data in pngs.items()]
+    return [experiment.files.write_bytes(REPORT_FILE, report.html().encode()), *written]

@@ -1,0 +1,146 @@
+"""The experiment directory's contract: what ``tune_main.py`` writes and analysis reads.
+
+One search writes one directory ``STORAGE/NAME/`` (a local path or a storage URI)::
+
+    STORAGE/NAME/
+        msa_args.json                      ARGS_FILE: the command line (--resume reads it back)
+        summary.json                       SUMMARY_FILE: written when the search ends (see README)
+        experiment_state-<time>.json       Ray's trial statuses (STATE_PREFIX ... STATE_SUFFIX)
+        report.html, report_<name>.png     REPORT_FILE, FIGURE_PREFIX: python -m msa.report's output
+        trial_<id>/                        TRIAL_PREFIX + Ray's trial id, one folder per trial
+            params.json                    PARAMS_FILE: the trial's configuration
+            result.json                    RESULT_FILE: one JSON line per epoch (TRIAL_METRICS, RUNG_SCORE, ...)
+            error.txt, error.pkl           ERROR_TEXT, ERROR_PICKLE: Ray's record of the trial's failures
+            checkpoint_<n>/checkpoint.pt   CHECKPOINT_PREFIX, CHECKPOINT_FILE: the kept checkpoints
+            tensorboard/                   TENSORBOARD_DIR: our TensorBoard events
+
+The README section "The experiment directory" documents it for users. This module names every
+file in it, the metrics each trial reports, how ASHA compares trials (RUNG_SCORE,
+ASHA_REDUCTION_FACTOR) and THE best-trial rule (``ranking_key``), so that the search
+(``msa.tune``) and the analysis (``msa.analysis``) cannot disagree. It imports neither Ray nor
+pandas (analysis reads directories long after Ray is gone), nor ``msa.tune``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+
+from msa.data.labels import get_label_set
+
+# ----------------------------------------------------------------------------- files
+
+ARGS_FILE = "msa_args.json"  # the parsed command line, saved for --resume
+SUMMARY_FILE = "summary.json"
+PARAMS_FILE = "params.json"  # Ray's: the trial's configuration; marks a folder as a trial's
+RESULT_FILE = "result.json"  # Ray's: one JSON line per reported epoch
+PROGRESS_FILE = "progress.csv"  # Ray's: the same as CSV (analysis reads RESULT_FILE)
+ERROR_TEXT, ERROR_PICKLE = "error.txt", "error.pkl"  # Ray's: a "Failure # N" block per failure
+STATE_PREFIX, STATE_SUFFIX = "experiment_state-", ".json"  # Ray's; names end in a sortable timestamp
+TRIAL_PREFIX = "trial_"  # trial folders are TRIAL_PREFIX + Ray's trial id
+CHECKPOINT_PREFIX = "checkpoint_"  # Ray's checkpoint folders inside a trial folder
+CHECKPOINT_FILE = "checkpoint.pt"  # what each checkpoint folder holds (msa.train.save_checkpoint)
+TENSORBOARD_DIR = "tensorboard"  # inside the trial folder; synced with each checkpoint
+REPORT_FILE = "report.html"  # python -m msa.report
+FIGURE_PREFIX = "report_"  # report_<name>.png beside REPORT_FILE
+
+
+def trial_folder(trial_id: str) -> str:
+    """The folder of a trial, relative to the experiment directory."""
+    return f"{TRIAL_PREFIX}{trial_id}"
+
+
+# ----------------------------------------------------------------------------- metrics
+
+# Per-epoch metrics every trial reports in result.json (README, Searching); --metric is one of them.
+TRIAL_METRICS = ("val_acc", "val_f1", "val_uar", "val_loss", "train_acc", "train_loss")
+VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")  # summary.json's best_val
+TIE_METRIC = "val_loss"  # what breaks ties of the search metric, lower first
+DEFAULT_METRIC, DEFAULT_MODE = "val_acc", "max"  # tune_main.py's --metric and --mode
+MODES = ("max", "min")
+
+
+def default_mode(metric: str) -> str:
+    """The direction a metric improves in: "min" for a loss, "max" for everything else."""
+    return "min" if metric.endswith("_loss") else "max"
+
+
+def class_labels(classes: str) -> tuple[str, ...]:
+    """The emotions of a --classes label set, in class-index order (summary.json's test.labels)."""
+    return get_label_set(classes).labels
+
+
+# ----------------------------------------------------------------------------- ASHA
+
+ASHA_REDUCTION_FACTOR = 3  # ASHA keeps about the best 1/3 at each rung
+RUNG_SCORE = "rung_score"  # what ASHA ranks trials by at its rungs, reported every epoch
+TIE_BREAK = 1e-4  # weight of val_loss in the rung score: below 1/N accuracy for val sets of N < ~2000 clips
+
+
+def rung_score(metrics: dict, metric: str, mode: str) -> float:
+    """The search metric with ties broken by validation loss, for ASHA's rungs.
+
+    Accuracy on a few dozen validation clips moves in steps of 1/N, so trials tie often, and
+    ASHA promotes every trial that ties its rung's cut-off instead of only the best third.
+    The loss term is too small to reorder two different accuracies."""
+    value = metrics[metric]
+    if metric.endswith("_loss"):
+        return value  # continuous: no ties to break
+    return (
+        value - TIE_BREAK * metrics["val_loss"] if mode == "max" else value + TIE_BREAK * metrics["val_loss"]
+    )
+
+
+# ----------------------------------------------------------------------------- the best-trial rule
+
+
+def finite(value) -> float | None:
+    """``value`` as a float when it is a finite real number; None otherwise (missing, NaN,
+    infinite, pandas' <NA>, a string)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def ranking_key(metrics: Mapping, metric: str, mode: str) -> tuple:
+    """THE best-trial rule, as a sort key: the better reported epoch sorts first.
+
+    First the search ``metric`` in ``mode``'s direction, then the lower validation loss (ties
+    are common for accuracy on a few clips), then the lower trial id (so a search summarised
+    again picks the same trial). A missing or non-finite value sorts after every finite one:
+    NaN never wins. ``metrics`` is one reported epoch (a result.json line, a checkpoint's
+    metrics, or a trial's best epoch)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    value, loss = finite(metrics.get(metric)), finite(metrics.get(TIE_METRIC))
+    return (
+        value is None,
+        0.0 if value is None else (-value if mode == "max" else value),
+        loss is None,
+        0.0 if loss is None else loss,
+        str(metrics.get("trial_id") or ""),
+    )
+
+
+def has_metric(metrics: Mapping, metric: str) -> bool:
+    """Whether ``metrics`` holds a finite ``metric``: only such an epoch can be the best."""
+    return finite(metrics.get(metric)) is not None
+
+
+def best_index(rows: Sequence[Mapping], metric: str, mode: str) -> int | None:
+    """Position of the best row by ``ranking_key`` (the first of equals); None when no row has
+    a finite ``metric``."""
+    scored = [i for i, row in enumerate(rows) if has_metric(row, metric)]
+    if not scored:
+        return None
+    return min(scored, key=lambda i: ranking_key(rows[i], metric, mode))
+
+
+def best_result(results: Iterable[Mapping], metric: str, mode: str) -> dict:
+    """The best of ``results`` (e.g. a trial's epochs) by ``ranking_key``; {} when none has a
+    finite ``metric``."""
+    results = list(results)
+    index = best_index(results, metric, mode)
+    return {} if index is None else dict(results[index])

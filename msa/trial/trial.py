@@ -1,0 +1,269 @@
+"""One trial without Ray: build the model, cached features, loaders and optimiser from a
+trial's config, and train and validate one epoch at a time.
+
+msa.tune.trainable is the thin Ray adapter around this (restore, loop, report, checkpoint), in
+the shape of Ray's own ``train_cifar(config)`` example; a benchmark or a test calls these
+functions directly:
+
+    run = setup_trial(config, settings, device)
+    for epoch in range(1, settings.max_epochs + 1):
+        metrics, confusion = run_epoch(run, epoch, settings.seed)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from msa.data.dataset import ClipDataset, make_loader
+from msa.data.experiment import TrialData
+from msa.data.labels import LabelSet
+from msa.data.transforms import FrameAugment
+from msa.experiment_dir import DEFAULT_METRIC, DEFAULT_MODE
+from msa.features import FeatureTable, PrefixCachedModel, cache_plan, feature_key
+from msa.models import backbone_branches, create_model, model_config
+from msa.train import (
+    OptimConfig,
+    Precision,
+    build_optimizer,
+    build_scheduler,
+    evaluate,
+    place_model,
+    seed_everything,
+    train_one_epoch,
+)
+from msa.trial.hyperparameters import TrialHyperparameters
+from msa.weights import WeightsBundle
+
+MAX_LOADER_WORKERS = 4
+FEATURE_BATCH = {"cuda": 32, "cpu": 8}  # clips per batch when computing cached features
+FAILED_ONCE_MARKER = ".msa_failed_once"  # in the trial's working folder, after fail_at_epoch fired
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a search shares (msa.tune passes it to every trial once, through Ray's object store)."""
+
+    data: TrialData
+    max_epochs: int
+    seed: int = 0
+    smoke_test: bool = False
+    threads: int = 1  # the CPUs Ray gives each trial
+    weights: dict[str, WeightsBundle] = field(
+        default_factory=dict
+    )  # branch -> backbone resolved by the driver; others random
+    feature_cache: bool = True  # serve frozen prefixes from msa.features' cache
+    progress: bool = True  # progress bars while computing features
+    metric: str = DEFAULT_METRIC  # the search metric and its mode, for the rung score
+    mode: str = DEFAULT_MODE
+    # Test hook: the first attempt of every trial raises at this epoch (a marker file in the
+    # trial's working folder tells a retry from a first attempt). None in every real search.
+    fail_at_epoch: int | None = None
+
+
+@dataclass
+class TrialRun:
+    """Everything one trial trains with, built from its config; no Ray in here."""
+
+    model: nn.Module  # the EmotionModel: what checkpoints hold
+    net: nn.Module  # what the loop trains: the model, fed from cached features where it can be
+    loaders: dict
+    optim: OptimConfig
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: Precision
+    pretrained: dict[str, dict]  # branch -> {loaded, source, sha256}
+    cache_plan: dict[str, str]  # branch -> "cached" or why not
+    feature_seconds: float  # spent computing cached features (0 when every entry existed)
+    clips_prepared: int  # clips this trial decoded because its node's cache lacked them
+    features_computed: int  # feature entries this trial computed (not found in its node's cache)
+    num_classes: int
+
+    def close(self) -> None:
+        """End the loaders' worker processes and pin-memory threads now: left to interpreter
+        exit, a thread that still holds tensors can abort the worker process (SIGABRT)."""
+        for loader in self.loaders.values():
+            iterator = getattr(loader, "_iterator", None)  # persistent workers keep theirs
+            if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+                iterator._shutdown_workers()
+            loader._iterator = None
+        self.loaders.clear()
+
+
+def loader_workers(device: torch.device, cpus: int) -> int:
+    """On a GPU, loader processes keep it fed (reading and augmenting while it computes), using
+    the trial's CPUs but one. On the CPU they would compete with the model for the same cores
+    and add a process's memory per trial, so the main process loads (memory-mapped: cheap)."""
+    if device.type != "cuda":
+        return 0
+    return min(MAX_LOADER_WORKERS, max(0, cpus - 1))
+
+
+def build_loaders(
+    settings: TrialSettings,
+    hp: TrialHyperparameters,
+    model: nn.Module,
+    device,
+    tables: dict[str, FeatureTable],
+) -> dict:
+    label_set = LabelSet("trial", settings.data.labels)
+    raw = tuple(modality for modality in modalities_of(model) if modality not in tables)
+    arrays = {feature_key(name): table.load for name, table in tables.items()}
+    workers = loader_workers(device, settings.threads)
+    loaders = {}
+    for part in ("train", "val"):
+        augment = hp.video_augment and part == "train" and "video" in raw
+        dataset = ClipDataset(
+            settings.data.clips(part),
+            label_set,
+            raw,
+            arrays=arrays,
+            transform=FrameAugment() if augment else None,
+        )
+        loaders[part] = make_loader(
+            dataset,
+            batch_size=hp.batch_size,
+            shuffle=part == "train",
+            seed=settings.seed,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+        )
+    return loaders
+
+
+def compute_features(
+    model: nn.Module, plan: dict[str, str], settings: TrialSettings, device
+) -> tuple[dict[str, FeatureTable], int]:
+    """The feature table of every cached branch, with the entries of the train and val clips
+    computed if another trial (or msa.tune.cluster) has not already -> (tables, entries computed)."""
+    clips = settings.data.clips("train", "val")
+    tables, computed = {}, 0
+    for name, how in plan.items():
+        if how == "cached":
+            branch = model.branches[name]
+            tables[name] = FeatureTable.for_branch(branch, settings.data.node_cache())
+            computed += tables[name].compute(
+                branch, clips, batch_size=FEATURE_BATCH[device.type], progress=settings.progress
+            )
+    return tables, computed
+
+
+def build_model(
+    name: str, overrides: dict, settings: TrialSettings, device: torch.device
+) -> tuple[nn.Module, dict]:
+    """A named model with the search's weights -> (model on ``device``, what was loaded per branch).
+
+    The weights are the driver's, written into this node's cache on first use, so every trial
+    on every node loads the same bytes. Seeded, so frozen layers without pretrained weights are
+    the same in every trial of a search (the trunk is built before the layers the space sizes)
+    and one feature table serves them all."""
+    seed_everything(settings.seed)
+    config = model_config(name, num_classes=len(settings.data.labels), **overrides)
+    bundles = {
+        branch: settings.weights[branch] for branch in backbone_branches(config) if branch in settings.weights
+    }
+    files = {branch: bundle.materialize(settings.data.node_cache()) for branch, bundle in bundles.items()}
+    sources = {
+        f"{branch}_weights": bundle.source for branch, bundle in bundles.items()
+    }  # recorded in checkpoints
+    model, pretrained = create_model(config, config.num_classes, weights=files, **sources)
+    return place_model(model, device), pretrained
+
+
+def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> TrialRun:
+    """Model, cached features, loaders, optimiser and schedule for one trial's config."""
+    clips_prepared = settings.data.ensure_here(
+        ("train", "val"), workers=settings.threads, progress=settings.progress
+    )
+    hp = TrialHyperparameters.from_config(config)
+    num_classes = len(settings.data.labels)
+    model, pretrained = build_model(hp.model, hp.overrides(settings.smoke_test), settings, device)
+    plan = cache_plan(model, augmented=("video",) if hp.video_augment else (), enabled=settings.feature_cache)
+    started = time.perf_counter()
+    tables, features_computed = compute_features(model, plan, settings, device)
+    feature_seconds = time.perf_counter() - started
+    loaders = build_loaders(settings, hp, model, device, tables)
+    net = PrefixCachedModel(model, tables) if tables else model
+    optim = hp.optim_config(steps_per_epoch=len(loaders["train"]))
+    optimizer = build_optimizer(model, optim)
+    scheduler = build_scheduler(optimizer, optim, total_steps=len(loaders["train"]) * settings.max_epochs)
+    return TrialRun(
+        model,
+        net,
+        loaders,
+        optim,
+        optimizer,
+        scheduler,
+        Precision(device),
+        pretrained,
+        plan,
+        feature_seconds,
+        clips_prepared,
+        features_computed,
+        num_classes,
+    )
+
+
+def run_epoch(run: TrialRun, epoch: int, seed: int) -> tuple[dict, list]:
+    """Train one epoch and validate -> (metrics, val confusion matrix or None).
+
+    Each epoch's shuffle, dropout and augmentation depend on (seed, epoch) alone, so a trial
+    resumed from a checkpoint repeats exactly what the uninterrupted trial would have done."""
+    seed_everything(seed + epoch)
+    run.loaders["train"].generator.manual_seed(seed + epoch)
+    train = train_one_epoch(
+        run.net,
+        run.loaders["train"],
+        run.optimizer,
+        run.scheduler,
+        label_smoothing=run.optim.label_smoothing,
+        grad_clip=run.optim.grad_clip,
+        precision=run.precision,
+    )
+    if math.isfinite(train["train_loss"]):
+        val = evaluate(run.net, run.loaders["val"], run.num_classes, precision=run.precision)
+    else:  # the weights are garbage: nothing to validate
+        val = {key: math.nan for key in ("loss", "accuracy", "f1_macro", "uar")} | {"confusion_matrix": None}
+    metrics = {
+        "epoch": epoch,
+        **train,
+        "val_loss": val["loss"],
+        "val_acc": val["accuracy"],
+        "val_f1": val["f1_macro"],
+        "val_uar": val["uar"],
+    }
+    return metrics, val["confusion_matrix"]
+
+
+def non_finite(metrics: dict, epoch: int) -> str | None:
+    """Why the epoch's losses make the trial stop, or None."""
+    for key, name in (("train_loss", "training"), ("val_loss", "validation")):
+        if not math.isfinite(metrics[key]):
+            return f"non-finite {name} loss ({metrics[key]}) in epoch {epoch}"
+    return None
+
+
+def pretrained_metrics(pretrained: dict[str, dict]) -> dict:
+    """pretrained_video / pretrained_audio (loaded or not) and the sha256 of what was loaded
+    ("" where nothing was), so two searches' trials can be compared honestly."""
+    metrics = {}
+    for branch, record in pretrained.items():
+        metrics[f"pretrained_{branch}"] = bool(record["loaded"])
+        metrics[f"pretrained_{branch}_sha256"] = record["sha256"] or ""
+    return metrics
+
+
+def modalities_of(model) -> tuple[str, ...]:
+    return tuple(key for key in ("video", "audio") if key in model.input_keys)
+
+
+def fail_if_asked(settings: TrialSettings, epoch: int) -> None:
+    """The fail_at_epoch test hook (see TrialSettings)."""
+    if settings.fail_at_epoch == epoch and not Path(FAILED_ONCE_MARKER).exists():
+        Path(FAILED_ONCE_MARKER).write_text(f"failed at epoch {epoch}\n")
+        raise RuntimeError(f"fail_at_epoch={epoch}: injected failure at epoch {epoch} (first attempt)")

@@ -1,0 +1,136 @@
+"""SearchOptions: the command line typed, grouped, saved and read back for --resume."""
+
+import json
+
+import pytest
+
+from msa.tune.options import DataOptions, SearchOptions, UsageError, build_parser
+from search_spaces import SPACES
+
+
+def parse(*argv: str) -> SearchOptions:
+    return SearchOptions.from_namespace(
+        build_parser().parse_args(["--space", "video_transformer", *argv]), SPACES
+    )
+
+
+def test_defaults_and_groups():
+    options = parse()
+    assert options.data == DataOptions() and options.data.frames == 16 and options.data.feature_cache
+    assert (
+        options.budget.num_samples,
+        options.budget.max_epochs,
+        options.budget.metric,
+        options.budget.mode,
+    ) == (8, 8, "val_acc", "max")
+    assert options.resources.cpus_per_trial == 1.0 and options.resources.threads == 1
+    assert options.output.storage == "./ray_results" and options.weights.pretrained == "auto"
+
+
+def test_smoke_test_defaults_yield_to_given_flags():
+    options = parse("--smoke-test", "--max-epochs", "3")
+    assert options.smoke_test and options.budget.max_epochs == 3 and options.budget.num_samples == 2
+    assert (options.data.frames, options.data.image_size) == (4, 32)
+
+
+def test_mode_follows_a_loss_metric_unless_given():
+    assert parse("--metric", "val_loss").budget.mode == "min"
+    assert parse("--metric", "val_loss", "--mode", "max").budget.mode == "max"
+
+
+def test_json_round_trip_keeps_uris_strings_and_tuples():
+    options = parse(
+        "--data",
+        "gs://bucket/RAVDESS",
+        "--storage",
+        "s3://b/msa",
+        "--val-actors",
+        "3,4",
+        "--test-actors",
+        "5,6",
+        "--no-feature-cache",
+        "--cpus-per-trial",
+        "2",
+        "--video-weights",
+        "https://x/resnet18-abcd1234.pth",
+    )
+    flat = options.to_json()
+    assert (
+        flat["data"] == "gs://bucket/RAVDESS"
+        and flat["no_feature_cache"] is True
+        and flat["val_actors"] == [3, 4]
+    )
+    again = SearchOptions.from_json(json.dumps(flat))
+    assert again == options
+    assert (
+        again.data.data == "gs://bucket/RAVDESS"
+        and again.data.val_actors == (3, 4)
+        and not again.data.feature_cache
+    )
+
+
+def test_a_run_saved_before_newer_flags_reads_with_defaults():
+    """msa_args.json of an older msa: no no_feature_cache / pretrained keys, a list_spaces key."""
+    saved = {
+        "space": "audio_wav2vec",
+        "list_spaces": False,
+        "data": "file:///data/RAVDESS",
+        "max_epochs": 5,
+        "metric": "val_f1",
+    }
+    options = SearchOptions.from_json(json.dumps(saved))
+    assert options.space == "audio_wav2vec" and options.data.data == "file:///data/RAVDESS"
+    assert (
+        options.data.feature_cache and options.weights.pretrained == "auto" and options.budget.mode == "max"
+    )
+
+
+def test_unknown_saved_key_is_an_error():
+    with pytest.raises(UsageError, match="unknown option.*frobnicate"):
+        SearchOptions.from_json(json.dumps({"space": "video_transformer", "frobnicate": 1}))
+
+
+def test_resume_takes_the_saved_search_and_this_runs_resources(tmp_path):
+    saved = parse(
+        "--data",
+        "file:///data/RAVDESS",
+        "--max-epochs",
+        "6",
+        "--seed",
+        "7",
+        "--cpus-per-trial",
+        "1",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "exp",
+    )
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "msa_args.json").write_text(json.dumps(saved.to_json()))
+    resumed = parse(
+        "--resume", "--name", "exp", "--storage", str(tmp_path), "--cpus-per-trial", "2", "--max-epochs", "99"
+    ).resumed()
+    assert resumed.data.data == "file:///data/RAVDESS", "a storage URI stays a URI"
+    assert (resumed.budget.max_epochs, resumed.budget.seed) == (6, 7), "the search is the saved one"
+    assert resumed.resources.cpus_per_trial == 2 and resumed.output.resume, (
+        "resources and output are this run's"
+    )
+
+
+def test_split_config_takes_the_seed_and_actors():
+    split = parse("--seed", "3", "--val-actors", "1,2", "--test-actors", "3,4").split
+    assert (split.method, split.seed, split.val_actors, split.test_actors) == ("actor", 3, (1, 2), (3, 4))
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--pretrained", "maybe"), "--pretrained must be one of auto, on, off"),
+        (("--grace-period", "3", "--max-epochs", "2"), "exceeds --max-epochs"),
+        (("--gpus-per-trial", "1.5"), "--gpus-per-trial must be a fraction"),
+    ],
+)
+def test_check_raises_one_line(flags, message, tmp_path):
+    with pytest.raises(UsageError, match=message) as error:
+        parse(*flags, "--storage", str(tmp_path)).check()
+    assert "\n" not in str(error.value)
