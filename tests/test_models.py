@@ -476,3 +476,21 @@ def test_parameter_table_as_json():
     assert by_name["video_iter5"]["trainable"] == by_name["video_iter5"]["total"]
     assert by_name["audio_frozen"]["trainable"] == 768 * 8 + 8
     assert all(set(row) == {"name", "total", "trainable"} for row in rows)
+
+
+def test_speech_weights_missing_a_parameter_are_refused(offline):
+    """Expected extras in a checkpoint (pretraining heads) load quietly; a missing tensor does not."""
+    from safetensors.torch import load_file, save_file
+
+    folder = offline / "broken-encoder"
+    AutoModel.from_config(encoder_config("tiny")).save_pretrained(folder)
+    state = load_file(folder / "model.safetensors")
+    state["quantizer.codevectors"] = torch.zeros(1, 4, 8)  # a pretraining head: not the encoder's
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    model, loaded = create_model("audio_last2", 8, pretrained="on", audio_weights=str(folder))
+    assert loaded["audio"]["loaded"]
+    del state["quantizer.codevectors"]
+    state.pop(next(key for key in state if key.endswith("layers.1.attention.q_proj.weight")))
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(PretrainedWeightsUnavailable, match="does not fit its own config.json: .*q_proj"):
+        create_model("audio_last2", 8, pretrained="on", audio_weights=str(folder))

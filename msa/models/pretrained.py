@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 import torch
 from transformers import AutoModel
+from transformers.utils import logging as transformers_logging
 
 from msa.models.audio import arch_from_config
 from msa.models.config import ModelConfig, with_overrides
@@ -115,7 +116,21 @@ def _load_video(branch, files: WeightsFiles) -> None:
 
 
 def _load_audio(branch, files: WeightsFiles) -> None:
-    """transformers' own loader (it maps old parameter names, e.g. weight-norm ones, and drops
-    pretraining heads), into the branch's encoder built from the same config."""
-    loaded = AutoModel.from_pretrained(files.folder, config=branch.backbone.config)
+    """transformers' own loader (it maps old parameter names, e.g. weight-norm ones), into the
+    branch's encoder built from the same config. Checkpoint keys the encoder has no use for
+    (pretraining heads, the SpecAugment embedding the branch turns off) are expected and not
+    reported; a parameter the checkpoint lacks, or has in another shape, is an error."""
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # its load report would list the expected extras
+    try:
+        loaded, info = AutoModel.from_pretrained(
+            files.folder, config=branch.backbone.config, output_loading_info=True
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    problems = sorted(info["missing_keys"]) + sorted(str(key) for key in info["mismatched_keys"])
+    if problems:
+        raise PretrainedWeightsUnavailable(
+            f"audio weights {files.source}: {files.folder} does not fit its own config.json: {', '.join(problems[:5])}"
+        )
     branch.backbone.load_state_dict(loaded.state_dict())
