@@ -30,7 +30,6 @@ from msa.analysis.experiment import (
     rebuild_val_evaluation,
 )
 from msa.analysis.figures import (
-    default_colour_param,
     is_iterations_search,
     plot_confusion_matrices,
     plot_importances,
@@ -48,6 +47,7 @@ from msa.analysis.importance import (
     param_importances,
     searched_params,
 )
+from msa.analysis.plotting import default_colour_param
 from msa.analysis.rungs import asha_rungs, rung_outcomes, survival
 from msa.analysis.tables import outcome, overview, pretrained_note, pretrained_table, trial_table
 from msa.analysis.trials import CONFIG_PREFIX, TrialRecord, epochs_frame, trials_frame

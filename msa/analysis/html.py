@@ -19,7 +19,6 @@ from matplotlib.figure import Figure
 
 from msa.analysis.experiment import Experiment, confusion_matrices, load_experiment
 from msa.analysis.figures import (
-    default_colour_param,
     is_iterations_search,
     plot_confusion_matrices,
     plot_importances,
@@ -27,9 +26,9 @@ from msa.analysis.figures import (
     plot_learning_curves,
     plot_param_scatter,
     plot_rung_survival,
-    png,
 )
 from msa.analysis.importance import compare_choices, param_importances
+from msa.analysis.plotting import default_colour_param, png
 from msa.analysis.tables import overview, pretrained_note, pretrained_table, trial_table
 from msa.analysis.trials import CONFIG_PREFIX
 from msa.experiment_dir import FIGURE_PREFIX, REPORT_FILE

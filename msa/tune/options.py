@@ -114,10 +114,10 @@ GROUPS = {
 SMOKE_DEFAULTS = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "frames": 4, "image_size": 32}
 # Flags that may change when a search is resumed; everything else is the saved run's.
 RESUME_OVERRIDABLE = ("resources", "output")
-NEGATED_FLAGS = {
-    "feature_cache": "no_feature_cache"
-}  # field -> the flag (and msa_args.json key) that turns it off
-LEGACY_KEYS = ("list_spaces",)  # written by older msa_args.json files; means nothing for a search
+# Field -> the flag (and msa_args.json key) that turns it off.
+NEGATED_FLAGS = {"feature_cache": "no_feature_cache"}
+# A flag that is no search setting (older msa_args.json files hold it too).
+NON_SEARCH_KEYS = ("list_spaces",)
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,9 @@ class SearchOptions:
         if args.space not in spaces:
             raise UsageError(f"--space {args.space}: unknown space; valid spaces: {', '.join(spaces)}")
         flat = {
-            key: value for key, value in vars(args).items() if value is not None and key not in LEGACY_KEYS
+            key: value
+            for key, value in vars(args).items()
+            if value is not None and key not in NON_SEARCH_KEYS
         }
         if args.smoke_test:
             flat = {**SMOKE_DEFAULTS, **flat}
@@ -181,7 +183,7 @@ class SearchOptions:
 
     @classmethod
     def from_json(cls, text: str) -> SearchOptions:
-        flat = {key: value for key, value in json.loads(text).items() if key not in LEGACY_KEYS}
+        flat = {key: value for key, value in json.loads(text).items() if key not in NON_SEARCH_KEYS}
         return cls.from_flat(flat)
 
     def resumed(self) -> SearchOptions:
