@@ -21,7 +21,7 @@ from msa.data import default_cache_dir
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES, PrepareParams
 from msa.data.prepare import NoUsableClipsError, clips_dir, prepare
 from msa.features import clear_features, list_tables
-from msa.weights.bundle import WEIGHTS_DIR, cached_bundles
+from msa.weights.bundle import WEIGHTS_DIR, shipped_weights
 
 MB = 1024**2
 
@@ -104,14 +104,14 @@ def print_cache_info(cache: Path) -> None:
             f"  {table['name']}  {table['entries']:5d} clips {table['bytes'] / MB:9.1f} MB"
             f"  frozen through {boundary}  created {table['created']}"
         )
-    bundles = cached_bundles(cache)
+    shipped = shipped_weights(cache)
     print(
         f"pretrained weights shipped to this node ({cache / WEIGHTS_DIR}):"
-        if bundles
+        if shipped
         else "pretrained weights shipped to this node: none"
     )
-    for name, size in bundles:
-        print(f"  {name}  {size / MB:9.1f} MB")
+    for folder in shipped:
+        print(f"  {folder.name}  {folder_bytes(folder) / MB:9.1f} MB")
 
 
 def main(argv: list[str] | None = None) -> int:

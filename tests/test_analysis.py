@@ -170,9 +170,8 @@ def test_running_and_never_reported_trials_of_a_search_in_progress(copy):
     trial = longest_trial(copy)
     lines = result_lines(copy / trial)[:2]
     lines[-1] = json.dumps({**json.loads(lines[-1]), "done": False})
-    (copy / trial / "result.json").write_text(
-        "\n".join(lines) + '\n{"epoch": 3, "val_a'
-    )  # a line being written
+    # The last line is being written.
+    (copy / trial / "result.json").write_text("\n".join(lines) + '\n{"epoch": 3, "val_a')
     (copy / "trial_0000new").mkdir()
     shutil.copy(copy / trial / "params.json", copy / "trial_0000new" / "params.json")
 
@@ -196,9 +195,8 @@ def test_resumed_search_reports_each_epoch_once(copy):
     stale = json.loads(state_file(copy).read_text())
     for pair in stale["trial_data"]:
         pair[0] = json.dumps({**json.loads(pair[0]), "status": "RUNNING"})
-    (copy / "experiment_state-2000-01-01_00-00-00.json").write_text(
-        json.dumps(stale)
-    )  # the interrupted run's
+    # The interrupted run's state.
+    (copy / "experiment_state-2000-01-01_00-00-00.json").write_text(json.dumps(stale))
 
     experiment = analysis.load_experiment(copy)
     epochs = experiment.epochs[experiment.epochs["trial"] == trial]

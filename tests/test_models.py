@@ -494,3 +494,14 @@ def test_speech_weights_missing_a_parameter_are_refused(offline):
     save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(PretrainedWeightsUnavailable, match="does not fit its own config.json: .*q_proj"):
         create_model("audio_last2", 8, pretrained="on", audio_weights=str(folder))
+
+
+def test_a_checkpoints_pretrained_record_reads_in_both_formats():
+    from msa.models import loaded_record
+
+    record = {"loaded": True, "source": "IMAGENET1K_V1", "sha256": "ab" * 32}
+    assert loaded_record(record) is record
+    assert loaded_record(True) == {"loaded": True, "source": None, "sha256": None}, (
+        "checkpoints before sha256 records"
+    )
+    assert loaded_record(False) == RANDOM

@@ -77,11 +77,9 @@ def two_node_cluster(torch_home):
             node_env = {**env, "MSA_CACHE": str(caches[node]), **weights_env[node]}
             started = subprocess.run(RAY + args, env=node_env, capture_output=True, text=True, timeout=120)
             assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
-        yield (
-            address,
-            {**env, "MSA_CACHE": str(caches["head"]), **weights_env["head"]},
-            caches,
-        )  # the driver runs on the head
+        # The driver runs on the head.
+        driver_env = {**env, "MSA_CACHE": str(caches["head"]), **weights_env["head"]}
+        yield address, driver_env, caches
     finally:
         kill_new_ray_processes(before)
         left = wait_for_no_new_ray_processes(before)

@@ -244,9 +244,8 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, name):
     )
     opt = build_optimizer(model, OptimConfig(schedule="cosine"))
     scheduler = build_scheduler(opt, OptimConfig(schedule="cosine"), total_steps=10)
-    train_one_epoch(
-        model, loader(num_batches=1), opt, scheduler
-    )  # move weights and BN statistics off their init
+    # Move weights and BN statistics off their init.
+    train_one_epoch(model, loader(num_batches=1), opt, scheduler)
     path = save_checkpoint(
         tmp_path / "ckpt" / "model.pt",
         model,

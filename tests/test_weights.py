@@ -64,9 +64,8 @@ def test_video_url_lands_in_torchvision_cache(checkpoints, resnet_bytes):
     name = f"resnet18-{sha256(resnet_bytes)[:8]}.pth"
     with FileServer({name: resnet_bytes}) as server:
         files = fetch_weights("video", server.url_of(name), progress=False)
-        assert (
-            fetch_weights("video", server.url_of(name), progress=False) == files
-        )  # cached: not fetched again
+        # Cached: not fetched again.
+        assert fetch_weights("video", server.url_of(name), progress=False) == files
         assert server.requests == [("GET", f"/{name}")]
     assert (files.branch, files.folder, files.files) == ("video", checkpoints, (name,))
     assert (files.sha256, files.size) == (sha256(resnet_bytes), len(resnet_bytes))

@@ -208,9 +208,8 @@ def plot_param_scatter(
             positions = values.map({choice: i for i, choice in enumerate(choices)}).to_numpy(
                 float, na_value=np.nan
             )
-            x = positions + rng.uniform(
-                -0.15, 0.15, len(values)
-            )  # jitter: equal choices would hide each other
+            # Jitter: equal choices would hide each other.
+            x = positions + rng.uniform(-0.15, 0.15, len(values))
             crowded = len(choices) > 3
             ax.set_xticks(
                 range(len(choices)),

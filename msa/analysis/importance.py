@@ -133,9 +133,8 @@ def param_importances(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         values = optuna.importance.get_param_importances(study, evaluator=evaluator, params=params)
-    if (
-        len(values) > 1 and len(set(values.values())) == 1
-    ):  # PED-ANOVA's answer when its best trials are all trials
+    # All equal: PED-ANOVA's answer when its best trials are all trials.
+    if len(values) > 1 and len(set(values.values())) == 1:
         return result(
             {},
             f"the best trials cannot be told apart from the others (ties in {target}): no parameter stands out",

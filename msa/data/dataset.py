@@ -70,9 +70,8 @@ class ClipDataset(Dataset):
         if self.modalities:
             video, audio = clip.load(mmap=True)
             if "video" in self.modalities:
-                sample["video"] = torch.from_numpy(np.array(video)).permute(
-                    0, 3, 1, 2
-                )  # copy out of the read-only memmap
+                # np.array copies out of the read-only memmap.
+                sample["video"] = torch.from_numpy(np.array(video)).permute(0, 3, 1, 2)
             if "audio" in self.modalities:
                 sample["audio"] = torch.from_numpy(np.array(audio, dtype=np.float32))
         for key, lookup in self.arrays.items():

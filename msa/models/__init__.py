@@ -22,6 +22,7 @@ from msa.models.pretrained import (
     backbone_branches,
     find_local_weights,
     load_weights,
+    loaded_record,
 )
 from msa.models.registry import (
     create_model,
@@ -49,6 +50,7 @@ __all__ = [
     "list_models",
     "find_local_weights",
     "load_weights",
+    "loaded_record",
     "model_config",
     "override_keys",
     "register_model",

@@ -11,12 +11,11 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
-from msa.weights import DEFAULT_AUDIO_WEIGHTS, DEFAULT_VIDEO_WEIGHTS
+from msa.weights import DEFAULT_AUDIO_WEIGHTS, DEFAULT_VIDEO_WEIGHTS, SPEECH_MODEL_TYPES
 
 VIDEO_TRUNKS = ("resnet18", "cnn")
 TEMPORAL_MODELS = ("transformer", "mean")
 BUILTIN_AUDIO_ARCHS = ("wav2vec2-base", "tiny")  # defined in msa.models.speech_encoders.BUILTIN_ARCHS
-AUDIO_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")  # transformers model_types the audio branch drives
 ALL_LAYERS = -1  # trainable_layers value: every transformer layer trains, whatever the encoder's depth
 HEADS = ("linear", "mlp")
 RESNET18_DEPTH = 9  # children of torchvision's ResNet-18 before `fc`
@@ -69,9 +68,9 @@ def parse_audio_arch(arch: str) -> dict[str, Any]:
             f"audio_arch must be one of {', '.join(BUILTIN_AUDIO_ARCHS)} or a JSON object holding a transformers "
             f"config (as a checkpoint's config.json); got {shown!r}"
         )
-    if config.get("model_type") not in AUDIO_MODEL_TYPES:
+    if config.get("model_type") not in SPEECH_MODEL_TYPES:
         raise ValueError(
-            f"audio_arch's model_type must be one of {', '.join(AUDIO_MODEL_TYPES)}; got {config.get('model_type')!r}"
+            f"audio_arch's model_type must be one of {', '.join(SPEECH_MODEL_TYPES)}; got {config.get('model_type')!r}"
         )
     if config.get("add_adapter"):  # the branch stops at the encoder's layers, so it would be skipped
         raise ValueError("audio_arch: encoders with an output adapter (add_adapter) are not supported")

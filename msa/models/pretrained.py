@@ -41,6 +41,14 @@ class PretrainedWeightsWarning(UserWarning):
     """pretrained="auto" went on with random weights."""
 
 
+def loaded_record(stored: dict | bool) -> dict:
+    """A branch's record as a checkpoint stored it; checkpoints before per-branch records held
+    only whether the branch loaded weights."""
+    if isinstance(stored, dict):
+        return stored
+    return {**NOT_LOADED, "loaded": bool(stored)}
+
+
 def weight_source(config: ModelConfig, branch: str) -> str:
     """Where the config says the branch's backbone weights come from."""
     return config.video.video_weights if branch == "video" else config.audio.audio_weights
@@ -70,10 +78,7 @@ def find_local_weights(config: ModelConfig, mode: str, skip: tuple[str, ...] = (
         try:
             found[branch] = find_weights(branch, weight_source(config, branch))
         except WeightsUnavailable as error:
-            missing.append(
-                f"{branch}: {error}; get them with `python -m msa.weights fetch --{branch} "
-                f"{weight_source(config, branch)}` or pass local files (--{branch}-weights PATH)"
-            )
+            missing.append(f"{branch}: {error}, or pass local files (--{branch}-weights PATH)")
     if missing and mode == "on":
         raise PretrainedWeightsUnavailable("pretrained='on' but weights are missing:\n" + "\n".join(missing))
     if missing:

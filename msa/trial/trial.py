@@ -54,9 +54,8 @@ class TrialSettings:
     seed: int = 0
     smoke_test: bool = False
     threads: int = 1  # the CPUs Ray gives each trial
-    weights: dict[str, WeightsBundle] = field(
-        default_factory=dict
-    )  # branch -> backbone resolved by the driver; others random
+    # branch -> the backbone the driver resolved; other branches start from random weights
+    weights: dict[str, WeightsBundle] = field(default_factory=dict)
     feature_cache: bool = True  # serve frozen prefixes from msa.features' cache
     progress: bool = True  # progress bars while computing features
     metric: str = DEFAULT_METRIC  # the search metric and its mode, for the rung score
@@ -168,9 +167,7 @@ def build_model(
         branch: settings.weights[branch] for branch in backbone_branches(config) if branch in settings.weights
     }
     files = {branch: bundle.materialize(settings.data.node_cache()) for branch, bundle in bundles.items()}
-    sources = {
-        f"{branch}_weights": bundle.source for branch, bundle in bundles.items()
-    }  # recorded in checkpoints
+    sources = {f"{branch}_weights": bundle.source for branch, bundle in bundles.items()}  # for checkpoints
     model, pretrained = create_model(config, config.num_classes, weights=files, **sources)
     return place_model(model, device), pretrained
 

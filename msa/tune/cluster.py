@@ -62,6 +62,16 @@ def interleaved(slots: dict[str, int]) -> list[str]:
     ]
 
 
+def as_completed(tasks: list, desc: str, progress: bool):
+    """Each task's result as it finishes, with a progress bar of the tasks done."""
+    with tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress, file=sys.stderr) as bar:
+        pending = tasks
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+            bar.update()
+
+
 def worker_nodes() -> dict[str, int]:
     """Node id -> CPUs of every live node that can run a task (a head with CPU: 0 cannot)."""
     return {
@@ -108,21 +118,9 @@ def prepare_on_cluster(found: FoundData, progress: bool = True) -> tuple[int, di
 
     per_node: dict[str, int] = dict.fromkeys(nodes, 0)
     failed: dict[str, str] = {}
-    bar = tqdm(
-        total=len(tasks),
-        desc="preparing clips on the cluster",
-        unit="task",
-        disable=not progress,
-        file=sys.stderr,
-    )
-    pending = tasks
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        node, count, failures = ray.get(done[0])
+    for node, count, failures in as_completed(tasks, "preparing clips on the cluster", progress):
         per_node[node] += count
         failed.update(failures)
-        bar.update()
-    bar.close()
     decoded = len({i for lacking in missing.values() for i in lacking}) - len(failed)
     caches = "one cache shared by" if len(groups) == 1 else f"{len(groups)} separate caches on"
     where = (
@@ -202,9 +200,8 @@ def precompute_features(
         plans = ray.get(
             [_feature_tables.options(scheduling_strategy=_on(members[0])).remote(shared, m) for m in models]
         )
-        lacking: dict[
-            str, tuple[str, str, list[int]]
-        ] = {}  # table -> (a model that has it, branch, clips it lacks)
+        # table -> (a model that has it, branch, clips it lacks)
+        lacking: dict[str, tuple[str, str, list[int]]] = {}
         for model, plan in zip(models, plans):
             for branch, table, missing in plan:
                 lacking.setdefault(table, (model, branch, missing))
@@ -222,20 +219,8 @@ def precompute_features(
                 tasks.append(task.remote(shared, model, branch, missing[k::shares]))
 
     per_node: dict[str, int] = defaultdict(int)
-    bar = tqdm(
-        total=len(tasks),
-        desc="frozen-prefix features on the cluster",
-        unit="task",
-        disable=not progress,
-        file=sys.stderr,
-    )
-    pending = tasks
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        node, computed = ray.get(done[0])
+    for node, computed in as_completed(tasks, "frozen-prefix features on the cluster", progress):
         per_node[node] += computed
-        bar.update()
-    bar.close()
     where = ", ".join(f"{node[:8]} {count}" for node, count in per_node.items()) or "nothing missing"
     return (
         f"frozen-prefix features: {len(tables)} tables of {', '.join(models)} in {len(groups)} "

@@ -1,6 +1,8 @@
 """The ``tune_main.py`` command line as a typed, frozen ``SearchOptions``, checked once before Ray starts.
 
-    options = SearchOptions.from_argv(["--space", "video_transformer", "--max-epochs", "4"], SPACES)
+    args = build_parser().parse_args(["--space", "video_transformer", "--max-epochs", "4"])
+    options = SearchOptions.from_namespace(args, SPACES)
+    options.check()                # every check that needs neither Ray nor the data
     options.budget.max_epochs      # 4
     options.to_json()              # what the experiment folder keeps in msa_args.json
 
@@ -131,13 +133,6 @@ class SearchOptions:
     smoke_test: bool = False  # tiny models and frames
 
     @classmethod
-    def from_argv(cls, argv: list[str] | None, spaces: Collection[str]) -> SearchOptions:
-        """Parse and check a command line (raises UsageError; argparse exits 2 on unparsable flags)."""
-        options = cls.from_namespace(build_parser().parse_args(argv), spaces)
-        options.check()
-        return options
-
-    @classmethod
     def from_namespace(cls, args: argparse.Namespace, spaces: Collection[str]) -> SearchOptions:
         """Parsed flags with the defaults filled in; check() is still to be called."""
         if args.space is None:
@@ -251,9 +246,8 @@ class SearchOptions:
             if value is not None and looks_like_path(value) and not Path(value).expanduser().exists():
                 raise UsageError(f"--{flag} {value}: no such file or folder")
         if data.data is not None and not is_uri(data.data) and not Path(data.data).expanduser().is_dir():
-            raise UsageError(
-                f"--data {data.data}: no such folder"
-            )  # a URI is listed (and checked) before Ray starts
+            # (A URI is listed, and so checked, before Ray starts.)
+            raise UsageError(f"--data {data.data}: no such folder")
         name = self.output.name
         if self.output.resume and not name:
             raise UsageError("--resume needs --name of the experiment to continue")

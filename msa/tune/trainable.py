@@ -22,6 +22,7 @@ from ray import tune
 from torch.utils.tensorboard import SummaryWriter
 
 from msa.experiment_dir import CHECKPOINT_FILE, RUNG_SCORE, TENSORBOARD_DIR, rung_score
+from msa.models import loaded_record
 from msa.train import default_device, load_checkpoint, save_checkpoint
 from msa.trial import TrialSettings, fail_if_asked, non_finite, pretrained_metrics, run_epoch, setup_trial
 from msa.trial.tensorboard import log_epoch
@@ -72,7 +73,9 @@ def _train(config: dict, settings: TrialSettings) -> None:
         run.optimizer.load_state_dict(state["extra"]["optimizer"])
         run.scheduler.load_state_dict(state["extra"]["scheduler"])
         first_epoch = state["extra"]["epoch"] + 1
-        pretrained = state["extra"]["pretrained"]
+        pretrained = {
+            branch: loaded_record(stored) for branch, stored in state["extra"]["pretrained"].items()
+        }
 
     writer = SummaryWriter(TENSORBOARD_DIR)
     try:

@@ -86,9 +86,8 @@ def run_config(options: SearchOptions, name: str) -> tune.RunConfig:
             checkpoint_score_attribute=RUNG_SCORE,
             checkpoint_score_order=options.budget.mode,
         ),
-        failure_config=tune.FailureConfig(
-            max_failures=options.resources.max_failures
-        ),  # retries resume from the last checkpoint
+        # Each retry resumes from the trial's last checkpoint.
+        failure_config=tune.FailureConfig(max_failures=options.resources.max_failures),
         sync_config=tune.SyncConfig(sync_artifacts=True),  # trials' TensorBoard folders
         verbose=1,
     )

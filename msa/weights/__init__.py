@@ -16,7 +16,7 @@ Sits below msa.models, which imports it: imports nothing else of msa, nor Ray.
 """
 
 from msa.weights import audio, video
-from msa.weights.audio import DEFAULT_AUDIO_WEIGHTS
+from msa.weights.audio import DEFAULT_AUDIO_WEIGHTS, SPEECH_MODEL_TYPES
 from msa.weights.bundle import WeightsBundle
 from msa.weights.files import FETCH_TIMEOUT, WeightsFiles, WeightsUnavailable
 from msa.weights.listing import cached_weights
@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_AUDIO_WEIGHTS",
     "DEFAULT_VIDEO_WEIGHTS",
     "FETCH_TIMEOUT",
+    "SPEECH_MODEL_TYPES",
     "WeightsBundle",
     "WeightsFiles",
     "WeightsUnavailable",

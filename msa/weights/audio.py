@@ -40,6 +40,8 @@ from msa.weights.files import FETCH_TIMEOUT, WeightsFiles, WeightsUnavailable, w
 from msa.weights.stall import Stalled, Watchdog
 
 DEFAULT_AUDIO_WEIGHTS = "facebook/wav2vec2-base"
+# transformers' model_type of the speech encoders msa's audio branch runs (and `list` shows).
+SPEECH_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")
 CONFIG = "config.json"
 # In order of preference: safetensors (no pickle, memory-mapped) before PyTorch's pickles; an
 # ".index.json" maps tensors to the shards of a checkpoint split in several files.
@@ -169,9 +171,8 @@ def _reason(error: Exception, timeout: float) -> str:
     """One line for what huggingface_hub raised."""
     endpoint = constants.ENDPOINT
     if isinstance(error, LocalEntryNotFoundError) and error.__cause__ is not None:
-        error = (
-            error.__cause__
-        )  # hf_hub_download's wrapper of a failed request: the request's error says more
+        # hf_hub_download's wrapper of a failed request: the request's error says more.
+        error = error.__cause__
     if isinstance(error, GatedRepoError):
         return "a gated repo: accept its conditions on the Hub and set HF_TOKEN"
     if isinstance(error, RepositoryNotFoundError):

@@ -31,6 +31,7 @@ class WeightsBundle:
     source: str
     sha256: str
     files: tuple[tuple[str, np.ndarray], ...]  # (name relative to the folder, its bytes as uint8)
+    digested: tuple[str, ...]  # the names sha256 covers (WeightsFiles.digested)
 
     @classmethod
     def pack(cls, weights: WeightsFiles) -> WeightsBundle:
@@ -40,14 +41,14 @@ class WeightsBundle:
             (name, np.asarray(np.memmap(weights.folder / name, dtype=np.uint8, mode="r")))
             for name in weights.files
         )
-        return cls(weights.branch, weights.source, weights.sha256, files)
+        return cls(weights.branch, weights.source, weights.sha256, files, weights.digested)
 
     @property
     def size(self) -> int:
         return sum(data.nbytes for _, data in self.files)
 
     def materialize(self, cache: Path) -> WeightsFiles:
-        """The files under ``cache/weights/<sha256>/``, written there first if this node lacks
+        """The files under ``cache/weights/<branch>-<sha256>/``, written there first if this node lacks
         them: into a temporary folder, checked against the sha256, then renamed into place, so
         a reader never sees a partial copy and concurrent trials both succeed."""
         folder = cache / WEIGHTS_DIR / f"{self.branch}-{self.sha256}"
@@ -59,7 +60,7 @@ class WeightsBundle:
                     path = staging / name
                     path.parent.mkdir(parents=True, exist_ok=True)
                     data.tofile(path)
-                written = weights_digest(staging, list(self.weight_names()))
+                written = weights_digest(staging, list(self.digested))
                 if written != self.sha256:
                     raise OSError(
                         f"{self.branch} weights written to {staging} hash to {written}, not {self.sha256}"
@@ -72,23 +73,14 @@ class WeightsBundle:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         names = tuple(name for name, _ in self.files)
-        return WeightsFiles(self.branch, self.source, folder, names, self.sha256, self.size)
-
-    def weight_names(self) -> tuple[str, ...]:
-        """The files the digest covers (everything but the config)."""
-        return tuple(
-            name for name, _ in self.files if name != "config.json" and not name.endswith(".index.json")
-        )
+        return WeightsFiles(self.branch, self.source, folder, names, self.digested, self.sha256, self.size)
 
 
-def cached_bundles(cache: Path) -> list[tuple[str, int]]:
-    """(folder name, bytes) of every backbone written under `cache`."""
+def shipped_weights(cache: Path) -> list[Path]:
+    """The folder of every backbone written under ``cache`` (what materialize made)."""
     root = cache / WEIGHTS_DIR
-    folders = (
+    return (
         sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if root.is_dir()
         else []
     )
-    return [
-        (folder.name, sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())) for folder in folders
-    ]

@@ -23,13 +23,15 @@ class WeightsFiles:
 
     files are relative to folder: video ("resnet18-f37072fd.pth",); audio ("config.json",
     "model.safetensors"), or config.json + an index + its shards, or pytorch_model.bin.
-    sha256 fingerprints the weights only (see weights_digest); size counts every listed file.
+    sha256 fingerprints the weights only, the files in ``digested`` (see weights_digest); size
+    counts every listed file.
     """
 
     branch: str  # "video" or "audio"
     source: str  # as the user named it
     folder: Path
     files: tuple[str, ...]
+    digested: tuple[str, ...]  # the weights among files (not config.json, not a shard index)
     sha256: str
     size: int  # bytes
 
@@ -73,6 +75,7 @@ def weights_files(
         source=source,
         folder=folder,
         files=tuple(names),
+        digested=tuple(weights),
         sha256=weights_digest(folder, weights),
         size=sum((folder / name).stat().st_size for name in names),
     )

@@ -15,9 +15,8 @@ from pathlib import Path
 from huggingface_hub import constants, scan_cache_dir
 
 from msa.weights import audio, video
+from msa.weights.audio import SPEECH_MODEL_TYPES
 from msa.weights.files import WeightsFiles, WeightsUnavailable
-
-SPEECH_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm")  # transformers' model_type of the audio encoders we load
 
 
 def cached_weights() -> list[dict]:
