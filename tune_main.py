@@ -9,15 +9,14 @@ Arguments and data are checked before Ray starts: a problem exits 2 with one lin
 
 from __future__ import annotations
 
-import os
 import sys
 
-# Save the search state every few seconds besides after every trial checkpoint (see
-# msa/tune/tuner.py), and do not warn that the latter is frequent: it is meant to be.
-os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+from msa.tune.environment import set_tune_defaults
+
+set_tune_defaults()  # before anything imports Ray
 
 from msa.data.decode import PrepareParams  # noqa: E402
+from msa.data.folds import FoldError, folds_of  # noqa: E402
 from msa.data.prepare import NoUsableClipsError  # noqa: E402
 from msa.data.splits import SplitError  # noqa: E402
 from msa.tune.options import SearchOptions, UsageError, build_parser  # noqa: E402
@@ -50,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         data = find_data(options.data.data, options.data.cache, params)
         if not options.resources.address:  # on a cluster, the nodes prepare the clips once Ray is up
             data, report = split_data(data, *prepare_locally(data), options.data.classes, options.split)
-    except (UsageError, FileNotFoundError, NoUsableClipsError, SplitError) as error:
+            if options.evaluation.crossval:  # folds the data cannot make fail now, not after the search
+                folds_of(data, options.evaluation.crossval, options.budget.seed, "--crossval")
+    except (UsageError, FileNotFoundError, NoUsableClipsError, SplitError, FoldError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

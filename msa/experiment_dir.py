@@ -5,6 +5,8 @@ One search writes one directory ``STORAGE/NAME/`` (a local path or a storage URI
     STORAGE/NAME/
         msa_args.json                      ARGS_FILE: the command line (--resume reads it back)
         summary.json                       SUMMARY_FILE: written when the search ends (see README)
+        crossval.json                      CROSSVAL_FILE: python -m msa.crossval's result (see README)
+        crossval_<folds>/                  CROSSVAL_PREFIX + --folds: the folds' own Ray experiment
         experiment_state-<time>.json       Ray's trial statuses (STATE_PREFIX ... STATE_SUFFIX)
         report.html, report_<name>.png     REPORT_FILE, FIGURE_PREFIX: python -m msa.report's output
         trial_<id>/                        TRIAL_PREFIX + Ray's trial id, one folder per trial
@@ -33,6 +35,8 @@ from msa.data.labels import get_label_set
 
 ARGS_FILE = "msa_args.json"  # the parsed command line, saved for --resume
 SUMMARY_FILE = "summary.json"
+CROSSVAL_FILE = "crossval.json"  # a cross-validation by actor of one configuration
+CROSSVAL_PREFIX = "crossval_"  # + the --folds value: the folds' Ray experiment, inside this one
 PARAMS_FILE = "params.json"  # Ray's: the trial's configuration; marks a folder as a trial's
 RESULT_FILE = "result.json"  # Ray's: one JSON line per reported epoch
 PROGRESS_FILE = "progress.csv"  # Ray's: the same as CSV (analysis reads RESULT_FILE)
@@ -49,6 +53,11 @@ FIGURE_PREFIX = "report_"  # report_<name>.png beside REPORT_FILE
 def trial_folder(trial_id: str) -> str:
     """The folder of a trial, relative to the experiment directory."""
     return f"{TRIAL_PREFIX}{trial_id}"
+
+
+def crossval_folder(experiment: str, folds: str) -> str:
+    """The Ray experiment of a cross-validation's folds, inside the search's directory."""
+    return f"{experiment.rstrip('/')}/{CROSSVAL_PREFIX}{folds}"
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -8,8 +8,8 @@
 
 Options come in groups, and functions take the group they use: ``data`` (what to train on and
 how clips are decoded and split), ``budget`` (trials, epochs, the scheduler and searcher, the
-metric), ``resources`` (per trial, and the cluster), ``output`` (where results go) and
-``weights`` (pretrained backbones).
+metric), ``resources`` (per trial, and the cluster), ``output`` (where results go),
+``weights`` (pretrained backbones) and ``evaluation`` (what follows the search).
 
 ``msa_args.json`` keeps the command line flat, one key per flag (``no_feature_cache`` as the
 flag says it), so a saved run reads back with ``from_json``: fields a run saved before a flag
@@ -33,6 +33,7 @@ from pathlib import Path
 
 from msa.data import is_uri, remote_filesystem
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES
+from msa.data.folds import PRESETS, FoldError, check_folds_arg
 from msa.data.labels import LABEL_SETS
 from msa.data.splits import SPLIT_METHODS, SplitConfig
 from msa.experiment_dir import ARGS_FILE, DEFAULT_METRIC, DEFAULT_MODE, TRIAL_METRICS, default_mode
@@ -105,17 +106,35 @@ class WeightOptions:
     audio_weights: str | None = None
 
 
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """What runs once the search has found its best configuration."""
+
+    crossval: str | None = None  # --folds of a cross-validation of the best config (msa.crossval); None: none
+
+
+@dataclass(frozen=True)
+class CrossvalOptions:
+    """python -m msa.crossval's own flags (the rest are the search's, from its msa_args.json)."""
+
+    folds: str = "ravdess6"  # a preset (msa.data.folds.PRESETS) or a number of folds
+    epochs: int | None = None  # None: the search's --max-epochs
+    out: str | None = None  # None: EXPERIMENT/crossval.json
+    resume: bool = False
+
+
 GROUPS = {
     "data": DataOptions,
     "budget": BudgetOptions,
     "resources": ResourceOptions,
     "output": OutputOptions,
     "weights": WeightOptions,
+    "evaluation": EvaluationOptions,
 }
 # What --smoke-test changes: a budget that finishes in about a minute on 2 cores.
 SMOKE_DEFAULTS = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "frames": 4, "image_size": 32}
 # Flags that may change when a search is resumed; everything else is the saved run's.
-RESUME_OVERRIDABLE = ("resources", "output")
+RESUME_OVERRIDABLE = ("resources", "output", "evaluation")
 # Field -> the flag (and msa_args.json key) that turns it off.
 NEGATED_FLAGS = {"feature_cache": "no_feature_cache"}
 # A flag that is no search setting (older msa_args.json files hold it too).
@@ -130,6 +149,7 @@ class SearchOptions:
     resources: ResourceOptions = ResourceOptions()
     output: OutputOptions = OutputOptions()
     weights: WeightOptions = WeightOptions()
+    evaluation: EvaluationOptions = EvaluationOptions()
     smoke_test: bool = False  # tiny models and frames
 
     @classmethod
@@ -182,7 +202,8 @@ class SearchOptions:
         return cls.from_flat(flat)
 
     def resumed(self) -> SearchOptions:
-        """The saved options of the experiment this run resumes, with this run's resources and output.
+        """The saved options of the experiment this run resumes, with this run's resources, output
+        and evaluation.
         Raises UsageError when there is none, or it searched another space."""
         try:
             stored = SearchOptions.from_json(read_stored_options(self.output))
@@ -222,21 +243,18 @@ class SearchOptions:
             raise UsageError(f"--grace-period {budget.grace_period} exceeds --max-epochs {budget.max_epochs}")
         if budget.time_budget is not None and budget.time_budget <= 0:
             raise UsageError(f"--time-budget must be positive seconds, got {budget.time_budget}")
-        if resources.cpus_per_trial <= 0:
-            raise UsageError(f"--cpus-per-trial must be positive, got {resources.cpus_per_trial}")
-        gpus = resources.gpus_per_trial
-        if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
-            raise UsageError(f"--gpus-per-trial must be a fraction in (0, 1] or a whole number, got {gpus}")
-        if resources.max_failures < 0:
-            raise UsageError(f"--max-failures must be at least 0, got {resources.max_failures}")
-        if resources.max_concurrent is not None and resources.max_concurrent < 1:
-            raise UsageError(f"--max-concurrent must be at least 1, got {resources.max_concurrent}")
+        check_resources(resources)
         if set(data.val_actors) & set(data.test_actors):
             raise UsageError(
                 f"actors {sorted(set(data.val_actors) & set(data.test_actors))} are in both --val-actors and --test-actors"
             )
         if bool(data.val_actors) != bool(data.test_actors):
             raise UsageError("give both --val-actors and --test-actors, or neither")
+        if self.evaluation.crossval is not None:
+            try:
+                check_folds_arg(self.evaluation.crossval, "--crossval")
+            except FoldError as error:
+                raise UsageError(str(error)) from None
         if data.val_actors and data.split != "actor":
             raise UsageError("--val-actors/--test-actors need --split actor")
         for flag, value in (
@@ -259,11 +277,24 @@ class SearchOptions:
             raise UsageError(
                 f"--pretrained must be one of {', '.join(PRETRAINED_MODES)}, got {self.weights.pretrained!r}"
             )
-        if gpus > 0 and resources.address is None and local_gpu_count() == 0:
-            raise UsageError(
-                f"--gpus-per-trial {gpus}: this machine has no CUDA GPU (drop the flag to run on CPUs)"
-            )
         check_storage(self.output)
+
+
+def check_resources(resources: ResourceOptions) -> None:
+    """Raises UsageError for resources no trial can run with."""
+    if resources.cpus_per_trial <= 0:
+        raise UsageError(f"--cpus-per-trial must be positive, got {resources.cpus_per_trial}")
+    gpus = resources.gpus_per_trial
+    if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+        raise UsageError(f"--gpus-per-trial must be a fraction in (0, 1] or a whole number, got {gpus}")
+    if resources.max_failures < 0:
+        raise UsageError(f"--max-failures must be at least 0, got {resources.max_failures}")
+    if resources.max_concurrent is not None and resources.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be at least 1, got {resources.max_concurrent}")
+    if gpus > 0 and resources.address is None and local_gpu_count() == 0:
+        raise UsageError(
+            f"--gpus-per-trial {gpus}: this machine has no CUDA GPU (drop the flag to run on CPUs)"
+        )
 
 
 def _tuple_if_list(value):
@@ -277,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tune_main.py",
         description="Hyperparameter search for audio-visual emotion recognition on RAVDESS (Ray Tune, ASHA + Optuna).",
     )
-    data, budget, resources, output = DataOptions(), BudgetOptions(), ResourceOptions(), OutputOptions()
+    data, budget, output = DataOptions(), BudgetOptions(), OutputOptions()
     p.add_argument("--space", help="search space name (see --list-spaces)")
     p.add_argument("--list-spaces", action="store_true", help="print every space with a one-line description")
     group = p.add_argument_group("data")
@@ -327,20 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument("--metric", choices=TRIAL_METRICS, help=f"default {budget.metric}")
     group.add_argument("--mode", choices=("max", "min"), help="default: min for losses, max otherwise")
-    group = p.add_argument_group("resources")
-    group.add_argument("--cpus-per-trial", type=float, help=f"default {resources.cpus_per_trial:g}")
-    group.add_argument("--gpus-per-trial", type=float, help="fractions allowed, e.g. 0.5 (default 0)")
-    group.add_argument(
-        "--max-concurrent", type=int, help="concurrent trials (default: what fits the resources)"
-    )
-    group.add_argument(
-        "--max-failures",
-        type=int,
-        help=f"retries of a crashed trial, from its last checkpoint (default {resources.max_failures})",
-    )
-    group.add_argument(
-        "--address", help="join a running Ray cluster (auto or HOST:PORT) instead of starting one"
-    )
+    add_resource_arguments(p)
     group = p.add_argument_group("output")
     group.add_argument("--storage", help=f"results root, local path or URI (default {output.storage})")
     group.add_argument("--name", help="experiment name (default <space>-<timestamp>)")
@@ -361,12 +379,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="speech encoder (wav2vec 2.0, HuBERT, WavLM): a Hugging Face hub id[@revision] or a local save_pretrained folder (default facebook/wav2vec2-base)",
     )
     p.add_argument(
+        "--crossval",
+        metavar="FOLDS",
+        help=f"after the search, cross-validate its best config by actor: {', '.join(PRESETS)} or K folds (as python -m msa.crossval --folds)",
+    )
+    p.add_argument(
         "--smoke-test",
         action="store_true",
         default=None,
         help="tiny models, frames and budget: a check that everything runs",
     )
     return p
+
+
+def add_resource_arguments(parser: argparse.ArgumentParser) -> None:
+    """The resources flags (tune_main.py and python -m msa.crossval)."""
+    resources = ResourceOptions()
+    group = parser.add_argument_group("resources")
+    group.add_argument("--cpus-per-trial", type=float, help=f"default {resources.cpus_per_trial:g}")
+    group.add_argument("--gpus-per-trial", type=float, help="fractions allowed, e.g. 0.5 (default 0)")
+    group.add_argument(
+        "--max-concurrent", type=int, help="concurrent trials (default: what fits the resources)"
+    )
+    group.add_argument(
+        "--max-failures",
+        type=int,
+        help=f"retries of a crashed trial, from its last checkpoint (default {resources.max_failures})",
+    )
+    group.add_argument(
+        "--address", help="join a running Ray cluster (auto or HOST:PORT) instead of starting one"
+    )
 
 
 def actor_list(text: str) -> tuple[int, ...]:

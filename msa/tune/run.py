@@ -9,12 +9,13 @@ import time
 import ray
 
 from msa.data.experiment import FoundData, TrialData, split_data
+from msa.data.folds import FoldError, folds_of
 from msa.data.prepare import NoUsableClipsError
 from msa.data.splits import SplitError
 from msa.experiment_dir import ARGS_FILE, SUMMARY_FILE
 from msa.trial import TrialSettings
 from msa.tune.options import ResourceOptions, SearchOptions
-from msa.tune.summary import evaluate_best, print_summary, summarise, write_json
+from msa.tune.summary import evaluate_best, print_summary, run_baseline, summarise, write_json
 from msa.tune.tuner import build_tuner, restore_tuner, storage_root
 from msa.weights import WeightsBundle
 
@@ -71,6 +72,13 @@ def prepare_for_cluster(options: SearchOptions, found: FoundData) -> TrialData:
     return data
 
 
+def check_crossval_folds(options: SearchOptions, data: TrialData) -> None:
+    """Raises FoldError / SplitError when --crossval names folds this data cannot make, before
+    any trial runs."""
+    if options.evaluation.crossval:
+        folds_of(data, options.evaluation.crossval, options.budget.seed, "--crossval")
+
+
 def print_data(data: TrialData, report) -> None:
     print(report.summary())
     print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
@@ -89,7 +97,8 @@ def run_search(options: SearchOptions, data: TrialData | FoundData, weights: dic
         if isinstance(data, FoundData):
             try:
                 data = prepare_for_cluster(options, data)
-            except (NoUsableClipsError, SplitError) as error:
+                check_crossval_folds(options, data)
+            except (NoUsableClipsError, SplitError, FoldError) as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
         return search(options, data, weights, started)
@@ -132,7 +141,8 @@ def search(options: SearchOptions, data: TrialData, weights: dict[str, WeightsBu
         )
         results = fit_noticing_interrupts(tuner)
         test = evaluate_best(results, options.budget, options.resources, data)
-        summary = summarise(results, options, data, test, weights)
+        baseline = run_baseline(data, options.resources)
+        summary = summarise(results, options, data, test, weights, baseline)
         write_json(f"{experiment}/{SUMMARY_FILE}", summary)
     except KeyboardInterrupt:
         print(
@@ -142,4 +152,26 @@ def search(options: SearchOptions, data: TrialData, weights: dict[str, WeightsBu
         )
         return 130
     print_summary(summary, experiment, time.perf_counter() - started)
-    return 0 if summary["best_trial"] is not None else 1  # no trial finished an epoch: a failed run
+    if summary["best_trial"] is None:
+        return 1  # no trial finished an epoch: a failed run
+    if options.evaluation.crossval:
+        return crossval_best(options, data, weights, summary["best_config"], experiment)
+    return 0
+
+
+def crossval_best(
+    options: SearchOptions, data: TrialData, weights: dict[str, WeightsBundle], config: dict, experiment: str
+) -> int:
+    """--crossval: the search's best config cross-validated by actor over all of the data."""
+    from msa.tune.crossval import resume_hint, run_crossval
+
+    folds = options.evaluation.crossval
+    try:
+        payload = run_crossval(options, folds, options.budget.max_epochs, data, weights, config, experiment)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; finished folds are kept. Continue with:\n  {resume_hint(experiment, folds)}",
+            file=sys.stderr,
+        )
+        return 130
+    return 0 if payload["folds_completed"] == payload["folds_total"] else 1

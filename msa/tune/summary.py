@@ -1,14 +1,16 @@
-"""After a search: the best trial's best checkpoint evaluated once on the test actors, and
-``summary.json`` (its schema is in README.md)."""
+"""After a search: the best trial's best checkpoint evaluated once on the test actors, the
+classical baseline on the same actors, and ``summary.json`` (its schema is in README.md)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
 import ray
 
+from msa.baseline import FEATURE_SETS, baseline_for
 from msa.data import is_uri, remote_filesystem
 from msa.data.experiment import TrialData
 from msa.experiment_dir import CHECKPOINT_FILE, VAL_KEYS, has_metric, ranking_key
@@ -47,10 +49,25 @@ def evaluate_best(results, budget: BudgetOptions, resources: ResourceOptions, da
     if best is None:
         return None
     _, checkpoint, _ = best
-    task = ray.remote(evaluate_checkpoint).options(
-        num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial
-    )
+    task = with_trial_resources(evaluate_checkpoint, resources)
     return ray.get(task.remote(checkpoint, data, budget.seed, resources.threads))
+
+
+def with_trial_resources(function, resources: ResourceOptions):
+    """``function`` as a Ray task that gets what a trial gets (a GPU node's when trials get GPUs)."""
+    return ray.remote(function).options(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial)
+
+
+def run_baseline(data: TrialData, resources: ResourceOptions) -> dict:
+    """summary.json's ``baseline``: msa.baseline on the search's own train / val / test actors, as
+    a Ray task (seconds); {"error": ...} if it fails, since the search's results stand without it."""
+    task = ray.remote(baseline_for).options(num_cpus=resources.cpus_per_trial)
+    try:
+        return ray.get(task.remote(data, resources.threads))
+    except Exception as error:
+        message = error_message(error)
+        print(f"warning: the classical baseline failed: {message}", file=sys.stderr)
+        return {"error": message}
 
 
 def evaluate_checkpoint(checkpoint, data: TrialData, seed: int, threads: int) -> dict:
@@ -60,7 +77,12 @@ def evaluate_checkpoint(checkpoint, data: TrialData, seed: int, threads: int) ->
 
 
 def summarise(
-    results, options: SearchOptions, data: TrialData, test: dict | None, weights: dict[str, WeightsBundle]
+    results,
+    options: SearchOptions,
+    data: TrialData,
+    test: dict | None,
+    weights: dict[str, WeightsBundle],
+    baseline: dict | None = None,
 ) -> dict:
     """summary.json (its schema: README, The experiment directory)."""
     metric, mode, pretrained = options.budget.metric, options.budget.mode, options.weights.pretrained
@@ -76,6 +98,7 @@ def summarise(
         "best_config": None,
         "best_val": None,
         "test": test,
+        "baseline": baseline,
         "data": data.summary(),
         "pretrained": pretrained_summary(pretrained, weights, None),
         # Trials that ended ERROR (retries used up) and why; trials stopped for a NaN / inf loss.
@@ -123,6 +146,27 @@ def describe_pretrained(pretrained: dict) -> str:
     return ", ".join(parts)
 
 
+def print_baseline(baseline: dict | None, test: dict) -> None:
+    """The classical baselines' test scores under the best trial's, and a line when one wins."""
+    if not baseline:
+        return
+    if "error" in baseline:
+        print(f"baseline: failed ({baseline['error']})")
+        return
+    for name in FEATURE_SETS:
+        scores = baseline[name]
+        print(
+            f"      accuracy {scores['accuracy']:.3f}  macro-F1 {scores['f1_macro']:.3f}  UAR {scores['uar']:.3f}   "
+            f"classical baseline: {name} features + logistic regression (val accuracy {scores['val_accuracy']:.3f})"
+        )
+    winners = [name for name in FEATURE_SETS if baseline[name]["accuracy"] > test["accuracy"]]
+    if winners:
+        print(
+            f"note: the {' and '.join(winners)} baseline{'s' if len(winners) > 1 else ''} beat{'' if len(winners) > 1 else 's'} "
+            "the best trial on the test actors"
+        )
+
+
 def error_message(error: BaseException) -> str:
     """One line for a trial's error: the exception the trainable raised, not Ray's wrapping."""
     cause = getattr(error, "cause", None) or error
@@ -168,6 +212,7 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     print(
         f"test  accuracy {test['accuracy']:.3f}  macro-F1 {test['f1_macro']:.3f}  UAR {test['uar']:.3f}   actors {summary['data']['actors']['test']}"
     )
+    print_baseline(summary.get("baseline"), test)
     print(
         f"chance: {1 / len(test['labels']):.3f}; pretrained weights (--pretrained {summary['pretrained']['mode']}): {describe_pretrained(summary['pretrained'])}"
     )

@@ -73,10 +73,11 @@ def trainable(resources: ResourceOptions, settings: TrialSettings):
     return tune.with_resources(tune.with_parameters(train_trial, settings=settings), per_trial)
 
 
-def run_config(options: SearchOptions, name: str) -> tune.RunConfig:
+def run_config(storage: str, name: str, mode: str, max_failures: int) -> tune.RunConfig:
+    """Where trials write, which checkpoints they keep and how often a crashed one is retried."""
     return tune.RunConfig(
         name=name,
-        storage_path=storage_root(options.output.storage),
+        storage_path=storage,
         checkpoint_config=tune.CheckpointConfig(
             # The best by the best-trial rule (the rung score orders epochs as it does: the metric,
             # ties to the lower val loss), and (always) the latest, for resuming. With one to
@@ -84,10 +85,10 @@ def run_config(options: SearchOptions, name: str) -> tune.RunConfig:
             # driver costs each running trial at most the epoch it was in.
             num_to_keep=1,
             checkpoint_score_attribute=RUNG_SCORE,
-            checkpoint_score_order=options.budget.mode,
+            checkpoint_score_order=mode,
         ),
         # Each retry resumes from the trial's last checkpoint.
-        failure_config=tune.FailureConfig(max_failures=options.resources.max_failures),
+        failure_config=tune.FailureConfig(max_failures=max_failures),
         sync_config=tune.SyncConfig(sync_artifacts=True),  # trials' TensorBoard folders
         verbose=1,
     )
@@ -121,7 +122,9 @@ def build_tuner(options: SearchOptions, settings: TrialSettings, name: str) -> t
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),
-        run_config=run_config(options, name),
+        run_config=run_config(
+            storage_root(options.output.storage), name, budget.mode, resources.max_failures
+        ),
     )
 
 

@@ -1,0 +1,214 @@
+"""``python -m msa.crossval STORAGE/NAME``: cross-validate a search's best configuration by actor.
+
+    python -m msa.crossval ray_results/demo --folds 4            # 4 gender-balanced folds, any actors
+    python -m msa.crossval ~/runs/multimodal --folds ravdess6    # the published 6-fold protocol (actors 1-24)
+    python -m msa.crossval ray_results/demo --folds 4 --resume   # continue an interrupted run
+    python -m msa.crossval ray_results/demo --folds 4 --config best.json --epochs 12
+
+The data, classes, frames, weights and seed are the search's (its msa_args.json); the
+configuration is its best trial's (summary.json) unless ``--config`` gives one. Each fold trains
+the configuration from scratch on its training actors, picks its epoch on its validation actors
+and is tested once on its test actors. Writes ``crossval.json`` into the experiment directory
+(or ``--out``). Arguments and data are checked before Ray starts: a problem exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from msa.tune.environment import set_tune_defaults
+
+set_tune_defaults()  # before anything imports Ray
+
+from msa.data import is_uri, remote_filesystem  # noqa: E402
+from msa.data.decode import PrepareParams  # noqa: E402
+from msa.data.folds import PRESETS, FoldError, check_folds_arg, folds_of  # noqa: E402
+from msa.data.prepare import NoUsableClipsError  # noqa: E402
+from msa.data.splits import SplitError  # noqa: E402
+from msa.experiment_dir import ARGS_FILE, CROSSVAL_PREFIX, STATE_PREFIX, SUMMARY_FILE, crossval_folder  # noqa: E402
+from msa.tune.options import (  # noqa: E402
+    CrossvalOptions,
+    EvaluationOptions,
+    OutputOptions,
+    ResourceOptions,
+    SearchOptions,
+    UsageError,
+    add_resource_arguments,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m msa.crossval",
+        description="Cross-validate a search's best configuration by actor (folds as Ray Tune trials).",
+    )
+    parser.add_argument(
+        "experiment", help="the search's directory STORAGE/NAME (a local path or a storage URI)"
+    )
+    parser.add_argument(
+        "--folds",
+        default=CrossvalOptions.folds,
+        help=f"{', '.join(PRESETS)} (published protocols; all 24 actors) or K gender-balanced folds (default {CrossvalOptions.folds})",
+    )
+    parser.add_argument(
+        "--config",
+        help="the configuration to cross-validate: a JSON file or JSON text (default: the best trial's)",
+    )
+    parser.add_argument("--epochs", type=int, help="epochs per fold (default: the search's --max-epochs)")
+    parser.add_argument("--out", help="where to write crossval.json (default: in the experiment directory)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted cross-validation of these folds"
+    )
+    add_resource_arguments(parser)
+    return parser
+
+
+def split_location(experiment: str) -> tuple[str, str]:
+    """STORAGE/NAME -> (STORAGE, NAME); a local STORAGE made absolute."""
+    experiment = experiment.rstrip("/")
+    if is_uri(experiment):
+        storage, _, name = experiment.rpartition("/")
+        return storage, name
+    path = Path(experiment).expanduser().resolve()
+    return str(path.parent), path.name
+
+
+def read_experiment_file(storage: str, name: str, file: str) -> str | None:
+    """The text of STORAGE/NAME/FILE, None when it is missing."""
+    try:
+        if is_uri(storage):
+            fs, root = remote_filesystem(storage)
+            with fs.open_input_stream(f"{root.rstrip('/')}/{name}/{file}") as handle:
+                return handle.read().decode()
+        return (Path(storage) / name / file).read_text()
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def crossval_exists(storage: str, name: str, folds: str) -> bool:
+    """Whether a cross-validation of these folds has saved Ray's experiment state."""
+    folder = f"{name}/{CROSSVAL_PREFIX}{folds}"
+    if is_uri(storage):
+        import pyarrow.fs
+
+        fs, root = remote_filesystem(storage)
+        selector = pyarrow.fs.FileSelector(f"{root.rstrip('/')}/{folder}", allow_not_found=True)
+        return any(info.base_name.startswith(STATE_PREFIX) for info in fs.get_file_info(selector))
+    return any((Path(storage) / folder).glob(f"{STATE_PREFIX}*"))
+
+
+def read_config(args: argparse.Namespace, storage: str, name: str) -> dict:
+    """--config (a file or JSON text), else summary.json's best_config. Raises UsageError."""
+    if args.config is not None:
+        text = args.config if args.config.lstrip().startswith("{") else None
+        if text is None:
+            try:
+                text = Path(args.config).expanduser().read_text()
+            except OSError as error:
+                raise UsageError(
+                    f"--config {args.config}: cannot read it ({error.strerror or error})"
+                ) from None
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UsageError(
+                f"--config {args.config}: not JSON ({error.msg} at line {error.lineno})"
+            ) from None
+        if not isinstance(config, dict) or "model" not in config:
+            raise UsageError(f'--config {args.config}: expected a JSON object with a "model" key')
+        return config
+    text = read_experiment_file(storage, name, SUMMARY_FILE)
+    summary = json.loads(text) if text else None
+    if not summary or not summary.get("best_config"):
+        raise UsageError(
+            f"{storage}/{name}: no {SUMMARY_FILE} with a best trial (has the search finished?); give --config"
+        )
+    return summary["best_config"]
+
+
+def check_config(config: dict, flag: str) -> None:
+    from msa.trial import TrialHyperparameters  # here, not at import: it loads torch
+
+    try:
+        TrialHyperparameters.from_config(config)
+    except (ValueError, KeyError) as error:
+        raise UsageError(f"{flag}: {str(error).strip(chr(39))}") from None
+
+
+def settle(args: argparse.Namespace):
+    """(options, crossval options, config, experiment) from the command line and the search's
+    saved files. Raises UsageError / FoldError."""
+    storage, name = split_location(args.experiment)
+    stored_text = read_experiment_file(storage, name, ARGS_FILE)
+    if stored_text is None:
+        raise UsageError(f"{args.experiment}: not an experiment directory (no {ARGS_FILE})")
+    stored = SearchOptions.from_json(stored_text)
+    given = {key: value for key, value in vars(args).items() if value is not None}
+    resources = ResourceOptions(
+        **{
+            field.name: given[field.name]
+            for field in dataclasses.fields(ResourceOptions)
+            if field.name in given
+        }
+    )
+    options = dataclasses.replace(
+        stored,
+        resources=resources,
+        output=OutputOptions(storage=storage, name=name),
+        # The folds regroup every clip by actor, whatever the search's split was.
+        data=dataclasses.replace(stored.data, split="actor", val_actors=(), test_actors=()),
+        evaluation=EvaluationOptions(),
+    )
+    options.check()
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    folds = check_folds_arg(args.folds)
+    experiment = f"{storage}/{name}"
+    exists = crossval_exists(storage, name, folds)
+    if exists and not args.resume:
+        raise UsageError(
+            f"{crossval_folder(experiment, folds)} exists: add --resume to continue it, or remove that folder"
+        )
+    if args.resume and not exists:
+        raise UsageError(f"--resume: no cross-validation at {crossval_folder(experiment, folds)} to continue")
+    config = read_config(args, storage, name)
+    check_config(config, "--config" if args.config else f"{SUMMARY_FILE} best_config")
+    cv = CrossvalOptions(folds=folds, epochs=args.epochs, out=args.out, resume=args.resume)
+    return options, cv, config, experiment
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        options, cv, config, experiment = settle(args)
+        from msa.data.experiment import find_data, prepare_locally, split_data
+        from msa.tune.weights import resolve_search_weights
+        from search_spaces import SPACES
+
+        weights = resolve_search_weights(
+            SPACES[options.space].backbones, options.weights, real_data=options.data.data is not None
+        )
+        params = PrepareParams(num_frames=options.data.frames, image_size=options.data.image_size)
+        data = find_data(options.data.data, options.data.cache, params)
+        if not options.resources.address:  # on a cluster, the nodes prepare the clips once Ray is up
+            data, _ = split_data(data, *prepare_locally(data), options.data.classes, options.split)
+            folds_of(data, cv.folds, options.budget.seed)
+    except (UsageError, FileNotFoundError, NoUsableClipsError, SplitError, FoldError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    if not options.resources.address:
+        from msa.tune.security import require_token_for_private_ray
+
+        require_token_for_private_ray()  # before Ray is imported: it reads the mode then
+    from msa.tune.crossval import run_crossval_command
+
+    return run_crossval_command(options, cv, data, weights, config, experiment)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

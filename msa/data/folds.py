@@ -1,0 +1,177 @@
+"""Actor-disjoint cross-validation folds: the published RAVDESS protocols and K seeded folds.
+
+A fold names its test actors, the validation actors that choose the epoch to test (taken from
+the actors the fold does not test, never from its test actors) and trains on every other
+actor::
+
+    folds = make_folds("ravdess6", actors=range(1, 25))
+    folds[0]                       # Fold(number=1, train=(9, ..., 24), val=(5, 6, 7, 8), test=(1, 2, 3, 4))
+    fold_data(trial_data, folds[0])  # the same clips, regrouped into that fold's parts
+
+Presets (``PRESETS``) fix their test actors as published; where the publication names no
+validation actors, a fold validates on the next fold's test actors (the last on the first's),
+so every fold keeps its validation and test actors disjoint and each actor is tested once.
+``K`` (an integer) deals the actors present into K gender-balanced folds (RAVDESS: odd actors
+male, even female) in a seeded order, validating the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from msa.data.experiment import TrialData
+from msa.data.labels import EMOTIONS
+from msa.data.splits import PARTS, SplitConfig, split_actors, split_clips
+
+RAVDESS_ACTORS = tuple(range(1, 25))
+MIN_FOLDS = 3  # a test, a validation and at least one training fold
+
+
+class FoldError(ValueError):
+    """Folds that cannot be made on this data: reported as one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    number: int  # 1-based, as tables show it
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A published protocol: its test actors per fold and, where it has them, validation actors."""
+
+    protocol: str  # one line for tables and crossval.json
+    test: tuple[tuple[int, ...], ...]
+    val: tuple[tuple[int, ...], ...] | None = None  # None: each fold validates on the next fold's test actors
+
+
+def _consecutive(size: int, count: int, start: int = 1) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(range(start + i * size, start + (i + 1) * size)) for i in range(count))
+
+
+PRESETS = {
+    "ravdess6": Preset(
+        "6 folds of 4 consecutive actors (1-4, ..., 21-24), as HiCMAE (Information Fusion 2024)",
+        test=_consecutive(4, 6),
+    ),
+    "chumachenko5": Preset(
+        "5 folds: test 1-4 / val 5-8, ..., test 17-20 / val 21-24, the rest train, as Chumachenko et al. (ICPR 2022)",
+        test=_consecutive(4, 5),
+        val=_consecutive(4, 5, start=5),
+    ),
+    "lunajimenez5": Preset(
+        "5 folds with the test actors of Luna-Jimenez et al. (Applied Sciences 2022)",
+        test=(
+            (2, 5, 14, 15, 16),
+            (3, 6, 7, 13, 18),
+            (10, 11, 12, 19, 20),
+            (8, 17, 21, 23, 24),
+            (1, 4, 9, 22),
+        ),
+    ),
+}
+
+
+def check_folds_arg(text: str, flag: str = "--folds") -> str:
+    """A --folds value: a preset name or a whole number of folds (at least MIN_FOLDS). Raises
+    FoldError, naming ``flag``."""
+    if text in PRESETS:
+        return text
+    if text.isdigit() and int(text) >= MIN_FOLDS:
+        return str(int(text))
+    raise FoldError(f"{flag} {text}: use one of {', '.join(PRESETS)} or a number of folds K >= {MIN_FOLDS}")
+
+
+def protocol(folds_arg: str) -> str:
+    """One line describing the folds of a --folds value."""
+    if folds_arg in PRESETS:
+        return PRESETS[folds_arg].protocol
+    return f"{folds_arg} gender-balanced folds of the actors present, seeded"
+
+
+def make_folds(folds_arg: str, actors: Iterable[int], seed: int = 0, flag: str = "--folds") -> list[Fold]:
+    """The folds of a --folds value over the ``actors`` in the data. Raises FoldError, naming ``flag``."""
+    folds_arg = check_folds_arg(folds_arg, flag)
+    actors = sorted(set(actors))
+    if folds_arg in PRESETS:
+        preset = PRESETS[folds_arg]
+        if tuple(actors) != RAVDESS_ACTORS:
+            missing = sorted(set(RAVDESS_ACTORS) - set(actors))
+            extra = sorted(set(actors) - set(RAVDESS_ACTORS))
+            problem = f"lacks actors {_ranges(missing)}" if missing else f"has actors {extra} beyond 1-24"
+            raise FoldError(
+                f"{flag} {folds_arg} needs RAVDESS's actors 1-24, but the data {problem}; "
+                f"use {flag} K for K gender-balanced folds of the actors present"
+            )
+        tests, vals = preset.test, preset.val
+    else:
+        if int(folds_arg) > len(actors):
+            raise FoldError(f"{flag} {folds_arg}: the data has only {len(actors)} actors ({_ranges(actors)})")
+        tests = balanced_groups(actors, int(folds_arg), seed)
+        vals = None
+    if vals is None:
+        vals = tests[1:] + tests[:1]
+    return [
+        Fold(number, tuple(a for a in actors if a not in set(val) | set(test)), tuple(val), tuple(test))
+        for number, (test, val) in enumerate(zip(tests, vals, strict=True), start=1)
+    ]
+
+
+def balanced_groups(actors: Sequence[int], count: int, seed: int) -> tuple[tuple[int, ...], ...]:
+    """``actors`` dealt into ``count`` groups whose sizes, and numbers of male (odd) and female
+    (even) actors, differ by at most one; which actor goes where is the seeded draw."""
+    rng = random.Random(seed)
+    males = [a for a in actors if a % 2 == 1]
+    females = [a for a in actors if a % 2 == 0]
+    rng.shuffle(males)
+    rng.shuffle(females)
+    groups: list[list[int]] = [[] for _ in range(count)]
+    # The females continue the deal where the males stopped, so group sizes stay within one.
+    for position, actor in enumerate(males + females):
+        groups[position % count].append(actor)
+    return tuple(tuple(sorted(group)) for group in groups)
+
+
+def fold_data(data: TrialData, fold: Fold) -> TrialData:
+    """``data``'s clips (all of its parts) regrouped into the fold's train, val and test parts.
+    Raises SplitError when the fold's training actors lack a class."""
+    items = [item for part in PARTS for item in data.parts[part]]
+    names = [item.name for item in items]
+    required = [EMOTIONS.index(label) + 1 for label in data.labels]
+    split = SplitConfig("actor", val_actors=fold.val, test_actors=fold.test)
+    parts = split_clips(names, split, required)
+    return replace(
+        data,
+        parts={part: [items[i] for i in parts[part]] for part in PARTS},
+        actors=split_actors(names, parts),
+    )
+
+
+def folds_of(
+    data: TrialData, folds_arg: str, seed: int = 0, flag: str = "--folds"
+) -> list[tuple[Fold, TrialData]]:
+    """Every fold of a --folds value over ``data``'s actors, with its clips. Raises FoldError
+    (folds the actors cannot make) or SplitError (a fold's training actors lack a class)."""
+    return [(fold, fold_data(data, fold)) for fold in make_folds(folds_arg, data_actors(data), seed, flag)]
+
+
+def data_actors(data: TrialData) -> list[int]:
+    """Every actor with a clip in ``data``."""
+    return sorted({item.name.actor for part in PARTS for item in data.parts[part]})
+
+
+def _ranges(actors: Iterable[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7"."""
+    actors = sorted(actors)
+    spans: list[list[int]] = []
+    for actor in actors:
+        if spans and actor == spans[-1][1] + 1:
+            spans[-1][1] = actor
+        else:
+            spans.append([actor, actor])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
