@@ -16,7 +16,7 @@ from msa.tune.environment import set_tune_defaults
 set_tune_defaults()  # before anything imports Ray
 
 from msa.data.decode import PrepareParams  # noqa: E402
-from msa.data.folds import FoldError, folds_of  # noqa: E402
+from msa.data.folds import FoldError, folds_of, make_folds  # noqa: E402
 from msa.data.prepare import NoUsableClipsError  # noqa: E402
 from msa.data.splits import SplitError  # noqa: E402
 from msa.tune.options import SearchOptions, UsageError, build_parser  # noqa: E402
@@ -47,9 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         params = PrepareParams(num_frames=options.data.frames, image_size=options.data.image_size)
         data = find_data(options.data.data, options.data.cache, params)
+        if options.evaluation.crossval:  # folds the actors cannot make fail now, not after the search
+            make_folds(options.evaluation.crossval, data.actors, options.budget.seed, "--crossval")
         if not options.resources.address:  # on a cluster, the nodes prepare the clips once Ray is up
             data, report = split_data(data, *prepare_locally(data), options.data.classes, options.split)
-            if options.evaluation.crossval:  # folds the data cannot make fail now, not after the search
+            if options.evaluation.crossval:  # and every fold's training actors have every class
                 folds_of(data, options.evaluation.crossval, options.budget.seed, "--crossval")
     except (UsageError, FileNotFoundError, NoUsableClipsError, SplitError, FoldError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -26,7 +26,7 @@ set_tune_defaults()  # before anything imports Ray
 
 from msa.data import is_uri, remote_filesystem  # noqa: E402
 from msa.data.decode import PrepareParams  # noqa: E402
-from msa.data.folds import PRESETS, FoldError, check_folds_arg, folds_of  # noqa: E402
+from msa.data.folds import PRESETS, FoldError, check_folds_arg, folds_of, make_folds  # noqa: E402
 from msa.data.prepare import NoUsableClipsError  # noqa: E402
 from msa.data.splits import SplitError  # noqa: E402
 from msa.experiment_dir import ARGS_FILE, CROSSVAL_PREFIX, STATE_PREFIX, SUMMARY_FILE, crossval_folder  # noqa: E402
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         params = PrepareParams(num_frames=options.data.frames, image_size=options.data.image_size)
         data = find_data(options.data.data, options.data.cache, params)
+        make_folds(cv.folds, data.actors, options.budget.seed)  # before any clip is prepared
         if not options.resources.address:  # on a cluster, the nodes prepare the clips once Ray is up
             data, _ = split_data(data, *prepare_locally(data), options.data.classes, options.split)
             folds_of(data, cv.folds, options.budget.seed)

@@ -75,6 +75,10 @@ def default_mode(metric: str) -> str:
     return "min" if metric.endswith("_loss") else "max"
 
 
+# summary.json's "baseline" and crossval.json's baselines: one block per feature set (msa.baseline)
+BASELINE_FEATURE_SETS = ("audio", "video", "audiovisual")  # audiovisual: audio and video side by side
+
+
 def class_labels(classes: str) -> tuple[str, ...]:
     """The emotions of a --classes label set, in class-index order (summary.json's test.labels)."""
     return get_label_set(classes).labels

@@ -1,6 +1,7 @@
 """The one-way layering, enforced:
 
     audio_format -> data, weights -> models -> features, train -> trial -> tune -> tune_main
+                                                          train -> baseline (beside trial)
                                                experiment_dir -> analysis (report)
 
 Each package may import only from the layers below it; only msa.tune imports Ray.
@@ -41,6 +42,8 @@ FORBIDDEN = {
     "msa/audio_format.py": ("msa.data", "msa.models", "msa.weights", "torch"),
     # One trial, without Ray: what the Ray adapter (msa.tune.trainable) and benchmarks call.
     "msa/trial": ("msa.tune", "ray", "msa.analysis", "msa.report"),
+    # The classical baseline, beside trial: clips and metrics only, no model, no Ray.
+    "msa/baseline": ("msa.tune", "ray", "msa.models", "msa.analysis", "msa.report", "search_spaces"),
     "search_spaces": ("msa", "ray"),
     # The experiment directory's contract, shared by the search and the analysis: below both.
     "msa/experiment_dir.py": ("ray", "msa.tune", "msa.analysis", "pandas"),

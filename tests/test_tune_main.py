@@ -66,6 +66,7 @@ def test_summary_matches_the_schema(smoke_run):
         "best_config",
         "best_val",
         "test",
+        "baseline",
         "data",
         "pretrained",
         "errors",
@@ -94,7 +95,13 @@ def test_summary_matches_the_schema(smoke_run):
     assert len(actors["val"]) == len(actors["test"]) == 1
     assert summary["pretrained"] == {"mode": "auto", "video": PRETRAINED_VIDEO, "audio": RANDOM}
     assert summary["errors"] == {} and summary["stopped_non_finite"] == {}
+    baseline = summary["baseline"]  # on the same actors as the test block
+    assert set(baseline) == {"audio", "video", "audiovisual", "seconds"}
+    for scores in (baseline[name] for name in ("audio", "video", "audiovisual")):
+        assert sum(map(sum, scores["confusion_matrix"])) == 4
+        assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["val_accuracy"] <= 1
     assert "tensorboard --logdir" in result.stdout and "test  accuracy" in result.stdout
+    assert "classical baseline: audio features" in result.stdout
 
 
 PRETRAINED_VIDEO = {"loaded": True, "source": "IMAGENET1K_V1", "sha256": None}  # sha256: the fixture's file
@@ -164,7 +171,9 @@ def test_resume_of_a_finished_search_only_summarises_again(smoke_run, smoke_env,
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert json.loads((experiment / "summary.json").read_text()) == summary
+    again = json.loads((experiment / "summary.json").read_text())
+    again["baseline"].pop("seconds"), summary["baseline"].pop("seconds")  # wall time: the rest is equal
+    assert again == summary
     assert {
         trial.name: (trial / "result.json").read_text() for trial in experiment.glob("trial_*")
     } == epochs, "nothing retrained"

@@ -13,12 +13,24 @@ rule come from ``msa.experiment_dir``:
 - ``trials``: what each trial folder says (TrialRecord, status rules), the trial and epoch frames
 - ``experiment``: Experiment, load_experiment, the best checkpoint and model, the val rebuild,
   the confusion matrices
+- ``baselines``: the classical baselines of summary.json beside the best trial's test result
+- ``crossval``, ``crossval_figures``: crossval.json (python -m msa.crossval), its tables and figures
 - ``rungs``: ASHA's rungs, survival per epoch, what happened at each rung
 - ``importance``: searched parameters, their importance, the choices of one compared
 - ``tables``, ``figures``: what the notebook and the report show
 - ``html``: the report page (build_report, write_report)
 """
 
+from msa.analysis.baselines import BASELINE_SETS, BaselineComparison, baseline_comparison
+from msa.analysis.crossval import (
+    CROSSVAL_FILE,
+    crossval_comparison,
+    crossval_notes,
+    crossval_overview,
+    crossval_table,
+    load_crossval,
+)
+from msa.analysis.crossval_figures import crossval_confusion_figure, crossval_folds_figure
 from msa.analysis.experiment import (
     Confusion,
     DataUnavailable,
@@ -53,6 +65,9 @@ from msa.analysis.tables import outcome, overview, pretrained_note, pretrained_t
 from msa.analysis.trials import CONFIG_PREFIX, TrialRecord, epochs_frame, trials_frame
 
 __all__ = [
+    "BASELINE_SETS",
+    "CROSSVAL_FILE",
+    "BaselineComparison",
     "CONFIG_PREFIX",
     "Confusion",
     "DataUnavailable",
@@ -62,15 +77,23 @@ __all__ = [
     "Report",
     "TrialRecord",
     "asha_rungs",
+    "baseline_comparison",
     "best_checkpoint",
     "build_report",
     "compare_choices",
     "confusion_matrices",
+    "crossval_comparison",
+    "crossval_confusion_figure",
+    "crossval_folds_figure",
+    "crossval_notes",
+    "crossval_overview",
+    "crossval_table",
     "default_colour_param",
     "epochs_frame",
     "infer_distribution",
     "is_iterations_search",
     "load_best_model",
+    "load_crossval",
     "load_experiment",
     "outcome",
     "overview",

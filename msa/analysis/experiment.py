@@ -4,6 +4,7 @@
     experiment.trials      # one row per trial      (columns: msa.analysis.trials.trials_frame)
     experiment.epochs      # one row per trial-epoch (columns: msa.analysis.trials.epochs_frame)
     experiment.summary     # summary.json, or None while the search runs or after an interruption
+    experiment.crossval    # crossval.json (python -m msa.crossval), or None; read when first asked for
     model, extra = load_best_model(experiment)
 
 It works on a finished search, a running one (trials without results yet, a last line being
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,14 @@ class Experiment:
 
     def trial(self, name: str) -> pd.Series:
         return self.trials.set_index("trial").loc[name]
+
+    @cached_property
+    def crossval(self) -> dict | None:
+        """crossval.json (msa.analysis.crossval.load_crossval), read the first time it is asked
+        for; None when the experiment has none. Raises ValueError when it is invalid."""
+        from msa.analysis.crossval import load_crossval  # crossval -> tables -> this module
+
+        return None if self.files is None else load_crossval(self.files)
 
 
 def load_experiment(location: str | os.PathLike) -> Experiment:

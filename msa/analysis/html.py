@@ -17,6 +17,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from msa.analysis.baselines import baseline_comparison
+from msa.analysis.crossval import (
+    CROSSVAL_COMMAND,
+    CROSSVAL_FILE,
+    crossval_comparison,
+    crossval_notes,
+    crossval_overview,
+    crossval_table,
+)
+from msa.analysis.crossval_figures import crossval_confusion_figure, crossval_folds_figure
 from msa.analysis.experiment import Experiment, confusion_matrices, load_experiment
 from msa.analysis.figures import (
     is_iterations_search,
@@ -102,6 +112,52 @@ def note_html(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
+def baseline_parts(experiment: Experiment) -> list[str]:
+    """The table "test actors: best trial vs classical baselines" with its caption and notes."""
+    comparison = baseline_comparison(experiment)
+    parts = ["<h3>test actors: best trial vs classical baselines</h3>"]
+    if comparison.caption:
+        parts.append(f"<p>{html.escape(comparison.caption)}.</p>")
+    parts += [note_html(note) for note in comparison.notes]
+    if not comparison.table.empty:
+        parts.append(table_html(comparison.table))
+    return parts
+
+
+def crossval_section(experiment: Experiment, figure_html) -> Section | None:
+    """The cross-validation of crossval.json; None when the experiment has none."""
+    title = "Cross-validation"
+    try:
+        cv = experiment.crossval
+    except ValueError as error:
+        return Section(title, f"{CROSSVAL_FILE} could not be read.", [note_html(str(error))])
+    if cv is None:
+        return None
+    return Section(
+        title,
+        "One configuration trained once per fold of actors and scored on the fold's held-out actors: "
+        "how much the test result of one split owes to which actors it held out, and whether the "
+        "classical baselines, fitted per fold on the same actors, do as well.",
+        [
+            table_html(crossval_overview(cv)),
+            *(note_html(note) for note in crossval_notes(cv)),
+            "<h3>mean ± std over the folds: the configuration and the classical baselines</h3>",
+            table_html(crossval_comparison(cv)),
+            "<h3>per fold</h3>",
+            table_html(crossval_table(cv)),
+            figure_html(
+                "crossval_folds", crossval_folds_figure(cv), "cross-validation folds", "no fold completed"
+            ),
+            figure_html(
+                "crossval_confusion",
+                crossval_confusion_figure(cv),
+                "pooled confusion matrix",
+                "no completed fold: no pooled confusion matrix",
+            ),
+        ],
+    )
+
+
 def build_report(experiment: Experiment, evaluate_val: bool = True, colour_by: str | None = None) -> Report:
     """Every section of the notebook, with its figures rendered to PNG."""
     figures: dict[str, bytes] = {}
@@ -121,7 +177,7 @@ def build_report(experiment: Experiment, evaluate_val: bool = True, colour_by: s
             "Overview",
             "What was searched, how the trials ended, and how good the best checkpoint is on the "
             "validation actors (which chose it) and on the test actors (which nothing saw before).",
-            [table_html(overview(experiment))],
+            [table_html(overview(experiment)), *baseline_parts(experiment)],
         ),
         Section(
             "Trials",
@@ -193,6 +249,14 @@ def build_report(experiment: Experiment, evaluate_val: bool = True, colour_by: s
             [f"<p>{html.escape(pretrained_note(experiment))}</p>", table_html(pretrained_table(experiment))],
         ),
     ]
+    crossval = crossval_section(experiment, figure_html)
+    if crossval is None:
+        sections[0].parts.append(
+            f"<p>No cross-validation of this search ({CROSSVAL_FILE}): "
+            f"<code>{html.escape(CROSSVAL_COMMAND)}</code> makes one.</p>"
+        )
+    else:
+        sections.append(crossval)
     return Report(f"msa search {experiment.name} ({experiment.space})", sections, figures)
 
 

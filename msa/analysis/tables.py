@@ -138,16 +138,23 @@ def pretrained_note(experiment: Experiment) -> str:
         or "the default sources"
     )
     best = summary.get("pretrained")
-    best_text = ""
-    if best:
-        described = []
-        for branch in ("video", "audio"):
-            record = best[branch]
-            if isinstance(record, bool):  # searches before per-branch records
-                described.append(f"{branch} weights: {weights_label(record, None)}")
-            elif record["loaded"]:
-                described.append(f"{branch} weights: {record['source']} (sha256 {record['sha256'][:12]})")
-            else:
-                described.append(f"{branch} weights: random init")
-        best_text = "; the best trial's " + ", ".join(described)
+    best_text = f"; the best trial's {describe_pretrained_branches(best)}" if best else ""
     return f"--pretrained {args.get('pretrained', '?')} with {sources}{best_text}."
+
+
+def describe_pretrained_branches(pretrained: dict) -> str:
+    """summary.json's (or crossval.json's) ``pretrained`` record, per branch: the weights'
+    source and sha256, or random init."""
+    described = []
+    for branch in ("video", "audio"):
+        record = pretrained.get(branch)
+        if record is None:
+            described.append(f"{branch} weights: not recorded")
+        elif isinstance(record, bool):  # searches before per-branch records
+            described.append(f"{branch} weights: {weights_label(record, None)}")
+        elif record.get("loaded"):
+            digest = f" (sha256 {record['sha256'][:12]})" if record.get("sha256") else ""
+            described.append(f"{branch} weights: {record.get('source')}{digest}")
+        else:
+            described.append(f"{branch} weights: random init")
+    return ", ".join(described)

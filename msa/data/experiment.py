@@ -103,6 +103,11 @@ class FoundData:
     found: list[Found]
     items: list[ClipItem] = field(repr=False)  # one per usable clip
 
+    @property
+    def actors(self) -> list[int]:
+        """The actors with a usable clip."""
+        return sorted({item.name.actor for item in self.items})
+
 
 @dataclass(frozen=True)
 class TrialData:
