@@ -474,7 +474,7 @@ def test_parameter_table_as_json():
     assert [row["name"] for row in rows] == NAMES
     by_name = {row["name"]: row for row in rows}
     assert by_name["video_iter5"]["trainable"] == by_name["video_iter5"]["total"]
-    assert by_name["audio_frozen"]["trainable"] == 768 * 8 + 8
+    assert by_name["audio_frozen"]["trainable"] == 768 * 2 + 768 * 8 + 8  # frame norm + linear head
     assert all(set(row) == {"name", "total", "trainable"} for row in rows)
 
 

@@ -22,7 +22,7 @@ BAR_WIDTH = 0.36
 def crossval_folds_figure(cv: Mapping) -> Figure | None:
     """Accuracy (WAR) and UAR on each fold's test actors as bars, their means over the
     completed folds as dashed lines with a ±std band, each classical baseline's accuracy per
-    fold as a marker over the accuracy bar, chance dotted; failed folds are marked as such.
+    fold as markers side by side over the accuracy bar, chance dotted; failed folds are marked as such.
     None when no fold completed."""
     folds = cv["folds"]
     done = [i for i, fold in enumerate(folds) if completed(fold)]
@@ -45,9 +45,11 @@ def crossval_folds_figure(cv: Mapping) -> Figure | None:
             ax.axhspan(mean - std, mean + std, color=colour, alpha=0.15, lw=0)
             line.set_label(f"mean {name} {mean:.3f} ± {std:.3f}")
         handles.append(line)
-    for name, (colour, marker) in BASELINE_MARKERS.items():
+    # Side by side over the accuracy bar, so that equal accuracies do not hide one another.
+    marker_offsets = np.linspace(-0.8, 0.8, len(BASELINE_MARKERS)) * BAR_WIDTH / 2 - BAR_WIDTH / 2
+    for (name, (colour, marker)), marker_offset in zip(BASELINE_MARKERS.items(), marker_offsets):
         points = [
-            (positions[i] - BAR_WIDTH / 2, record["accuracy"])
+            (positions[i] + marker_offset, record["accuracy"])
             for i, fold in enumerate(folds)
             if (record := fold_baseline(fold, name)) and finite(record.get("accuracy")) is not None
         ]
@@ -90,7 +92,7 @@ def crossval_folds_figure(cv: Mapping) -> Figure | None:
     model = cv["config"].get("model", "the configuration")
     ax.set_title(
         f"Cross-validation of {model}: {cv['folds_completed']} of {cv['folds_total']} folds "
-        f"({cv['folds_preset']})\neach scored on its held-out test actors",
+        f"(--folds {cv['folds_preset']})\neach scored on its held-out test actors",
         fontsize="medium",
     )
     return fig

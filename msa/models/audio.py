@@ -1,4 +1,4 @@
-"""Audio branch: a speech encoder (wav2vec 2.0, HuBERT or WavLM) -> masked mean over frames.
+"""Audio branch: a speech encoder (wav2vec 2.0, HuBERT or WavLM) -> frame norm -> masked mean over frames.
 
 Shapes: audio (B, S) float mono 16 kHz waveform, audio_mask (B, S) True = real sample (real
 samples first, as the collate pads at the end); frames (B, F) at 50 Hz; embedding (B, D).
@@ -69,6 +69,12 @@ class AudioBranch(FreezableBranch):
         self.min_samples = self._receptive_field(hf)
         # One logit per hidden state: the embedding output and each layer's output.
         self.layer_weights = nn.Parameter(torch.zeros(depth + 1)) if config.layer_weighting else None
+        # Frame states are standardised per channel over the batch's real frames before they are
+        # pooled, as the video branch does with its trunk's features: a frozen encoder's states
+        # (the last layer's LayerNorm output) differ little from clip to clip next to their
+        # common offset, and a linear head on their mean barely learns in a trial's few hundred
+        # steps (measured in README, The classical baseline).
+        self.frame_norm = nn.BatchNorm1d(self.embed_dim)
         self.freeze(self._frozen_names(depth))
 
     def _frozen_names(self, depth: int) -> list[str]:
@@ -212,8 +218,10 @@ class AudioBranch(FreezableBranch):
         return torch.einsum("n,nbfd->bfd", weights, torch.stack(states))
 
     def forward_from_prefix(self, frame_mask: torch.Tensor, **prefix: torch.Tensor) -> torch.Tensor:
-        """`frames_from_prefix` pooled over real frames -> (B, embed_dim)."""
-        return masked_mean(self.frames_from_prefix(frame_mask, **prefix), frame_mask)
+        """`frames_from_prefix`, standardised, pooled over real frames -> (B, embed_dim)."""
+        states = self.frames_from_prefix(frame_mask, **prefix)
+        normed = self.frame_norm(states[frame_mask])  # real frames only: padding never shifts the statistics
+        return masked_mean(states.new_zeros(states.shape).index_put((frame_mask,), normed), frame_mask)
 
     def forward(self, audio: torch.Tensor, audio_mask: torch.Tensor) -> torch.Tensor:
         return self.forward_from_prefix(**self.frozen_prefix(audio, audio_mask))
