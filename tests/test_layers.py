@@ -47,6 +47,11 @@ FORBIDDEN = {
     "search_spaces": ("msa", "ray"),
     # The experiment directory's contract, shared by the search and the analysis: below both.
     "msa/experiment_dir.py": ("ray", "msa.tune", "msa.analysis", "pandas"),
+    # The search and the cross-validation never read results through the analysis layer.
+    "msa/tune": ("msa.analysis", "msa.report"),
+    # The cross-validation's command line reaches Ray only through msa.tune, after its
+    # environment (msa.tune.environment, msa.tune.security) is set.
+    "msa/crossval.py": ("ray", "msa.analysis", "msa.report"),
     # Analysis reads experiment directories, with Ray long gone.
     "msa/analysis": ("ray", "msa.tune"),
     "msa/report.py": ("ray", "msa.tune"),
