@@ -274,26 +274,30 @@ def outcome(number, test_actors, matrix, status="TERMINATED"):
     return FoldOutcome(fold, f"trial_{number}", status, None, {"epoch": 2, "val_acc": 0.5}, test, None)
 
 
-def test_crossval_payload_leaves_failed_folds_out_of_the_statistics():
-    outcomes = [
-        outcome(1, [1], [[2, 0], [1, 1]]),
-        outcome(2, [2], None, "ERROR"),
-        outcome(3, [3], [[1, 1], [0, 2]]),
-    ]
-    payload = crossval_payload(
+def payload_of(outcomes, epochs=2):
+    return crossval_payload(
         outcomes,
         experiment="e",
         space="s",
         folds="3",
         protocol="p",
         seed=0,
-        epochs=2,
+        epochs=epochs,
         metric="val_acc",
         mode="max",
         labels=["a", "b"],
         config={"model": "m"},
         pretrained={},
     )
+
+
+def test_crossval_payload_leaves_failed_folds_out_of_the_statistics():
+    outcomes = [
+        outcome(1, [1], [[2, 0], [1, 1]]),
+        outcome(2, [2], None, "ERROR"),
+        outcome(3, [3], [[1, 1], [0, 2]]),
+    ]
+    payload = payload_of(outcomes)
     assert (payload["folds_completed"], payload["folds_total"]) == (2, 3)
     assert payload["mean"]["accuracy"] == pytest.approx(0.75)
     assert payload["std"]["accuracy"] == pytest.approx(0.0)
@@ -306,18 +310,5 @@ def test_crossval_payload_leaves_failed_folds_out_of_the_statistics():
 
 
 def test_one_completed_fold_has_no_spread():
-    payload = crossval_payload(
-        [outcome(1, [1], [[1, 0], [0, 1]])],
-        experiment="e",
-        space="s",
-        folds="3",
-        protocol="p",
-        seed=0,
-        epochs=1,
-        metric="val_acc",
-        mode="max",
-        labels=["a", "b"],
-        config={},
-        pretrained={},
-    )
+    payload = payload_of([outcome(1, [1], [[1, 0], [0, 1]])], epochs=1)
     assert payload["std"] is None and payload["mean"]["accuracy"] == 1.0

@@ -22,7 +22,7 @@ from msa.data.decode import IMAGE_SIZE, NUM_FRAMES, PrepareParams
 from msa.data.experiment import prepare_experiment_data
 from msa.data.labels import LABEL_SETS
 from msa.data.prepare import NoUsableClipsError
-from msa.data.splits import PARTS, SplitConfig, SplitError
+from msa.data.splits import PARTS, SplitConfig, SplitError, actor_list
 
 MIN_IMAGE_SIZE = 16  # pixels: what tune_main.py accepts
 
@@ -35,19 +35,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         """argparse's own errors (an unknown option, a bad value) as one line, like ours."""
         raise UsageError(message)
-
-
-def actor_list(text: str) -> tuple[int, ...]:
-    """ "3,4" -> (3, 4): positive actor ids (the same rule as tune_main.py's flags)."""
-    try:
-        actors = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated actor ids like 3,4, got {text!r}"
-        ) from None
-    if not actors or min(actors) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive actor ids like 3,4, got {text!r}")
-    return actors
 
 
 def build_parser() -> Parser:

@@ -8,6 +8,7 @@ parts and exists only to reproduce the seed project's numbers.
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 import warnings
@@ -39,6 +40,19 @@ class SplitConfig:
             raise SplitError(f"unknown split {self.method!r}; choose from {', '.join(SPLIT_METHODS)}")
         if (self.val_actors or self.test_actors) and self.method != "actor":
             raise SplitError("explicit val/test actors need --split actor")
+
+
+def actor_list(text: str) -> tuple[int, ...]:
+    """ "3,4" -> (3, 4): an argparse type for flags naming actors (--val-actors, --test-actors)."""
+    try:
+        actors = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated actor ids like 3,4, got {text!r}"
+        ) from None
+    if not actors or min(actors) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive actor ids like 3,4, got {text!r}")
+    return actors
 
 
 def split_clips(

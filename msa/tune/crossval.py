@@ -22,20 +22,12 @@ from ray import tune
 
 from msa.baseline import baseline_for_folds
 from msa.data.experiment import FoundData, TrialData
-from msa.data.folds import Fold, FoldError, folds_of, protocol
-from msa.data.prepare import NoUsableClipsError
-from msa.data.splits import SplitError
+from msa.data.folds import Fold, folds_of, protocol
 from msa.experiment_dir import CROSSVAL_FILE, crossval_folder
 from msa.trial import TrialSettings
 from msa.tune.crossval_file import FoldOutcome, crossval_payload, format_crossval
 from msa.tune.options import CrossvalOptions, SearchOptions
-from msa.tune.run import (
-    check_cluster_gpus,
-    fit_noticing_interrupts,
-    prepare_for_cluster,
-    start_ray,
-    trial_settings,
-)
+from msa.tune.run import fit_noticing_interrupts, on_ray, trial_settings
 from msa.tune.summary import (
     best_trial,
     error_message,
@@ -195,8 +187,28 @@ def run_crossval(
     return payload
 
 
-def resume_hint(experiment: str, folds: str) -> str:
-    return f"python -m msa.crossval {experiment} --folds {folds} --resume"
+def cross_validate(
+    options: SearchOptions,
+    folds: str,
+    epochs: int,
+    data: TrialData,
+    weights: dict[str, WeightsBundle],
+    config: dict,
+    experiment: str,
+    out: str | None = None,
+) -> int:
+    """run_crossval -> the exit status: 0 when every fold finished, 1 when some failed, 130 when
+    stopped by Ctrl-C (with the command that resumes it)."""
+    try:
+        payload = run_crossval(options, folds, epochs, data, weights, config, experiment, out)
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted; finished folds are kept. Continue with:\n"
+            f"  python -m msa.crossval {experiment} --folds {folds} --resume",
+            file=sys.stderr,
+        )
+        return 130
+    return 0 if payload["folds_completed"] == payload["folds_total"] else 1
 
 
 def run_crossval_command(
@@ -208,34 +220,10 @@ def run_crossval_command(
     experiment: str,
 ) -> int:
     """python -m msa.crossval once its arguments and data are checked: Ray up, the folds, Ray down."""
-    start_ray(options.resources.address)
-    try:
-        problem = check_cluster_gpus(options.resources)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
-        try:
-            if isinstance(data, FoundData):
-                data = prepare_for_cluster(options, data)
-            payload = run_crossval(
-                options,
-                cv.folds,
-                cv.epochs or options.budget.max_epochs,
-                data,
-                weights,
-                config,
-                experiment,
-                cv.out,
-            )
-        except (NoUsableClipsError, SplitError, FoldError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print(
-                f"\ninterrupted; finished folds are kept. Continue with:\n  {resume_hint(experiment, cv.folds)}",
-                file=sys.stderr,
-            )
-            return 130
-    finally:
-        ray.shutdown()
-    return 0 if payload["folds_completed"] == payload["folds_total"] else 1
+    epochs = cv.epochs or options.budget.max_epochs
+    return on_ray(
+        options,
+        data,
+        lambda data: cross_validate(options, cv.folds, epochs, data, weights, config, experiment, cv.out),
+        folds=cv.folds,
+    )

@@ -35,7 +35,7 @@ from msa.data import is_uri, remote_filesystem
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES
 from msa.data.folds import PRESETS, FoldError, check_folds_arg
 from msa.data.labels import LABEL_SETS
-from msa.data.splits import SPLIT_METHODS, SplitConfig
+from msa.data.splits import SPLIT_METHODS, SplitConfig, actor_list
 from msa.experiment_dir import ARGS_FILE, DEFAULT_METRIC, DEFAULT_MODE, TRIAL_METRICS, default_mode
 
 SCHEDULERS = ("asha", "fifo")
@@ -409,18 +409,6 @@ def add_resource_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--address", help="join a running Ray cluster (auto or HOST:PORT) instead of starting one"
     )
-
-
-def actor_list(text: str) -> tuple[int, ...]:
-    try:
-        actors = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated actor ids like 3,4, got {text!r}"
-        ) from None
-    if not actors or min(actors) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive actor ids like 3,4, got {text!r}")
-    return actors
 
 
 def looks_like_path(value: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 import ray
 
@@ -72,13 +73,6 @@ def prepare_for_cluster(options: SearchOptions, found: FoundData) -> TrialData:
     return data
 
 
-def check_crossval_folds(options: SearchOptions, data: TrialData) -> None:
-    """Raises FoldError / SplitError when --crossval names folds this data cannot make, before
-    any trial runs."""
-    if options.evaluation.crossval:
-        folds_of(data, options.evaluation.crossval, options.budget.seed, "--crossval")
-
-
 def print_data(data: TrialData, report) -> None:
     print(report.summary())
     print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
@@ -88,6 +82,25 @@ def run_search(options: SearchOptions, data: TrialData | FoundData, weights: dic
     """Run the search on ``data``: prepared and split here, or (``--address``) found here and
     prepared over the cluster once Ray is up; ``weights`` are the backbones every trial loads."""
     started = time.perf_counter()
+    return on_ray(
+        options,
+        data,
+        lambda data: search(options, data, weights, started),
+        folds=options.evaluation.crossval,
+        folds_flag="--crossval",
+    )
+
+
+def on_ray(
+    options: SearchOptions,
+    data: TrialData | FoundData,
+    work: Callable[[TrialData], int],
+    folds: str | None = None,
+    folds_flag: str = "--folds",
+) -> int:
+    """Ray up, then ``work(data)`` -> its exit status; Ray down whatever happens. Exits 2 first
+    when the cluster lacks the GPUs asked for, or (``--address``: ``data`` found, not yet
+    prepared) when the clips prepared over the cluster give no usable split or not ``folds``."""
     start_ray(options.resources.address)
     try:
         problem = check_cluster_gpus(options.resources)
@@ -97,11 +110,12 @@ def run_search(options: SearchOptions, data: TrialData | FoundData, weights: dic
         if isinstance(data, FoundData):
             try:
                 data = prepare_for_cluster(options, data)
-                check_crossval_folds(options, data)
+                if folds:
+                    folds_of(data, folds, options.budget.seed, folds_flag)
             except (NoUsableClipsError, SplitError, FoldError) as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
-        return search(options, data, weights, started)
+        return work(data)
     finally:
         ray.shutdown()
 
@@ -163,15 +177,8 @@ def crossval_best(
     options: SearchOptions, data: TrialData, weights: dict[str, WeightsBundle], config: dict, experiment: str
 ) -> int:
     """--crossval: the search's best config cross-validated by actor over all of the data."""
-    from msa.tune.crossval import resume_hint, run_crossval
+    from msa.tune.crossval import cross_validate  # it builds on this module
 
-    folds = options.evaluation.crossval
-    try:
-        payload = run_crossval(options, folds, options.budget.max_epochs, data, weights, config, experiment)
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted; finished folds are kept. Continue with:\n  {resume_hint(experiment, folds)}",
-            file=sys.stderr,
-        )
-        return 130
-    return 0 if payload["folds_completed"] == payload["folds_total"] else 1
+    return cross_validate(
+        options, options.evaluation.crossval, options.budget.max_epochs, data, weights, config, experiment
+    )
