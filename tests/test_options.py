@@ -117,6 +117,22 @@ def test_resume_takes_the_saved_search_and_this_runs_resources(tmp_path):
     )
 
 
+def test_resume_keeps_the_saved_crossval_and_adds_a_new_one(tmp_path):
+    saved = parse("--crossval", "4", "--storage", str(tmp_path), "--name", "exp")
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "msa_args.json").write_text(json.dumps(saved.to_json()))
+    again = parse("--resume", "--name", "exp", "--storage", str(tmp_path)).resumed()
+    assert again.evaluation.crossval == "4", "the interrupted run's --crossval still follows the search"
+    other = parse("--resume", "--name", "exp", "--storage", str(tmp_path), "--crossval", "ravdess6").resumed()
+    assert other.evaluation.crossval == "ravdess6"
+
+
+@pytest.mark.parametrize("value", ["2", "seven", "ravdess"])
+def test_bad_crossval_values_are_refused(value):
+    with pytest.raises(UsageError, match=f"--crossval {value}: use one of ravdess6"):
+        parse("--crossval", value).check()
+
+
 def test_split_config_takes_the_seed_and_actors():
     split = parse("--seed", "3", "--val-actors", "1,2", "--test-actors", "3,4").split
     assert (split.method, split.seed, split.val_actors, split.test_actors) == ("actor", 3, (1, 2), (3, 4))

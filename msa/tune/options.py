@@ -134,7 +134,7 @@ GROUPS = {
 # What --smoke-test changes: a budget that finishes in about a minute on 2 cores.
 SMOKE_DEFAULTS = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "frames": 4, "image_size": 32}
 # Flags that may change when a search is resumed; everything else is the saved run's.
-RESUME_OVERRIDABLE = ("resources", "output", "evaluation")
+RESUME_OVERRIDABLE = ("resources", "output")
 # Field -> the flag (and msa_args.json key) that turns it off.
 NEGATED_FLAGS = {"feature_cache": "no_feature_cache"}
 # A flag that is no search setting (older msa_args.json files hold it too).
@@ -202,8 +202,8 @@ class SearchOptions:
         return cls.from_flat(flat)
 
     def resumed(self) -> SearchOptions:
-        """The saved options of the experiment this run resumes, with this run's resources, output
-        and evaluation.
+        """The saved options of the experiment this run resumes, with this run's resources and
+        output (and --crossval, when given).
         Raises UsageError when there is none, or it searched another space."""
         try:
             stored = SearchOptions.from_json(read_stored_options(self.output))
@@ -215,7 +215,11 @@ class SearchOptions:
             raise UsageError(
                 f"--resume: experiment {self.output.name!r} searched space {stored.space!r}, not --space {self.space}"
             )
-        return dataclasses.replace(stored, **{group: getattr(self, group) for group in RESUME_OVERRIDABLE})
+        # --crossval given now is added (a finished search is then cross-validated); else the saved one stays.
+        evaluation = self.evaluation if self.evaluation.crossval else stored.evaluation
+        return dataclasses.replace(
+            stored, evaluation=evaluation, **{group: getattr(self, group) for group in RESUME_OVERRIDABLE}
+        )
 
     @property
     def experiment_name(self) -> str:
