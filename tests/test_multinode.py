@@ -220,3 +220,37 @@ def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample
     )
     assert "2 tables of video_iter3, video_iter4 in 1 cache" in features_line, features_line
     assert len(per_node_counts(features_line)) == 2, f"both nodes computed features: {features_line}"
+
+    # The search's best config cross-validated on the same cluster, the experiment behind a URI.
+    crossval = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "msa.crossval",
+            (tmp_path / "results" / "multinode").as_uri(),
+            "--folds",
+            "3",
+            "--address",
+            address,
+            "--gpus-per-trial",
+            "0.5",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert crossval.returncode == 0, crossval.stdout[-3000:] + crossval.stderr[-3000:]
+    assert_no_crash_output(crossval)
+    cv = json.loads((experiment / "crossval.json").read_text())
+    assert (cv["folds_completed"], cv["folds_total"], cv["config"]) == (3, 3, summary["best_config"])
+    assert sorted(a for fold in cv["folds"] for a in fold["test_actors"]) == [1, 2, 3, 4]
+    assert all("audio" in fold["baseline"] for fold in cv["folds"])
+    for fold in cv["folds"]:
+        first = json.loads(
+            (experiment / "crossval_3" / fold["trial"] / "result.json").read_text().splitlines()[0]
+        )
+        assert first["clips_prepared"] == 0 and first["cuda_visible_devices"] == "0", (
+            "folds run as the trials did"
+        )
