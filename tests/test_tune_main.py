@@ -101,7 +101,7 @@ def test_summary_matches_the_schema(smoke_run):
         assert sum(map(sum, scores["confusion_matrix"])) == 4
         assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["val_accuracy"] <= 1
     assert "tensorboard --logdir" in result.stdout and "test  accuracy" in result.stdout
-    assert "classical baseline: audio features" in result.stdout
+    assert "classical baselines on the same actors" in result.stdout and "  audio features" in result.stdout
 
 
 PRETRAINED_VIDEO = {"loaded": True, "source": "IMAGENET1K_V1", "sha256": None}  # sha256: the fixture's file

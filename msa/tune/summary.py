@@ -153,17 +153,18 @@ def print_baseline(baseline: dict | None, test: dict) -> None:
     if "error" in baseline:
         print(f"baseline: failed ({baseline['error']})")
         return
+    print("classical baselines on the same actors (logistic regression, C chosen on val):")
     for name in FEATURE_SETS:
         scores = baseline[name]
         print(
-            f"      accuracy {scores['accuracy']:.3f}  macro-F1 {scores['f1_macro']:.3f}  UAR {scores['uar']:.3f}   "
-            f"classical baseline: {name} features + logistic regression (val accuracy {scores['val_accuracy']:.3f})"
+            f"  {name + ' features':<22}test accuracy {scores['accuracy']:.3f}  macro-F1 {scores['f1_macro']:.3f}  "
+            f"UAR {scores['uar']:.3f}   (val accuracy {scores['val_accuracy']:.3f})"
         )
     winners = [name for name in FEATURE_SETS if baseline[name]["accuracy"] > test["accuracy"]]
     if winners:
+        names = ", ".join(winners[:-1]) + (" and " if len(winners) > 1 else "") + winners[-1]
         print(
-            f"note: the {' and '.join(winners)} baseline{'s' if len(winners) > 1 else ''} beat{'' if len(winners) > 1 else 's'} "
-            "the best trial on the test actors"
+            f"note: the {names} baseline{'s' if len(winners) > 1 else ''} beat{'' if len(winners) > 1 else 's'} the best trial on the test actors"
         )
 
 
