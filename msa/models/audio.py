@@ -70,10 +70,10 @@ class AudioBranch(FreezableBranch):
         # One logit per hidden state: the embedding output and each layer's output.
         self.layer_weights = nn.Parameter(torch.zeros(depth + 1)) if config.layer_weighting else None
         # Frame states are standardised per channel over the batch's real frames before they are
-        # pooled, as the video branch does with its trunk's features: a frozen encoder's states
-        # (the last layer's LayerNorm output) differ little from clip to clip next to their
-        # common offset, and a linear head on their mean barely learns in a trial's few hundred
-        # steps (measured in README, The classical baseline).
+        # pooled, as the video branch does with its trunk's features (and as linear probes of
+        # frozen encoders do, e.g. MAE's BatchNorm before its probe): a frozen encoder's states
+        # differ little from clip to clip next to their common offset, and a linear head on
+        # their mean barely learns in a trial's few hundred steps (README, The classical baseline).
         self.frame_norm = nn.BatchNorm1d(self.embed_dim)
         self.freeze(self._frozen_names(depth))
 
