@@ -103,9 +103,10 @@ def searched(tiny_sample, tmp_path_factory):
 
 
 def epochs_of(trial_folder) -> list[dict]:
-    return [
-        json.loads(line) for line in (trial_folder / "result.json").read_text().splitlines() if line.strip()
-    ]
+    """The epochs a trial reported so far ([] before its first)."""
+    path = trial_folder / "result.json"
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 @pytest.mark.ray
@@ -166,22 +167,23 @@ def test_interrupted_crossval_resumes_keeping_finished_folds(searched, tmp_path)
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def first_fold_done():
-        finished = [
-            t for t in folder.glob("trial_*") if (t / "result.json").exists() and len(epochs_of(t)) == 3
-        ]
+        finished = [t for t in folder.glob("trial_*") if len(epochs_of(t)) == 3]
         return finished and len(list(folder.glob("trial_*"))) >= 2 and list(folder.glob("experiment_state-*"))
 
-    deadline = time.time() + 300
-    while not first_fold_done() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert first_fold_done(), "the first fold did not finish in time"
-    finished = {
-        t.name: (t / "result.json").read_text() for t in folder.glob("trial_*") if len(epochs_of(t)) == 3
-    }
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    if process.returncode == 0:
-        pytest.skip("every fold finished before the interrupt landed")
+    try:
+        deadline = time.time() + 300
+        while not first_fold_done() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert first_fold_done(), "the first fold did not finish in time"
+        finished = {
+            t.name: (t / "result.json").read_text() for t in folder.glob("trial_*") if len(epochs_of(t)) == 3
+        }
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # never leave a run (and its Ray) behind for the next tests
+            process.kill()
+            process.communicate()
     assert process.returncode == 130, err[-2000:]
     assert "--folds 4 --resume" in err and not out.exists()
     assert not wait_for_no_new_ray_processes(before), "Ctrl-C left Ray processes behind"
