@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(PY) tune_main.py --space video_transformer
 
-test: venv
-	$(PY) -m pytest -m "not slow and not gpu" -q
+test: venv  # test-quick's tests on two processes, then the Ray tests one at a time (they start clusters)
+	$(PY) -m pytest -m "not slow and not gpu and not ray" -q -n 2
+	$(PY) -m pytest -m "ray and not slow and not gpu" -q
 
 test-quick: venv  # the edit loop: no Ray process, two test processes, under 2 minutes on 2 cores
 	$(PY) -m pytest -m "not slow and not gpu and not ray" -q -n 2

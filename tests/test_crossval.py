@@ -8,6 +8,8 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -88,20 +90,6 @@ def run(command, timeout=600, **kwargs):
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def searched(tiny_sample, tmp_path_factory):
-    """A smoke search of one trial on the tiny sample, then --crossval 3 of its best config."""
-    tmp_path = tmp_path_factory.mktemp("crossval")
-    before = ray_processes()
-    result = run(
-        [sys.executable, "tune_main.py", *search_flags(tiny_sample, tmp_path, "cv"), "--crossval", "3"]
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert_no_crash_output(result)
-    assert not wait_for_no_new_ray_processes(before), "the run left Ray processes behind"
-    return tmp_path / "results" / "cv", result
-
-
 def epochs_of(trial_folder) -> list[dict]:
     """The epochs a trial reported so far ([] before its first)."""
     path = trial_folder / "result.json"
@@ -109,9 +97,80 @@ def epochs_of(trial_folder) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+@dataclass
+class Crossvalidated:
+    experiment: Path
+    interrupted: subprocess.CompletedProcess  # tune_main.py --crossval 3, Ctrl-C after the first fold
+    finished_before: dict[str, str]  # trial folder -> its result.json when Ctrl-C came
+    refused: subprocess.CompletedProcess  # msa.crossval without --resume
+    resumed: subprocess.CompletedProcess  # msa.crossval --resume
+
+
+@pytest.fixture(scope="module")
+def crossvalidated(tiny_sample, tmp_path_factory):
+    """A smoke search of one trial, then --crossval 3 of its best config, one fold at a time,
+    interrupted by Ctrl-C once the first fold finished; then python -m msa.crossval --resume."""
+    tmp_path = tmp_path_factory.mktemp("crossval")
+    experiment = tmp_path / "results" / "cv"
+    folder = experiment / "crossval_3"
+    before = ray_processes()
+    command = [sys.executable, "tune_main.py", *search_flags(tiny_sample, tmp_path, "cv")]
+    process = subprocess.Popen(
+        [*command, "--crossval", "3", "--max-concurrent", "1"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def first_fold_done():
+        finished = [t for t in folder.glob("trial_*") if len(epochs_of(t)) == 2]
+        return finished and len(list(folder.glob("trial_*"))) >= 2 and list(folder.glob("experiment_state-*"))
+
+    try:
+        deadline = time.time() + 400
+        while not first_fold_done() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert first_fold_done(), "the first fold did not finish in time"
+        finished = {
+            t.name: (t / "result.json").read_text() for t in folder.glob("trial_*") if len(epochs_of(t)) == 2
+        }
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # never leave a run (and its Ray) behind for the next tests
+            process.kill()
+            process.communicate()
+    interrupted = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    assert not wait_for_no_new_ray_processes(before), "Ctrl-C left Ray processes behind"
+    crossval = [sys.executable, "-m", "msa.crossval", str(experiment), "--folds", "3"]
+    refused = run(crossval)
+    resumed = run([*crossval, "--resume"])
+    assert not wait_for_no_new_ray_processes(before), "the resumed run left Ray processes behind"
+    return Crossvalidated(experiment, interrupted, finished, refused, resumed)
+
+
 @pytest.mark.ray
-def test_search_then_crossval_writes_crossval_json(searched):
-    experiment, result = searched
+def test_interrupted_crossval_resumes_keeping_finished_folds(crossvalidated):
+    """Ctrl-C after the first fold: exit 130 with the resume command; without --resume the
+    folder is refused; --resume keeps the finished fold as it was and finishes the others."""
+    cv = crossvalidated
+    assert cv.interrupted.returncode == 130, cv.interrupted.stderr[-2000:]
+    assert f"python -m msa.crossval {cv.experiment} --folds 3 --resume" in cv.interrupted.stderr
+    assert (cv.experiment / "summary.json").exists() and "classical baselines" in cv.interrupted.stdout
+    assert cv.refused.returncode == 2 and "add --resume" in cv.refused.stderr
+    assert cv.resumed.returncode == 0, cv.resumed.stdout[-3000:] + cv.resumed.stderr[-3000:]
+    assert_no_crash_output(cv.resumed)
+    for name, text in cv.finished_before.items():
+        assert (cv.experiment / "crossval_3" / name / "result.json").read_text() == text, (
+            f"finished fold {name} was trained again"
+        )
+    assert "== cross-validation of video_transformer" in cv.resumed.stdout and "mean" in cv.resumed.stdout
+
+
+@pytest.mark.ray
+def test_crossval_json_schema_and_arithmetic(crossvalidated):
+    experiment = crossvalidated.experiment
     summary = json.loads((experiment / "summary.json").read_text())
     cv = json.loads((experiment / "crossval.json").read_text())
     assert set(cv) == CROSSVAL_KEYS
@@ -150,56 +209,6 @@ def test_search_then_crossval_writes_crossval_json(searched):
     for name in FEATURE_SETS:
         accuracies = [f["baseline"][name]["accuracy"] for f in folds]
         assert cv["baseline"][name]["mean"]["accuracy"] == pytest.approx(statistics.fmean(accuracies))
-    assert "== cross-validation of video_transformer" in result.stdout
-    assert "mean" in result.stdout and "crossval.json" in result.stdout
-
-
-@pytest.mark.ray
-def test_interrupted_crossval_resumes_keeping_finished_folds(searched, tmp_path):
-    """Ctrl-C after the first fold finished: exit 130 with the resume command; --resume keeps
-    that fold as it was and finishes the others."""
-    experiment, _ = searched
-    out = tmp_path / "cv4.json"
-    command = [sys.executable, "-m", "msa.crossval", str(experiment), "--folds", "4", "--out", str(out)]
-    command += ["--epochs", "3", "--max-concurrent", "1"]
-    folder = experiment / "crossval_4"
-    before = ray_processes()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def first_fold_done():
-        finished = [t for t in folder.glob("trial_*") if len(epochs_of(t)) == 3]
-        return finished and len(list(folder.glob("trial_*"))) >= 2 and list(folder.glob("experiment_state-*"))
-
-    try:
-        deadline = time.time() + 300
-        while not first_fold_done() and process.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert first_fold_done(), "the first fold did not finish in time"
-        finished = {
-            t.name: (t / "result.json").read_text() for t in folder.glob("trial_*") if len(epochs_of(t)) == 3
-        }
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:  # never leave a run (and its Ray) behind for the next tests
-            process.kill()
-            process.communicate()
-    assert process.returncode == 130, err[-2000:]
-    assert "--folds 4 --resume" in err and not out.exists()
-    assert not wait_for_no_new_ray_processes(before), "Ctrl-C left Ray processes behind"
-
-    refused = run(command)
-    assert refused.returncode == 2 and "add --resume" in refused.stderr
-
-    resumed = run([*command, "--resume"])
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert_no_crash_output(resumed)
-    for name, text in finished.items():
-        assert (folder / name / "result.json").read_text() == text, f"finished fold {name} was trained again"
-    cv = json.loads(out.read_text())
-    assert (cv["folds_completed"], cv["folds_total"], cv["epochs"]) == (4, 4, 3)
-    assert sorted(a for fold in cv["folds"] for a in fold["test_actors"]) == TINY_ACTORS
-    assert all(len(epochs_of(folder / fold["trial"])) == 3 for fold in cv["folds"])
 
 
 def test_a_named_preset_on_data_lacking_actors_exits_2_before_ray(tiny_sample, tmp_path):
