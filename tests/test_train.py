@@ -281,6 +281,16 @@ def test_truncated_checkpoint_names_its_path(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
 
 
+def test_checkpoint_of_an_older_model_layout_is_refused_by_name(tmp_path):
+    """A checkpoint without a layer the model has since gained (say the audio frame norm)."""
+    path = save_checkpoint(tmp_path / "old.pt", tiny("video_iter2"))
+    payload = torch.load(path, weights_only=True)
+    payload["model_state"] = {k: v for k, v in payload["model_state"].items() if "feature_norm" not in k}
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r"old.pt does not fit this msa's model .*Missing key"):
+        model_from_checkpoint(path)
+
+
 # --- reproducibility and layering -----------------------------------------------------------------------
 
 

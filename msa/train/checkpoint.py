@@ -76,5 +76,11 @@ def model_from_checkpoint(
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"checkpoint {path} holds an invalid model config: {error}") from error
     model, _ = create_model(config, config.num_classes, pretrained="off")
-    model.load_state_dict(payload["model_state"])
+    try:
+        model.load_state_dict(payload["model_state"])
+    except RuntimeError as error:  # e.g. written before a layer was added to the model
+        problem = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this msa's model (an older msa wrote it?): {problem}"
+        ) from error
     return model.to(map_location), payload["extra"]
