@@ -102,6 +102,7 @@ def test_summary_matches_the_schema(smoke_run):
         assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["val_accuracy"] <= 1
     assert "tensorboard --logdir" in result.stdout and "test  accuracy" in result.stdout
     assert "classical baselines on the same actors" in result.stdout and "  audio features" in result.stdout
+    assert f"python -m msa.crossval {experiment} --folds 4" in result.stdout
 
 
 PRETRAINED_VIDEO = {"loaded": True, "source": "IMAGENET1K_V1", "sha256": None}  # sha256: the fixture's file

@@ -146,6 +146,12 @@ def describe_pretrained(pretrained: dict) -> str:
     return ", ".join(parts)
 
 
+def suggested_folds(actors: dict[str, list[int]]) -> str:
+    """The published 6-fold protocol on RAVDESS's 24 actors, else 4 folds (fewer on fewer actors)."""
+    present = sorted({actor for part in actors.values() for actor in part})
+    return "ravdess6" if present == list(range(1, 25)) else str(min(4, len(present)))
+
+
 def print_baseline(baseline: dict | None, test: dict) -> None:
     """The classical baselines' test scores under the best trial's, and a line when one wins."""
     if not baseline:
@@ -227,4 +233,7 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     else:
         print(f"tensorboard: tensorboard --logdir {experiment}")
     print(f"report:      python -m msa.report {experiment}")
+    print(
+        f"crossval:    python -m msa.crossval {experiment} --folds {suggested_folds(summary['data']['actors'])}"
+    )
     print(f"notebook:    MSA_EXPERIMENT={experiment} jupyter lab analysis/trials.ipynb")
