@@ -139,7 +139,7 @@ def evaluate_folds(
     return outcomes
 
 
-def run_crossval(
+def cross_validate(
     options: SearchOptions,
     folds_arg: str,
     epochs: int,
@@ -148,22 +148,28 @@ def run_crossval(
     config: dict,
     experiment: str,
     out: str | None = None,
-) -> dict:
+) -> int:
     """Cross-validate ``config`` over ``data``'s actors (Ray is up): train the folds, test each
-    on its actors, write and print crossval.json -> its payload. Raises FoldError /
-    SplitError for folds the data cannot make, KeyboardInterrupt when stopped by Ctrl-C."""
+    on its actors, write and print crossval.json -> the exit status: 0 when every fold
+    finished, 1 when some failed, 130 when stopped by Ctrl-C (with the command that resumes it).
+    Raises FoldError / SplitError for folds the data cannot make."""
     started = time.perf_counter()
     folds, fold_datas = zip(*folds_of(data, folds_arg, options.budget.seed))
     folds = list(folds)
     settings = replace(trial_settings(options, data, weights), max_epochs=epochs)
     tuner = crossval_tuner(options, settings, fold_datas, config, experiment, folds_arg)
-    results = fit_noticing_interrupts(tuner)
+    try:
+        results = fit_noticing_interrupts(tuner)
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted; finished folds are kept. Continue with:\n"
+            f"  python -m msa.crossval {experiment} --folds {folds_arg} --resume",
+            file=sys.stderr,
+        )
+        return 130
     outcomes = evaluate_folds(results, folds, fold_datas, options)
-    config = (
-        {key: value for key, value in results[0].config.items() if key != FOLD_KEY}
-        if len(results)
-        else config
-    )
+    if len(results):  # a restored run's own config, whatever was asked this time
+        config = {key: value for key, value in results[0].config.items() if key != FOLD_KEY}
     best_metrics = next((outcome.val for outcome in outcomes if outcome.test), None)
     payload = crossval_payload(
         outcomes,
@@ -184,30 +190,6 @@ def run_crossval(
     print()
     print(format_crossval(payload))
     print(f"in {(time.perf_counter() - started) / 60:.1f} min; crossval.json: {destination}")
-    return payload
-
-
-def cross_validate(
-    options: SearchOptions,
-    folds: str,
-    epochs: int,
-    data: TrialData,
-    weights: dict[str, WeightsBundle],
-    config: dict,
-    experiment: str,
-    out: str | None = None,
-) -> int:
-    """run_crossval -> the exit status: 0 when every fold finished, 1 when some failed, 130 when
-    stopped by Ctrl-C (with the command that resumes it)."""
-    try:
-        payload = run_crossval(options, folds, epochs, data, weights, config, experiment, out)
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted; finished folds are kept. Continue with:\n"
-            f"  python -m msa.crossval {experiment} --folds {folds} --resume",
-            file=sys.stderr,
-        )
-        return 130
     return 0 if payload["folds_completed"] == payload["folds_total"] else 1
 
 
