@@ -3,8 +3,13 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+NOTEBOOK_STAMP := $(VENV)/.notebook-installed
+# EXPERIMENT=STORAGE/NAME for the notebook targets: a local path (made absolute) or a storage URI
+EXPERIMENT_ABS = $(if $(findstring ://,$(EXPERIMENT)),$(EXPERIMENT),$(abspath $(EXPERIMENT)))
+# where notebook-html writes trials.html: into a local experiment, else here
+NOTEBOOK_OUT = $(if $(findstring ://,$(EXPERIMENT)),.,$(EXPERIMENT_ABS))
 
-.PHONY: venv demo test test-quick test-all lint format clean
+.PHONY: venv demo test test-quick test-all lint format clean notebook notebook-html check-experiment
 
 venv: $(STAMP)
 
@@ -23,6 +28,20 @@ test: venv  # test-quick's tests on two processes, then the Ray tests one at a t
 
 test-quick: venv  # the edit loop: no Ray process, two test processes, under 2 minutes on 2 cores
 	$(PY) -m pytest -m "not slow and not gpu and not ray" -q -n 2
+
+$(NOTEBOOK_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[notebook]'
+	touch $(NOTEBOOK_STAMP)
+
+check-experiment:
+	@test -n "$(EXPERIMENT)" || { echo "error: name the search: make $(MAKECMDGOALS) EXPERIMENT=ray_results/NAME" >&2; exit 2; }
+
+notebook: check-experiment $(NOTEBOOK_STAMP)  # JupyterLab on analysis/trials.ipynb (installs the notebook extra once)
+	MSA_EXPERIMENT=$(EXPERIMENT_ABS) $(VENV)/bin/jupyter lab analysis/trials.ipynb
+
+notebook-html: check-experiment venv  # headless: the notebook executed into EXPERIMENT/trials.html
+	MSA_EXPERIMENT=$(EXPERIMENT_ABS) $(PY) -m jupyter nbconvert --to html --execute analysis/trials.ipynb \
+		--output-dir $(NOTEBOOK_OUT) --output trials
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,7 @@ running, one never reported, a search interrupted and resumed) are made by editi
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -321,6 +322,38 @@ def test_the_notebook_is_committed_clean():
     assert notebook.metadata.kernelspec.name == "python3"
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
     assert "MSA_EXPERIMENT" in code[0].source
+
+
+def test_the_headless_notebook_command_writes_html(search, tmp_path):
+    """README's headless command (what make notebook-html runs) on a finished search."""
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(NOTEBOOK)]
+        + ["--output-dir", str(tmp_path), "--output", "trials"],
+        cwd=REPO,
+        env={**os.environ, "MSA_EXPERIMENT": str(search)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (tmp_path / "trials.html").read_text()
+    assert "Traceback" not in page and "data:image/png;base64" in page
+    assert search.name in page, "the notebook read the experiment it was given"
+
+
+def test_make_notebook_names_what_it_needs():
+    run = subprocess.run(["make", "notebook"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "error: name the search: make notebook EXPERIMENT=ray_results/NAME" in run.stderr
+    dry = subprocess.run(
+        ["make", "-n", "notebook-html", "EXPERIMENT=ray_results/some-search"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"MSA_EXPERIMENT={REPO}/ray_results/some-search" in dry.stdout
+    assert f"--output-dir {REPO}/ray_results/some-search --output trials" in dry.stdout
 
 
 def test_the_notebook_runs_top_to_bottom(search, monkeypatch):

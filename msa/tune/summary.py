@@ -236,4 +236,4 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     print(
         f"crossval:    python -m msa.crossval {experiment} --folds {suggested_folds(summary['data']['actors'])}"
     )
-    print(f"notebook:    MSA_EXPERIMENT={experiment} jupyter lab analysis/trials.ipynb")
+    print(f"notebook:    make notebook EXPERIMENT={experiment}   (or make notebook-html: headless)")
