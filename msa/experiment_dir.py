@@ -5,6 +5,7 @@ One search writes one directory ``STORAGE/NAME/`` (a local path or a storage URI
     STORAGE/NAME/
         msa_args.json                      ARGS_FILE: the command line (--resume reads it back)
         summary.json                       SUMMARY_FILE: written when the search ends (see README)
+        optuna.db                          OPTUNA_DB_FILE: the Optuna study (--optuna-storage default)
         crossval.json                      CROSSVAL_FILE: python -m msa.crossval's result (see README)
         crossval_<folds>/                  CROSSVAL_PREFIX + --folds: the folds' own Ray experiment
         experiment_state-<time>.json       Ray's trial statuses (STATE_PREFIX ... STATE_SUFFIX)
@@ -35,6 +36,7 @@ from msa.data.labels import get_label_set
 
 ARGS_FILE = "msa_args.json"  # the parsed command line, saved for --resume
 SUMMARY_FILE = "summary.json"
+OPTUNA_DB_FILE = "optuna.db"  # --optuna-storage default: the search's Optuna study (sqlite)
 CROSSVAL_FILE = "crossval.json"  # a cross-validation by actor of one configuration
 CROSSVAL_PREFIX = "crossval_"  # + the --folds value: the folds' Ray experiment, inside this one
 PARAMS_FILE = "params.json"  # Ray's: the trial's configuration; marks a folder as a trial's

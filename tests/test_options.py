@@ -133,6 +133,35 @@ def test_bad_crossval_values_are_refused(value):
         parse("--crossval", value).check()
 
 
+def test_optuna_storage_default_lives_in_the_experiment(tmp_path):
+    options = parse("--optuna-storage", "default", "--storage", str(tmp_path), "--name", "exp")
+    options.check()
+    assert options.optuna_storage_url("exp") == f"sqlite:///{tmp_path.resolve() / 'exp' / 'optuna.db'}"
+    assert parse().optuna_storage_url("exp") is None, "in memory unless asked"
+
+
+@pytest.mark.parametrize(
+    "value, storage, message",
+    [
+        ("nonsense", None, "--optuna-storage nonsense: not an SQLAlchemy URL"),
+        (
+            "sqlite:////no/such/folder/optuna.db",
+            None,
+            "--optuna-storage sqlite:////no/such/folder/optuna.db: no folder",
+        ),
+        ("default", "gs://bucket/runs", "--optuna-storage default keeps the study beside a local --storage"),
+    ],
+)
+def test_bad_optuna_storage_is_refused(value, storage, message, tmp_path):
+    flags = ["--optuna-storage", value, "--storage", storage or str(tmp_path)]
+    with pytest.raises(UsageError, match=message):
+        options = parse(*flags)
+        if storage and storage.startswith("gs://"):
+            options.optuna_storage_url("exp")  # (check() would first ask gcs for credentials)
+        else:
+            options.check()
+
+
 def test_split_config_takes_the_seed_and_actors():
     split = parse("--seed", "3", "--val-actors", "1,2", "--test-actors", "3,4").split
     assert (split.method, split.seed, split.val_actors, split.test_actors) == ("actor", 3, (1, 2), (3, 4))

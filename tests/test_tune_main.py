@@ -44,6 +44,8 @@ def smoke_run(tiny_sample, tmp_path_factory, smoke_env):
         str(storage),
         "--name",
         "smoke",
+        "--optuna-storage",
+        "default",
     ]
     before = ray_processes()
     result = subprocess.run(command, cwd=REPO, env=smoke_env, capture_output=True, text=True, timeout=600)
@@ -103,6 +105,25 @@ def test_summary_matches_the_schema(smoke_run):
     assert "tensorboard --logdir" in result.stdout and "test  accuracy" in result.stdout
     assert "classical baselines on the same actors" in result.stdout and "  audio features" in result.stdout
     assert f"python -m msa.crossval {experiment} --folds 4" in result.stdout
+
+
+def test_the_optuna_study_is_persisted_for_the_dashboard(smoke_run):
+    """--optuna-storage default: the study, named after the experiment, in STORAGE/NAME/optuna.db,
+    with a trial per Ray trial: COMPLETE when it ran every epoch, PRUNED (at its last epoch) when
+    ASHA stopped it."""
+    import optuna
+
+    experiment, _ = smoke_run
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{experiment / 'optuna.db'}")
+    epochs = sorted(
+        len((trial / "result.json").read_text().strip().splitlines()) for trial in experiment.glob("trial_*")
+    )
+    assert sorted(t.last_step for t in study.trials) == epochs
+    for trial in study.trials:
+        expected = (
+            optuna.trial.TrialState.COMPLETE if trial.last_step == 2 else optuna.trial.TrialState.PRUNED
+        )
+        assert trial.state == expected, (trial.number, trial.state, trial.last_step)
 
 
 PRETRAINED_VIDEO = {"loaded": True, "source": "IMAGENET1K_V1", "sha256": None}  # sha256: the fixture's file

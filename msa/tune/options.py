@@ -36,7 +36,14 @@ from msa.data.decode import IMAGE_SIZE, NUM_FRAMES
 from msa.data.folds import PRESETS, FoldError, check_folds_arg
 from msa.data.labels import LABEL_SETS
 from msa.data.splits import SPLIT_METHODS, SplitConfig, actor_list
-from msa.experiment_dir import ARGS_FILE, DEFAULT_METRIC, DEFAULT_MODE, TRIAL_METRICS, default_mode
+from msa.experiment_dir import (
+    ARGS_FILE,
+    DEFAULT_METRIC,
+    DEFAULT_MODE,
+    OPTUNA_DB_FILE,
+    TRIAL_METRICS,
+    default_mode,
+)
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("optuna", "random")
@@ -114,6 +121,15 @@ class EvaluationOptions:
 
 
 @dataclass(frozen=True)
+class TrackingOptions:
+    """Where else the search is recorded, besides its experiment directory."""
+
+    # An SQLAlchemy URL (sqlite:///PATH, postgresql://...) or "default" (sqlite in the
+    # experiment directory) that persists the Optuna study, for optuna-dashboard; None: in memory.
+    optuna_storage: str | None = None
+
+
+@dataclass(frozen=True)
 class CrossvalOptions:
     """python -m msa.crossval's own flags (the rest are the search's, from its msa_args.json)."""
 
@@ -130,6 +146,7 @@ GROUPS = {
     "output": OutputOptions,
     "weights": WeightOptions,
     "evaluation": EvaluationOptions,
+    "tracking": TrackingOptions,
 }
 # What --smoke-test changes: a budget that finishes in about a minute on 2 cores.
 SMOKE_DEFAULTS = {"num_samples": 2, "max_epochs": 2, "grace_period": 1, "frames": 4, "image_size": 32}
@@ -150,6 +167,7 @@ class SearchOptions:
     output: OutputOptions = OutputOptions()
     weights: WeightOptions = WeightOptions()
     evaluation: EvaluationOptions = EvaluationOptions()
+    tracking: TrackingOptions = TrackingOptions()
     smoke_test: bool = False  # tiny models and frames
 
     @classmethod
@@ -282,6 +300,36 @@ class SearchOptions:
                 f"--pretrained must be one of {', '.join(PRETRAINED_MODES)}, got {self.weights.pretrained!r}"
             )
         check_storage(self.output)
+        if self.tracking.optuna_storage is not None:
+            self.optuna_storage_url(self.experiment_name)  # raises UsageError for a URL Optuna cannot use
+
+    def optuna_storage_url(self, name: str) -> str | None:
+        """--optuna-storage as an SQLAlchemy URL ("default": sqlite:///STORAGE/NAME/optuna.db for
+        the experiment ``name``); None for the in-memory study. Raises UsageError."""
+        value = self.tracking.optuna_storage
+        if value is None:
+            return None
+        if value == "default":
+            if is_uri(self.output.storage):
+                raise UsageError(
+                    f"--optuna-storage default keeps the study beside a local --storage, not {self.output.storage}; "
+                    "give an SQLAlchemy URL such as sqlite:///PATH/optuna.db or postgresql://..."
+                )
+            folder = Path(self.output.storage).expanduser().resolve() / name
+            return f"sqlite:///{folder / OPTUNA_DB_FILE}"
+        from sqlalchemy.engine import make_url  # Optuna's own dependency
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise UsageError(
+                f"--optuna-storage {value}: not an SQLAlchemy URL (e.g. sqlite:///PATH/optuna.db) or default"
+            ) from None
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            if not Path(url.database).expanduser().parent.is_dir():
+                raise UsageError(f"--optuna-storage {value}: no folder {Path(url.database).parent}")
+        return value
 
 
 def check_resources(resources: ResourceOptions) -> None:
@@ -381,6 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--audio-weights",
         help="speech encoder (wav2vec 2.0, HuBERT, WavLM): a Hugging Face hub id[@revision] or a local save_pretrained folder (default facebook/wav2vec2-base)",
+    )
+    p.add_argument(
+        "--optuna-storage",
+        metavar="URL|default",
+        help="persist the Optuna study in an RDB (default: sqlite in the experiment directory) to watch it with optuna-dashboard",
     )
     p.add_argument(
         "--crossval",

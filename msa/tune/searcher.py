@@ -26,12 +26,14 @@ class BudgetAwareOptunaSearch(OptunaSearch):
     def __init__(self, *args, max_epochs: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_epochs = max_epochs
+        self._reported_epochs: dict[str, int] = {}  # trial -> the last epoch Optuna was told
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         value = result.get(self.metric)
         if value is None or not math.isfinite(value):
             return  # Optuna refuses non-finite intermediate values; the trial is failed on completion
         super().on_trial_result(trial_id, result)
+        self._reported_epochs[trial_id] = result[EPOCH_KEY]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -41,11 +43,28 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         ot_trial = self._ot_trials[trial_id]
         if error or value is None or not math.isfinite(value):
             self._ot_study.tell(ot_trial, state=TrialState.FAIL)
-        elif epochs < self.max_epochs:
+            self._completed_trials.add(trial_id)
+            return
+        # Ray hands a trial's last result to on_trial_complete only: report it too, so that a
+        # pruned trial is compared at the epoch it reached with the value it had there (and the
+        # study's learning curves end where the trial did).
+        if self._reported_epochs.get(trial_id) != epochs:
+            ot_trial.report(value, epochs)
+        if epochs < self.max_epochs:
             self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
         else:
             self._ot_study.tell(ot_trial, value, state=TrialState.COMPLETE)
         self._completed_trials.add(trial_id)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        # A study in an RDB (--optuna-storage) can hold trials asked after the searcher was last
+        # saved (the driver was killed in between): Ray will never run or report them, so they
+        # end FAIL rather than stay RUNNING in optuna-dashboard forever.
+        known = {ot_trial.number for ot_trial in self._ot_trials.values()}
+        for stale in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if stale.number not in known:
+                self._ot_study.tell(stale.number, state=TrialState.FAIL)
 
     @property
     def study(self) -> optuna.Study:

@@ -38,7 +38,11 @@ def tpe_startup_trials(num_samples: int) -> int:
     return min(TPE_MAX_STARTUP_TRIALS, max(1, num_samples // 3))
 
 
-def build_searcher(space: str, budget: BudgetOptions) -> BudgetAwareOptunaSearch:
+def build_searcher(
+    space: str, budget: BudgetOptions, storage_url: str | None = None, study_name: str | None = None
+) -> BudgetAwareOptunaSearch:
+    """The define-by-run Optuna search; with ``storage_url`` its study lives in that RDB under
+    ``study_name`` (what optuna-dashboard shows), else in memory."""
     if budget.search == "optuna":
         sampler = optuna.samplers.TPESampler(
             seed=budget.seed, n_startup_trials=tpe_startup_trials(budget.num_samples)
@@ -51,6 +55,8 @@ def build_searcher(space: str, budget: BudgetOptions) -> BudgetAwareOptunaSearch
         mode=budget.mode,
         sampler=sampler,
         max_epochs=budget.max_epochs,
+        storage=optuna.storages.RDBStorage(storage_url) if storage_url else None,
+        study_name=study_name if storage_url else None,
     )
 
 
@@ -114,7 +120,7 @@ def build_tuner(options: SearchOptions, settings: TrialSettings, name: str) -> t
         # No metric here: the searcher and the scheduler each carry their own, and summaries
         # pick the best trial by the search metric themselves.
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(options.space, budget),
+            search_alg=build_searcher(options.space, budget, options.optuna_storage_url(name), name),
             scheduler=build_trial_scheduler(budget),
             num_samples=budget.num_samples,
             max_concurrent_trials=max_concurrent,
