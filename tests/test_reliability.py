@@ -123,7 +123,10 @@ def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
     runs, there is no dashboard and Ray refuses clients without the run's token."""
     before = ray_processes()
     command = tune_main(
-        tiny_sample, tmp_path, "killed", "--num-samples", "3", "--max-epochs", "4", "--grace-period", "4"
+        tiny_sample,
+        tmp_path,
+        "killed",
+        *("--num-samples", "3", "--max-epochs", "4", "--grace-period", "4", "--optuna-storage", "default"),
     )
     driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     experiment = tmp_path / "results" / "killed"
@@ -167,6 +170,13 @@ def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
                 f"{trial.name} resumed at epoch {new[0]} after checkpointing epoch {checkpointed[trial.name]}"
             )
     assert not wait_for_no_new_ray_processes(before), "Ray processes outlived the resumed run"
+    # The resumed search went on in the same Optuna study: every trial told, none left RUNNING.
+    import optuna
+
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{experiment / 'optuna.db'}")
+    states = [trial.state for trial in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3, states
+    assert optuna.trial.TrialState.RUNNING not in states, states
 
 
 @pytest.mark.ray
