@@ -257,12 +257,13 @@ CONFIG = (
         (["--folds", "3", "--config", CONFIG, "--epochs", "0"], "--epochs must be at least 1"),
     ],
 )
-def test_msa_crossval_refuses_bad_input_with_one_line(saved_experiment, flags, message):
+def test_msa_crossval_refuses_bad_input_with_one_line(saved_experiment, flags, message, capsys):
+    from msa.crossval import main  # in process: the command line itself is run below
+
     before = ray_processes()
-    result = run([sys.executable, "-m", "msa.crossval", str(saved_experiment), *flags])
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert main([str(saved_experiment), *flags]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and message in lines[0], lines
     assert not ray_processes() - before
 
 
