@@ -5,7 +5,7 @@ and the memory of concurrent trials, all measured in one run on the embedded sam
 
 Full run (~21 min on 2 cores): the default sample (128 clips, 16 frames of 112 px), epoch times
 over all its train + val clips, searches of 16 trials x 9 epochs. --quick (~6 min): the same
-clips and models, shorter searches at 8 frames of 64 px. --tiny (~1.5 min, what the test suite
+clips and models, shorter searches at 8 frames of 64 px. --tiny (~1.5 min, what make test-all
 runs): a 16-clip sample and smoke-size models; its numbers mean nothing.
 
 Stages and the keys they write (targets for the 2-core machine in brackets):
@@ -387,7 +387,7 @@ def main() -> int:
         "--quick", action="store_true", help="shorter searches at smaller frames (~6 min on 2 cores)"
     )
     size.add_argument(
-        "--tiny", action="store_true", help="a 16-clip sample and smoke-size models (for the test suite)"
+        "--tiny", action="store_true", help="a 16-clip sample and smoke-size models (for make test-all)"
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results here")
     parser.add_argument(

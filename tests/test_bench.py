@@ -8,7 +8,8 @@ import sys
 import pytest
 from conftest import REPO
 
-pytestmark = pytest.mark.ray  # these tests start Ray (make test-quick leaves them out)
+# It starts Ray, and its four searches take about 2 minutes: make test-all runs it.
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 KEYS = (
     "decode_clips_per_s",

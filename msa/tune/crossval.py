@@ -29,6 +29,7 @@ from msa.tune.crossval_file import FoldOutcome, crossval_payload, format_crossva
 from msa.tune.options import CrossvalOptions, SearchOptions
 from msa.tune.run import fit_noticing_interrupts, on_ray, trial_settings
 from msa.tune.summary import (
+    baseline_here_or_on_cluster,
     best_trial,
     error_message,
     evaluate_checkpoint,
@@ -109,17 +110,10 @@ def evaluate_folds(
             tasks[fold.number] = evaluate.remote(
                 checkpoint, fold_datas[fold.number - 1], budget.seed, resources.threads
             )
-    baseline_task = (
-        ray.remote(baseline_for_folds)
-        .options(num_cpus=resources.cpus_per_trial)
-        .remote(fold_datas, resources.threads)
-    )
+    baselines = baseline_here_or_on_cluster(baseline_for_folds, fold_datas, resources)
+    if isinstance(baselines, dict):  # it failed: the deep results stand without it
+        baselines = [baselines] * len(folds)
     tests = dict(zip(tasks, ray.get(list(tasks.values()))))
-    try:
-        baselines = ray.get(baseline_task)
-    except Exception as error:  # the deep results stand without it
-        print(f"warning: the classical baseline failed: {error_message(error)}", file=sys.stderr)
-        baselines = [{"error": error_message(error)}] * len(folds)
     outcomes = []
     for fold, baseline in zip(folds, baselines, strict=True):
         result = by_fold.get(fold.number)

@@ -59,10 +59,19 @@ def with_trial_resources(function, resources: ResourceOptions):
 
 
 def run_baseline(data: TrialData, resources: ResourceOptions) -> dict:
-    """summary.json's ``baseline``: msa.baseline on the search's own train / val / test actors, as
-    a Ray task (seconds); {"error": ...} if it fails, since the search's results stand without it."""
-    task = ray.remote(baseline_for).options(num_cpus=resources.cpus_per_trial)
+    """summary.json's ``baseline``: msa.baseline on the search's own train / val / test actors;
+    {"error": ...} if it fails, since the search's results stand without it."""
+    return baseline_here_or_on_cluster(baseline_for, data, resources)
+
+
+def baseline_here_or_on_cluster(function, data, resources: ResourceOptions):
+    """``function(data, threads)`` (msa.baseline: seconds of CPU) in this process, whose machine
+    prepared the clips; on a cluster (``--address``) as a Ray task, on a node that prepares what
+    it lacks. A failure is returned as {"error": ...} with a warning."""
     try:
+        if resources.address is None:
+            return function(data, resources.threads)
+        task = ray.remote(function).options(num_cpus=resources.cpus_per_trial)
         return ray.get(task.remote(data, resources.threads))
     except Exception as error:
         message = error_message(error)
