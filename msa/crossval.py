@@ -38,6 +38,7 @@ from msa.tune.options import (  # noqa: E402
     SearchOptions,
     UsageError,
     add_resource_arguments,
+    read_experiment_file,
 )
 
 
@@ -77,15 +78,11 @@ def split_location(experiment: str) -> tuple[str, str]:
     return str(path.parent), path.name
 
 
-def read_experiment_file(storage: str, name: str, file: str) -> str | None:
-    """The text of STORAGE/NAME/FILE, None when it is missing."""
+def read_if_present(storage: str, name: str, file: str) -> str | None:
+    """The text of STORAGE/NAME/FILE, None when it is missing or unreadable."""
     try:
-        if is_uri(storage):
-            fs, root = remote_filesystem(storage)
-            with fs.open_input_stream(f"{root.rstrip('/')}/{name}/{file}") as handle:
-                return handle.read().decode()
-        return (Path(storage) / name / file).read_text()
-    except (FileNotFoundError, OSError):
+        return read_experiment_file(storage, name, file)
+    except OSError:
         return None
 
 
@@ -121,7 +118,7 @@ def read_config(args: argparse.Namespace, storage: str, name: str) -> dict:
         if not isinstance(config, dict) or "model" not in config:
             raise UsageError(f'--config {args.config}: expected a JSON object with a "model" key')
         return config
-    text = read_experiment_file(storage, name, SUMMARY_FILE)
+    text = read_if_present(storage, name, SUMMARY_FILE)
     summary = json.loads(text) if text else None
     if not summary or not summary.get("best_config"):
         raise UsageError(
@@ -143,7 +140,7 @@ def settle(args: argparse.Namespace):
     """(options, crossval options, config, experiment) from the command line and the search's
     saved files. Raises UsageError / FoldError."""
     storage, name = split_location(args.experiment)
-    stored_text = read_experiment_file(storage, name, ARGS_FILE)
+    stored_text = read_if_present(storage, name, ARGS_FILE)
     if stored_text is None:
         raise UsageError(f"{args.experiment}: not an experiment directory (no {ARGS_FILE})")
     stored = SearchOptions.from_json(stored_text)

@@ -27,6 +27,28 @@ def tiny_sample(tmp_path_factory) -> Path:
     return generate_sample(tmp_path_factory.mktemp("tiny-sample") / "data", spec, workers=2, progress=False)
 
 
+def smoke_search_flags(data: Path, work: Path, name: str) -> list[str]:
+    """tune_main.py's flags for a smoke search of video_transformer on ``data`` (the tiny
+    sample) from random weights, with its cache and results under ``work``."""
+    return [
+        "--space",
+        "video_transformer",
+        "--smoke-test",
+        "--pretrained",
+        "off",
+        "--data",
+        str(data),
+        "--classes",
+        "seed4",
+        "--cache",
+        str(work / "cache"),
+        "--storage",
+        str(work / "results"),
+        "--name",
+        name,
+    ]
+
+
 @pytest.fixture(scope="session")
 def tiny_trial_data(tiny_sample, tmp_path_factory):
     """The tiny sample prepared at 4 frames of 32 px and split by actor, as tune_main does."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, smoke_search_flags
 from processes import assert_no_crash_output, ray_processes, wait_for_no_new_ray_processes
 
 from msa.data.folds import Fold
@@ -65,25 +65,8 @@ FOLD_KEYS = {
 
 
 def search_flags(tiny_sample, tmp_path, name):
-    return [
-        "--space",
-        "video_transformer",
-        "--smoke-test",
-        "--num-samples",
-        "1",
-        "--pretrained",
-        "off",
-        "--data",
-        str(tiny_sample),
-        "--classes",
-        "seed4",
-        "--cache",
-        str(tmp_path / "cache"),
-        "--storage",
-        str(tmp_path / "results"),
-        "--name",
-        name,
-    ]
+    """A smoke search of one trial."""
+    return [*smoke_search_flags(tiny_sample, tmp_path, name), "--num-samples", "1"]
 
 
 def run(command, timeout=600, **kwargs):

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, smoke_search_flags
 from processes import (
     assert_no_crash_output,
     command_line,
@@ -68,26 +68,7 @@ def node_ip() -> str:
 def tune_main(tiny_sample, tmp_path, name, *flags, fail_at_epoch: int | None = None):
     """The command line of a smoke search; with fail_at_epoch, every trial's first attempt fails then."""
     entry = ["tune_main.py"] if fail_at_epoch is None else ["tests/failing_tune_main.py", str(fail_at_epoch)]
-    return [
-        sys.executable,
-        *entry,
-        "--space",
-        "video_transformer",
-        "--smoke-test",
-        "--pretrained",
-        "off",
-        "--data",
-        str(tiny_sample),
-        "--classes",
-        "seed4",
-        "--cache",
-        str(tmp_path / "cache"),
-        "--storage",
-        str(tmp_path / "results"),
-        "--name",
-        name,
-        *flags,
-    ]
+    return [sys.executable, *entry, *smoke_search_flags(tiny_sample, tmp_path, name), *flags]
 
 
 def epochs_reported(trial: Path) -> list[int]:

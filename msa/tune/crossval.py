@@ -29,17 +29,17 @@ from msa.tune.crossval_file import FoldOutcome, crossval_payload, format_crossva
 from msa.tune.options import CrossvalOptions, SearchOptions
 from msa.tune.run import fit_noticing_interrupts, on_ray, trial_settings
 from msa.tune.summary import (
-    baseline_here_or_on_cluster,
     best_trial,
     error_message,
     evaluate_checkpoint,
     pretrained_summary,
+    run_baseline,
     trial_status,
     with_trial_resources,
     write_json,
 )
 from msa.tune.trainable import train_trial
-from msa.tune.tuner import concurrency, run_config, storage_root, trial_name
+from msa.tune.tuner import concurrency, run_config, storage_root, trainable, trial_name
 from msa.weights import WeightsBundle
 
 FOLD_KEY = "fold"  # the grid's key in each fold trial's config
@@ -50,14 +50,6 @@ def train_fold(config: dict, settings: TrialSettings, folds: tuple[TrialData, ..
     fold = config[FOLD_KEY]
     trial_config = {key: value for key, value in config.items() if key != FOLD_KEY}
     train_trial(trial_config, replace(settings, data=folds[fold - 1]))
-
-
-def fold_trainable(options: SearchOptions, settings: TrialSettings, fold_datas: tuple[TrialData, ...]):
-    resources = options.resources
-    per_trial = {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
-    return tune.with_resources(
-        tune.with_parameters(train_fold, settings=settings, folds=fold_datas), per_trial
-    )
 
 
 def crossval_tuner(
@@ -71,12 +63,12 @@ def crossval_tuner(
     """The folds' Tuner: restored where a run of the same folds exists (finished folds stay as
     they are), else a new grid."""
     path = crossval_folder(experiment, folds)
-    trainable = fold_trainable(options, settings, fold_datas)
+    fold_trainable = trainable(options.resources, settings, train_fold, folds=fold_datas)
     if tune.Tuner.can_restore(path):
-        return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+        return tune.Tuner.restore(path, trainable=fold_trainable, resume_errored=True)
     resources = options.resources
     return tune.Tuner(
-        trainable,
+        fold_trainable,
         param_space={**config, FOLD_KEY: tune.grid_search(list(range(1, len(fold_datas) + 1)))},
         tune_config=tune.TuneConfig(
             num_samples=1,
@@ -110,7 +102,7 @@ def evaluate_folds(
             tasks[fold.number] = evaluate.remote(
                 checkpoint, fold_datas[fold.number - 1], budget.seed, resources.threads
             )
-    baselines = baseline_here_or_on_cluster(baseline_for_folds, fold_datas, resources)
+    baselines = run_baseline(baseline_for_folds, fold_datas, resources)
     if isinstance(baselines, dict):  # it failed: the deep results stand without it
         baselines = [baselines] * len(folds)
     tests = dict(zip(tasks, ray.get(list(tasks.values()))))

@@ -504,9 +504,14 @@ def check_storage(output: OutputOptions) -> None:
 
 
 def read_stored_options(output: OutputOptions) -> str:
-    """The text of STORAGE/NAME/msa_args.json, local or behind a URI."""
-    if is_uri(output.storage):
-        fs, path = remote_filesystem(output.storage)
-        with fs.open_input_stream(f"{path.rstrip('/')}/{output.name}/{ARGS_FILE}") as handle:
+    """The text of STORAGE/NAME/msa_args.json, local or behind a URI. Raises OSError."""
+    return read_experiment_file(output.storage, output.name, ARGS_FILE)
+
+
+def read_experiment_file(storage: str, name: str, file: str) -> str:
+    """The text of STORAGE/NAME/FILE, local or behind a URI. Raises OSError (FileNotFoundError)."""
+    if is_uri(storage):
+        fs, path = remote_filesystem(storage)
+        with fs.open_input_stream(f"{path.rstrip('/')}/{name}/{file}") as handle:
             return handle.read().decode()
-    return (Path(output.storage).expanduser() / output.name / ARGS_FILE).read_text()
+    return (Path(storage).expanduser() / name / file).read_text()

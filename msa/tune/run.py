@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import ray
 
+from msa.baseline import baseline_for
 from msa.data.experiment import FoundData, TrialData, split_data
 from msa.data.folds import FoldError, folds_of
 from msa.data.prepare import NoUsableClipsError
@@ -155,7 +156,7 @@ def search(options: SearchOptions, data: TrialData, weights: dict[str, WeightsBu
         )
         results = fit_noticing_interrupts(tuner)
         test = evaluate_best(results, options.budget, options.resources, data)
-        baseline = run_baseline(data, options.resources)
+        baseline = run_baseline(baseline_for, data, options.resources)
         summary = summarise(results, options, data, test, weights, baseline)
         write_json(f"{experiment}/{SUMMARY_FILE}", summary)
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import ray
 
-from msa.baseline import FEATURE_SETS, baseline_for
+from msa.baseline import FEATURE_SETS
 from msa.data import is_uri, remote_filesystem
 from msa.data.experiment import TrialData
 from msa.experiment_dir import CHECKPOINT_FILE, VAL_KEYS, has_metric, ranking_key
@@ -58,16 +58,11 @@ def with_trial_resources(function, resources: ResourceOptions):
     return ray.remote(function).options(num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial)
 
 
-def run_baseline(data: TrialData, resources: ResourceOptions) -> dict:
-    """summary.json's ``baseline``: msa.baseline on the search's own train / val / test actors;
-    {"error": ...} if it fails, since the search's results stand without it."""
-    return baseline_here_or_on_cluster(baseline_for, data, resources)
-
-
-def baseline_here_or_on_cluster(function, data, resources: ResourceOptions):
-    """``function(data, threads)`` (msa.baseline: seconds of CPU) in this process, whose machine
-    prepared the clips; on a cluster (``--address``) as a Ray task, on a node that prepares what
-    it lacks. A failure is returned as {"error": ...} with a warning."""
+def run_baseline(function, data, resources: ResourceOptions):
+    """``function(data, threads)``: msa.baseline's baseline_for (summary.json's ``baseline``) or
+    baseline_for_folds, seconds of CPU. Run in this process, whose machine prepared the clips; on
+    a cluster (``--address``) as a Ray task, on a node that prepares what it lacks. A failure is
+    returned as {"error": ...} with a warning: the deep results stand without it."""
     try:
         if resources.address is None:
             return function(data, resources.threads)

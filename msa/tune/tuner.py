@@ -74,9 +74,11 @@ def build_trial_scheduler(budget: BudgetOptions):
     )
 
 
-def trainable(resources: ResourceOptions, settings: TrialSettings):
+def trainable(resources: ResourceOptions, settings: TrialSettings, function=train_trial, **parameters):
+    """``function(config, settings=settings, **parameters)`` as Tune's trainable, each trial
+    given ``resources`` (the parameters go through Ray's object store once)."""
     per_trial = {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(train_trial, settings=settings), per_trial)
+    return tune.with_resources(tune.with_parameters(function, settings=settings, **parameters), per_trial)
 
 
 def run_config(storage: str, name: str, mode: str, max_failures: int) -> tune.RunConfig:
