@@ -19,7 +19,8 @@ from msa.data.decode import PrepareParams  # noqa: E402
 from msa.data.folds import FoldError, folds_of, make_folds  # noqa: E402
 from msa.data.prepare import NoUsableClipsError  # noqa: E402
 from msa.data.splits import SplitError  # noqa: E402
-from msa.tune.options import SearchOptions, UsageError, build_parser  # noqa: E402
+from msa.tune.command_line import build_parser  # noqa: E402
+from msa.tune.options import SearchOptions, UsageError  # noqa: E402
 from search_spaces import SPACES  # noqa: E402
 
 

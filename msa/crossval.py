@@ -30,6 +30,7 @@ from msa.data.folds import PRESETS, FoldError, check_folds_arg, folds_of, make_f
 from msa.data.prepare import NoUsableClipsError  # noqa: E402
 from msa.data.splits import SplitError  # noqa: E402
 from msa.experiment_dir import ARGS_FILE, CROSSVAL_PREFIX, STATE_PREFIX, SUMMARY_FILE, crossval_folder  # noqa: E402
+from msa.tune.command_line import add_resource_arguments  # noqa: E402
 from msa.tune.options import (  # noqa: E402
     CrossvalOptions,
     EvaluationOptions,
@@ -37,7 +38,6 @@ from msa.tune.options import (  # noqa: E402
     ResourceOptions,
     SearchOptions,
     UsageError,
-    add_resource_arguments,
     read_experiment_file,
 )
 

@@ -6,6 +6,8 @@ One search writes one directory ``STORAGE/NAME/`` (a local path or a storage URI
         msa_args.json                      ARGS_FILE: the command line (--resume reads it back)
         summary.json                       SUMMARY_FILE: written when the search ends (see README)
         optuna.db                          OPTUNA_DB_FILE: the Optuna study (--optuna-storage default)
+        mlflow.db, mlartifacts/            MLFLOW_DB_FILE, MLFLOW_ARTIFACTS_DIR: the MLflow store (--mlflow)
+        wandb_summary/wandb/               WANDB_SUMMARY_DIR: the W&B summary run's files (--wandb)
         crossval.json                      CROSSVAL_FILE: python -m msa.crossval's result (see README)
         crossval_<folds>/                  CROSSVAL_PREFIX + --folds: the folds' own Ray experiment
         experiment_state-<time>.json       Ray's trial statuses (STATE_PREFIX ... STATE_SUFFIX)
@@ -16,6 +18,7 @@ One search writes one directory ``STORAGE/NAME/`` (a local path or a storage URI
             error.txt, error.pkl           ERROR_TEXT, ERROR_PICKLE: Ray's record of the trial's failures
             checkpoint_<n>/checkpoint.pt   CHECKPOINT_PREFIX, CHECKPOINT_FILE: the kept checkpoints
             tensorboard/                   TENSORBOARD_DIR: our TensorBoard events
+            wandb/offline-run-*/           the trial's W&B run, when --wandb logs offline
 
 The README section "The experiment directory" documents it for users. This module names every
 file in it, the metrics each trial reports, how ASHA compares trials (RUNG_SCORE,
@@ -37,6 +40,9 @@ from msa.data.labels import get_label_set
 ARGS_FILE = "msa_args.json"  # the parsed command line, saved for --resume
 SUMMARY_FILE = "summary.json"
 OPTUNA_DB_FILE = "optuna.db"  # --optuna-storage default: the search's Optuna study (sqlite)
+MLFLOW_DB_FILE = "mlflow.db"  # --mlflow without a URI: the search's MLflow tracking store (sqlite)
+MLFLOW_ARTIFACTS_DIR = "mlartifacts"  # ... and its artifacts (summary.json, report.html)
+WANDB_SUMMARY_DIR = "wandb_summary"  # --wandb: the search's summary run writes its files here
 CROSSVAL_FILE = "crossval.json"  # a cross-validation by actor of one configuration
 CROSSVAL_PREFIX = "crossval_"  # + the --folds value: the folds' Ray experiment, inside this one
 PARAMS_FILE = "params.json"  # Ray's: the trial's configuration; marks a folder as a trial's
@@ -79,6 +85,20 @@ def default_mode(metric: str) -> str:
 
 # summary.json's "baseline" and crossval.json's baselines: one block per feature set (msa.baseline)
 BASELINE_FEATURE_SETS = ("audio", "video", "audiovisual")  # audiovisual: audio and video side by side
+
+
+# How a trial ended, in the report's and the trackers' words (trial_outcome).
+TRIAL_OUTCOMES = ("finished", "stopped early", "errored", "running", "pending")
+
+
+def trial_outcome(status: str, epochs: int, max_epochs: int) -> str:
+    """One of TRIAL_OUTCOMES, from Ray's trial status and the last epoch it reported: a
+    TERMINATED trial short of ``max_epochs`` was stopped early (by ASHA, or a non-finite loss)."""
+    if status == "ERROR":
+        return "errored"
+    if status == "TERMINATED":
+        return "stopped early" if epochs < max_epochs else "finished"
+    return "running" if epochs > 0 else "pending"
 
 
 def class_labels(classes: str) -> tuple[str, ...]:

@@ -11,7 +11,8 @@ from conftest import REPO
 from jsonschema import ValidationError
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from msa.tune.options import SearchOptions, build_parser
+from msa.tune.command_line import build_parser
+from msa.tune.options import SearchOptions
 from search_spaces import SPACES
 
 LAUNCHER_CONFIGS = ("gcp.yaml", "aws.yaml")

@@ -17,8 +17,9 @@ from processes import assert_no_crash_output, ray_processes, wait_for_no_new_ray
 
 from msa.data.folds import Fold
 from msa.experiment_dir import best_result
+from msa.tune.command_line import build_parser
 from msa.tune.crossval_file import FoldOutcome, crossval_payload, format_crossval
-from msa.tune.options import SearchOptions, build_parser
+from msa.tune.options import SearchOptions
 
 TINY_ACTORS = [1, 2, 3, 4]
 CLIPS_PER_ACTOR = 4  # the tiny sample: 4 emotions x 1 statement

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from msa.tune.options import DataOptions, SearchOptions, UsageError, build_parser
+from msa.tune.command_line import build_parser
+from msa.tune.options import DataOptions, SearchOptions, UsageError
+from msa.tune.tracking.options import TrackingError, optuna_storage_url
 from search_spaces import SPACES
 
 
@@ -136,8 +138,9 @@ def test_bad_crossval_values_are_refused(value):
 def test_optuna_storage_default_lives_in_the_experiment(tmp_path):
     options = parse("--optuna-storage", "default", "--storage", str(tmp_path), "--name", "exp")
     options.check()
-    assert options.optuna_storage_url("exp") == f"sqlite:///{tmp_path.resolve() / 'exp' / 'optuna.db'}"
-    assert parse().optuna_storage_url("exp") is None, "in memory unless asked"
+    url = optuna_storage_url(options.tracking, options.output.storage, "exp")
+    assert url == f"sqlite:///{tmp_path.resolve() / 'exp' / 'optuna.db'}"
+    assert optuna_storage_url(parse().tracking, "runs", "exp") is None, "in memory unless asked"
 
 
 @pytest.mark.parametrize(
@@ -149,16 +152,17 @@ def test_optuna_storage_default_lives_in_the_experiment(tmp_path):
             None,
             "--optuna-storage sqlite:////no/such/folder/optuna.db: no folder",
         ),
-        ("default", "gs://bucket/runs", "--optuna-storage default keeps the study beside a local --storage"),
+        ("default", "gs://bucket/runs", "--optuna-storage default keeps its store beside a local --storage"),
     ],
 )
 def test_bad_optuna_storage_is_refused(value, storage, message, tmp_path):
     flags = ["--optuna-storage", value, "--storage", storage or str(tmp_path)]
-    with pytest.raises(UsageError, match=message):
-        options = parse(*flags)
-        if storage and storage.startswith("gs://"):
-            options.optuna_storage_url("exp")  # (check() would first ask gcs for credentials)
-        else:
+    options = parse(*flags)
+    if storage and storage.startswith("gs://"):  # (check() would first ask gcs for credentials)
+        with pytest.raises(TrackingError, match=message):
+            optuna_storage_url(options.tracking, options.output.storage, "exp")
+    else:
+        with pytest.raises(UsageError, match=message):
             options.check()
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from msa.analysis.experiment import Experiment
 from msa.analysis.trials import CONFIG_PREFIX, best_epoch_rows
-from msa.experiment_dir import class_labels, ranking_key
+from msa.experiment_dir import TRIAL_OUTCOMES, class_labels, ranking_key
 
 # How people read the metrics (the frames keep the reported names).
 LABELS = {
@@ -19,7 +19,7 @@ LABELS = {
     "lr": "learning rate",
 }
 CHANCE_METRICS = ("val_acc", "val_uar", "train_acc")  # where 1 / classes is the chance level
-OUTCOMES = ("finished", "stopped early", "errored", "running", "pending")  # how a trial ended (see outcome)
+OUTCOMES = TRIAL_OUTCOMES  # how a trial ended (the trial frame's outcome column)
 
 
 def label(metric: str) -> str:
@@ -28,11 +28,7 @@ def label(metric: str) -> str:
 
 def outcome(trial: pd.Series) -> str:
     """One of OUTCOMES for a row of the trial frame."""
-    if trial["status"] == "ERROR":
-        return "errored"
-    if trial["status"] == "TERMINATED":
-        return "stopped early" if trial["stopped_early"] else "finished"
-    return "running" if trial["epochs"] > 0 else "pending"
+    return trial["outcome"]
 
 
 def num_classes(experiment: Experiment) -> int | None:

@@ -36,6 +36,7 @@ from msa.experiment_dir import (
     best_index,
     best_result,
     trial_folder,
+    trial_outcome,
 )
 
 CONFIG_PREFIX = "config/"  # trial frame columns holding the flattened configuration, as Ray names them
@@ -61,6 +62,7 @@ TRIAL_COLUMNS = [
     "trial",
     "trial_id",
     "status",
+    "outcome",
     "stopped_early",
     "epochs",
     "best_epoch",
@@ -229,7 +231,8 @@ def trial_row(record: TrialRecord, metric: str, mode: str, max_epochs: int) -> d
         "trial": record.folder,
         "trial_id": record.trial_id,
         "status": status,
-        "stopped_early": status == "TERMINATED" and epochs < max_epochs,
+        "outcome": trial_outcome(status, epochs, max_epochs),
+        "stopped_early": trial_outcome(status, epochs, max_epochs) == "stopped early",
         "epochs": epochs,
         "best_epoch": best.get("epoch"),
         **{f"best_{name}": best.get(name) for name in TRIAL_METRICS},
@@ -250,7 +253,8 @@ def trials_frame(records: list[TrialRecord], metric: str, mode: str, max_epochs:
     """One row per trial, in folder order.
 
     Columns: trial (folder name), trial_id, status (Ray's: TERMINATED / ERROR / RUNNING / PENDING /
-    PAUSED), stopped_early (TERMINATED before max_epochs), epochs (the last epoch reported, 0
+    PAUSED), outcome (msa.experiment_dir.trial_outcome: finished, stopped early, errored, running,
+    pending), stopped_early (TERMINATED before max_epochs), epochs (the last epoch reported, 0
     for none), best_epoch (the best epoch by msa.experiment_dir.ranking_key), best_<m> and
     last_<m> for each m in TRIAL_METRICS (best_: at best_epoch, as summary.json's best_val;
     last_: at the last epoch), time_total_s (Ray's training seconds, summed over restarts),

@@ -1,6 +1,6 @@
 """The ``tune_main.py`` command line as a typed, frozen ``SearchOptions``, checked once before Ray starts.
 
-    args = build_parser().parse_args(["--space", "video_transformer", "--max-epochs", "4"])
+    args = build_parser().parse_args(["--space", "video_transformer", "--max-epochs", "4"])  # msa.tune.command_line
     options = SearchOptions.from_namespace(args, SPACES)
     options.check()                # every check that needs neither Ray nor the data
     options.budget.max_epochs      # 4
@@ -33,17 +33,10 @@ from pathlib import Path
 
 from msa.data import is_uri, remote_filesystem
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES
-from msa.data.folds import PRESETS, FoldError, check_folds_arg
-from msa.data.labels import LABEL_SETS
-from msa.data.splits import SPLIT_METHODS, SplitConfig, actor_list
-from msa.experiment_dir import (
-    ARGS_FILE,
-    DEFAULT_METRIC,
-    DEFAULT_MODE,
-    OPTUNA_DB_FILE,
-    TRIAL_METRICS,
-    default_mode,
-)
+from msa.data.folds import FoldError, check_folds_arg
+from msa.data.splits import SplitConfig
+from msa.experiment_dir import ARGS_FILE, DEFAULT_METRIC, DEFAULT_MODE, default_mode
+from msa.tune.tracking.options import TrackingError, TrackingOptions, check_tracking
 
 SCHEDULERS = ("asha", "fifo")
 SEARCHERS = ("optuna", "random")
@@ -118,15 +111,6 @@ class EvaluationOptions:
     """What runs once the search has found its best configuration."""
 
     crossval: str | None = None  # --folds of a cross-validation of the best config (msa.crossval); None: none
-
-
-@dataclass(frozen=True)
-class TrackingOptions:
-    """Where else the search is recorded, besides its experiment directory."""
-
-    # An SQLAlchemy URL (sqlite:///PATH, postgresql://...) or "default" (sqlite in the
-    # experiment directory) that persists the Optuna study, for optuna-dashboard; None: in memory.
-    optuna_storage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -300,36 +284,10 @@ class SearchOptions:
                 f"--pretrained must be one of {', '.join(PRETRAINED_MODES)}, got {self.weights.pretrained!r}"
             )
         check_storage(self.output)
-        if self.tracking.optuna_storage is not None:
-            self.optuna_storage_url(self.experiment_name)  # raises UsageError for a URL Optuna cannot use
-
-    def optuna_storage_url(self, name: str) -> str | None:
-        """--optuna-storage as an SQLAlchemy URL ("default": sqlite:///STORAGE/NAME/optuna.db for
-        the experiment ``name``); None for the in-memory study. Raises UsageError."""
-        value = self.tracking.optuna_storage
-        if value is None:
-            return None
-        if value == "default":
-            if is_uri(self.output.storage):
-                raise UsageError(
-                    f"--optuna-storage default keeps the study beside a local --storage, not {self.output.storage}; "
-                    "give an SQLAlchemy URL such as sqlite:///PATH/optuna.db or postgresql://..."
-                )
-            folder = Path(self.output.storage).expanduser().resolve() / name
-            return f"sqlite:///{folder / OPTUNA_DB_FILE}"
-        from sqlalchemy.engine import make_url  # Optuna's own dependency
-        from sqlalchemy.exc import ArgumentError
-
         try:
-            url = make_url(value)
-        except ArgumentError:
-            raise UsageError(
-                f"--optuna-storage {value}: not an SQLAlchemy URL (e.g. sqlite:///PATH/optuna.db) or default"
-            ) from None
-        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-            if not Path(url.database).expanduser().parent.is_dir():
-                raise UsageError(f"--optuna-storage {value}: no folder {Path(url.database).parent}")
-        return value
+            check_tracking(self.tracking, self.output.storage, self.experiment_name)
+        except TrackingError as error:
+            raise UsageError(str(error)) from None
 
 
 def check_resources(resources: ResourceOptions) -> None:
@@ -352,120 +310,6 @@ def check_resources(resources: ResourceOptions) -> None:
 def _tuple_if_list(value):
     """JSON gives lists where the options hold tuples."""
     return tuple(value) if isinstance(value, list) else value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The flags; defaults live in the option groups (None here means "not given")."""
-    p = argparse.ArgumentParser(
-        prog="tune_main.py",
-        description="Hyperparameter search for audio-visual emotion recognition on RAVDESS (Ray Tune, ASHA + Optuna).",
-    )
-    data, budget, output = DataOptions(), BudgetOptions(), OutputOptions()
-    p.add_argument("--space", help="search space name (see --list-spaces)")
-    p.add_argument("--list-spaces", action="store_true", help="print every space with a one-line description")
-    group = p.add_argument_group("data")
-    group.add_argument(
-        "--data",
-        help="RAVDESS root, a folder or a storage URI (gs://, s3://, file://): Actor_XX/ folders or Video_Speech_Actor_XX.zip files (default: the embedded sample)",
-    )
-    group.add_argument("--cache", help="prepared-clip cache (default: $MSA_CACHE or ~/.cache/msa)")
-    group.add_argument(
-        "--classes",
-        choices=sorted(LABEL_SETS),
-        help=f"all8, or seed4 = sad, happy, disgust, angry (default {data.classes})",
-    )
-    group.add_argument(
-        "--split", choices=SPLIT_METHODS, help="actor: no actor in two of train/val/test (default)"
-    )
-    group.add_argument("--val-actors", type=actor_list, help="explicit validation actors, e.g. 3,4")
-    group.add_argument("--test-actors", type=actor_list, help="explicit test actors, e.g. 5,6")
-    group.add_argument(
-        "--frames",
-        type=int,
-        help=f"frames sampled per clip (default {data.frames}; {SMOKE_DEFAULTS['frames']} with --smoke-test)",
-    )
-    group.add_argument(
-        "--image-size", type=int, help=f"square frame side in pixels (default {data.image_size})"
-    )
-    group.add_argument(
-        "--no-feature-cache",
-        action="store_true",
-        default=None,
-        help="compute frozen layers in every step instead of once per clip (slower; for comparison)",
-    )
-    group = p.add_argument_group("search")
-    group.add_argument("--num-samples", type=int, help=f"trials (default {budget.num_samples})")
-    group.add_argument(
-        "--max-epochs", type=int, help=f"epochs per trial, ASHA's max_t (default {budget.max_epochs})"
-    )
-    group.add_argument(
-        "--grace-period",
-        type=int,
-        help=f"ASHA's minimum epochs before stopping a trial (default {budget.grace_period})",
-    )
-    group.add_argument("--scheduler", choices=SCHEDULERS, help=f"default {budget.scheduler}")
-    group.add_argument("--search", choices=SEARCHERS, help="Optuna TPE (seeded; default) or random search")
-    group.add_argument(
-        "--time-budget", type=float, help="stop starting and running trials after this many seconds"
-    )
-    group.add_argument("--metric", choices=TRIAL_METRICS, help=f"default {budget.metric}")
-    group.add_argument("--mode", choices=("max", "min"), help="default: min for losses, max otherwise")
-    add_resource_arguments(p)
-    group = p.add_argument_group("output")
-    group.add_argument("--storage", help=f"results root, local path or URI (default {output.storage})")
-    group.add_argument("--name", help="experiment name (default <space>-<timestamp>)")
-    group.add_argument(
-        "--resume", action="store_true", default=None, help="continue the interrupted experiment STORAGE/NAME"
-    )
-    p.add_argument("--seed", type=int, help=f"default {budget.seed}")
-    p.add_argument(
-        "--pretrained",
-        help="pretrained backbones: auto (default) finds or downloads them, falling back to random weights only on the embedded sample; on never falls back; off trains from scratch",
-    )
-    p.add_argument(
-        "--video-weights",
-        help="ResNet-18 weights: a torchvision weights name, an http(s) URL or a local .pth file (default IMAGENET1K_V1)",
-    )
-    p.add_argument(
-        "--audio-weights",
-        help="speech encoder (wav2vec 2.0, HuBERT, WavLM): a Hugging Face hub id[@revision] or a local save_pretrained folder (default facebook/wav2vec2-base)",
-    )
-    p.add_argument(
-        "--optuna-storage",
-        metavar="URL|default",
-        help="persist the Optuna study in an RDB (default: sqlite in the experiment directory) to watch it with optuna-dashboard",
-    )
-    p.add_argument(
-        "--crossval",
-        metavar="FOLDS",
-        help=f"after the search, cross-validate its best config by actor: {', '.join(PRESETS)} or K folds (as python -m msa.crossval --folds)",
-    )
-    p.add_argument(
-        "--smoke-test",
-        action="store_true",
-        default=None,
-        help="tiny models, frames and budget: a check that everything runs",
-    )
-    return p
-
-
-def add_resource_arguments(parser: argparse.ArgumentParser) -> None:
-    """The resources flags (tune_main.py and python -m msa.crossval)."""
-    resources = ResourceOptions()
-    group = parser.add_argument_group("resources")
-    group.add_argument("--cpus-per-trial", type=float, help=f"default {resources.cpus_per_trial:g}")
-    group.add_argument("--gpus-per-trial", type=float, help="fractions allowed, e.g. 0.5 (default 0)")
-    group.add_argument(
-        "--max-concurrent", type=int, help="concurrent trials (default: what fits the resources)"
-    )
-    group.add_argument(
-        "--max-failures",
-        type=int,
-        help=f"retries of a crashed trial, from its last checkpoint (default {resources.max_failures})",
-    )
-    group.add_argument(
-        "--address", help="join a running Ray cluster (auto or HOST:PORT) instead of starting one"
-    )
 
 
 def looks_like_path(value: str) -> bool:

@@ -15,6 +15,7 @@ from msa.experiment_dir import ASHA_REDUCTION_FACTOR, RUNG_SCORE, trial_folder
 from msa.trial import TrialSettings
 from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
 from msa.tune.searcher import BudgetAwareOptunaSearch
+from msa.tune.tracking.options import optuna_storage_url
 from msa.tune.trainable import train_trial
 from search_spaces import get_space
 
@@ -122,7 +123,12 @@ def build_tuner(options: SearchOptions, settings: TrialSettings, name: str) -> t
         # No metric here: the searcher and the scheduler each carry their own, and summaries
         # pick the best trial by the search metric themselves.
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(options.space, budget, options.optuna_storage_url(name), name),
+            search_alg=build_searcher(
+                options.space,
+                budget,
+                optuna_storage_url(options.tracking, options.output.storage, name),
+                name,
+            ),
             scheduler=build_trial_scheduler(budget),
             num_samples=budget.num_samples,
             max_concurrent_trials=max_concurrent,

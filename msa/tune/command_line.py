@@ -1,0 +1,156 @@
+"""``tune_main.py``'s flags (and the resource flags ``python -m msa.crossval`` shares).
+
+Defaults live in the option groups of ``msa.tune.options``; None here means "not given", so
+``SearchOptions.from_namespace`` can tell a flag given from a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from msa.data.folds import PRESETS
+from msa.data.labels import LABEL_SETS
+from msa.data.splits import SPLIT_METHODS, actor_list
+from msa.experiment_dir import TRIAL_METRICS
+from msa.tune.options import (
+    SCHEDULERS,
+    SEARCHERS,
+    SMOKE_DEFAULTS,
+    BudgetOptions,
+    DataOptions,
+    OutputOptions,
+    ResourceOptions,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags; defaults live in the option groups (None here means "not given")."""
+    p = argparse.ArgumentParser(
+        prog="tune_main.py",
+        description="Hyperparameter search for audio-visual emotion recognition on RAVDESS (Ray Tune, ASHA + Optuna).",
+    )
+    data, budget, output = DataOptions(), BudgetOptions(), OutputOptions()
+    p.add_argument("--space", help="search space name (see --list-spaces)")
+    p.add_argument("--list-spaces", action="store_true", help="print every space with a one-line description")
+    group = p.add_argument_group("data")
+    group.add_argument(
+        "--data",
+        help="RAVDESS root, a folder or a storage URI (gs://, s3://, file://): Actor_XX/ folders or Video_Speech_Actor_XX.zip files (default: the embedded sample)",
+    )
+    group.add_argument("--cache", help="prepared-clip cache (default: $MSA_CACHE or ~/.cache/msa)")
+    group.add_argument(
+        "--classes",
+        choices=sorted(LABEL_SETS),
+        help=f"all8, or seed4 = sad, happy, disgust, angry (default {data.classes})",
+    )
+    group.add_argument(
+        "--split", choices=SPLIT_METHODS, help="actor: no actor in two of train/val/test (default)"
+    )
+    group.add_argument("--val-actors", type=actor_list, help="explicit validation actors, e.g. 3,4")
+    group.add_argument("--test-actors", type=actor_list, help="explicit test actors, e.g. 5,6")
+    group.add_argument(
+        "--frames",
+        type=int,
+        help=f"frames sampled per clip (default {data.frames}; {SMOKE_DEFAULTS['frames']} with --smoke-test)",
+    )
+    group.add_argument(
+        "--image-size", type=int, help=f"square frame side in pixels (default {data.image_size})"
+    )
+    group.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        default=None,
+        help="compute frozen layers in every step instead of once per clip (slower; for comparison)",
+    )
+    group = p.add_argument_group("search")
+    group.add_argument("--num-samples", type=int, help=f"trials (default {budget.num_samples})")
+    group.add_argument(
+        "--max-epochs", type=int, help=f"epochs per trial, ASHA's max_t (default {budget.max_epochs})"
+    )
+    group.add_argument(
+        "--grace-period",
+        type=int,
+        help=f"ASHA's minimum epochs before stopping a trial (default {budget.grace_period})",
+    )
+    group.add_argument("--scheduler", choices=SCHEDULERS, help=f"default {budget.scheduler}")
+    group.add_argument("--search", choices=SEARCHERS, help="Optuna TPE (seeded; default) or random search")
+    group.add_argument(
+        "--time-budget", type=float, help="stop starting and running trials after this many seconds"
+    )
+    group.add_argument("--metric", choices=TRIAL_METRICS, help=f"default {budget.metric}")
+    group.add_argument("--mode", choices=("max", "min"), help="default: min for losses, max otherwise")
+    add_resource_arguments(p)
+    group = p.add_argument_group("output")
+    group.add_argument("--storage", help=f"results root, local path or URI (default {output.storage})")
+    group.add_argument("--name", help="experiment name (default <space>-<timestamp>)")
+    group.add_argument(
+        "--resume", action="store_true", default=None, help="continue the interrupted experiment STORAGE/NAME"
+    )
+    p.add_argument("--seed", type=int, help=f"default {budget.seed}")
+    p.add_argument(
+        "--pretrained",
+        help="pretrained backbones: auto (default) finds or downloads them, falling back to random weights only on the embedded sample; on never falls back; off trains from scratch",
+    )
+    p.add_argument(
+        "--video-weights",
+        help="ResNet-18 weights: a torchvision weights name, an http(s) URL or a local .pth file (default IMAGENET1K_V1)",
+    )
+    p.add_argument(
+        "--audio-weights",
+        help="speech encoder (wav2vec 2.0, HuBERT, WavLM): a Hugging Face hub id[@revision] or a local save_pretrained folder (default facebook/wav2vec2-base)",
+    )
+    add_tracking_arguments(p)
+    p.add_argument(
+        "--crossval",
+        metavar="FOLDS",
+        help=f"after the search, cross-validate its best config by actor: {', '.join(PRESETS)} or K folds (as python -m msa.crossval --folds)",
+    )
+    p.add_argument(
+        "--smoke-test",
+        action="store_true",
+        default=None,
+        help="tiny models, frames and budget: a check that everything runs",
+    )
+    return p
+
+
+def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tracking")
+    group.add_argument(
+        "--optuna-storage",
+        metavar="URL|default",
+        help="persist the Optuna study in an RDB (default: sqlite in the experiment directory) to watch it with optuna-dashboard",
+    )
+    group.add_argument(
+        "--wandb",
+        metavar="PROJECT",
+        help="log one Weights & Biases run per trial into PROJECT (offline without an API key)",
+    )
+    group.add_argument("--wandb-group", metavar="GROUP", help="W&B group of the runs (default: --name)")
+    group.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="default",
+        metavar="URI",
+        help="log to MLflow: a parent run, one nested run per trial (default store: sqlite in the experiment directory)",
+    )
+    group.add_argument("--mlflow-experiment", help="MLflow experiment of the runs (default msa-<space>)")
+
+
+def add_resource_arguments(parser: argparse.ArgumentParser) -> None:
+    """The resources flags (tune_main.py and python -m msa.crossval)."""
+    resources = ResourceOptions()
+    group = parser.add_argument_group("resources")
+    group.add_argument("--cpus-per-trial", type=float, help=f"default {resources.cpus_per_trial:g}")
+    group.add_argument("--gpus-per-trial", type=float, help="fractions allowed, e.g. 0.5 (default 0)")
+    group.add_argument(
+        "--max-concurrent", type=int, help="concurrent trials (default: what fits the resources)"
+    )
+    group.add_argument(
+        "--max-failures",
+        type=int,
+        help=f"retries of a crashed trial, from its last checkpoint (default {resources.max_failures})",
+    )
+    group.add_argument(
+        "--address", help="join a running Ray cluster (auto or HOST:PORT) instead of starting one"
+    )
