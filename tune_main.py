@@ -21,6 +21,8 @@ from msa.data.prepare import NoUsableClipsError  # noqa: E402
 from msa.data.splits import SplitError  # noqa: E402
 from msa.tune.command_line import build_parser  # noqa: E402
 from msa.tune.options import SearchOptions, UsageError  # noqa: E402
+from msa.tune.tracking.options import TrackingError  # noqa: E402
+from msa.tune.tracking.trackers import start_trackers  # noqa: E402
 from search_spaces import SPACES  # noqa: E402
 
 
@@ -28,6 +30,13 @@ def list_spaces() -> None:
     width = max(len(name) for name in SPACES)
     for space in SPACES.values():
         print(f"{space.name:<{width}}  {space.description}")
+
+
+def render_report(experiment: str) -> str:
+    """report.html's text, for the trackers that keep it (MLflow): what python -m msa.report writes."""
+    from msa.analysis.html import report_html
+
+    return report_html(experiment)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,11 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         from msa.tune.security import require_token_for_private_ray
 
         require_token_for_private_ray()  # before Ray is imported: it reads the mode then
+    try:  # the trackers before Ray starts: an unreachable MLflow server costs seconds, not a search
+        trackers = start_trackers(options, options.experiment_name, render_report)
+    except TrackingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from msa.tune.run import print_data, run_search
 
     if not options.resources.address:
         print_data(data, report)
-    return run_search(options, data, weights)
+    return run_search(options, data, weights, trackers)
 
 
 if __name__ == "__main__":

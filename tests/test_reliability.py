@@ -108,6 +108,7 @@ def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
         tmp_path,
         "killed",
         *("--num-samples", "3", "--max-epochs", "4", "--grace-period", "4", "--optuna-storage", "default"),
+        "--mlflow",
     )
     driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     experiment = tmp_path / "results" / "killed"
@@ -158,6 +159,21 @@ def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
     states = [trial.state for trial in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 3, states
     assert optuna.trial.TrialState.RUNNING not in states, states
+    # ... and in the same MLflow runs: one parent, one run per trial holding every epoch (an
+    # epoch redone after the kill is logged again at its step), all closed.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{experiment / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("msa-video_transformer").experiment_id])
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    assert [run.info.run_name for run in parents] == ["killed"]
+    trial_runs = sorted(run.info.run_name for run in runs if run not in parents)
+    assert trial_runs == sorted(trial.name for trial in experiment.glob("trial_*")), "one run per trial"
+    for run in runs:
+        assert run.info.status == "FINISHED", run.info.run_name
+        if run not in parents:
+            steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "val_acc")]
+            assert sorted(set(steps)) == [1, 2, 3, 4] and len(steps) <= 4 + 1, (run.info.run_name, steps)
 
 
 @pytest.mark.ray

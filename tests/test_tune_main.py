@@ -17,8 +17,10 @@ STATUSES = {"TERMINATED", "ERROR", "PENDING"}
 
 @pytest.fixture(scope="module")
 def smoke_env(torch_home):
-    """ResNet-18 weights in torchvision's cache: --pretrained auto (the default) finds them."""
-    return {**os.environ, "TORCH_HOME": str(torch_home[0])}
+    """ResNet-18 weights in torchvision's cache: --pretrained auto (the default) finds them.
+    No W&B key: --wandb logs offline."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
+    return {**env, "TORCH_HOME": str(torch_home[0])}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,9 @@ def smoke_run(tiny_sample, tmp_path_factory, smoke_env):
         "smoke",
         "--optuna-storage",
         "default",
+        "--wandb",
+        "msa-smoke",
+        "--mlflow",
     ]
     before = ray_processes()
     result = subprocess.run(command, cwd=REPO, env=smoke_env, capture_output=True, text=True, timeout=600)
@@ -135,6 +140,68 @@ def expected_sha256(torch_home):
     PRETRAINED_VIDEO["sha256"] = torch_home[1]
 
 
+def mlflow_runs(experiment):
+    """The MLflow store of --mlflow: (parent run, {trial folder: run}), and the client."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{experiment / 'mlflow.db'}")
+    found = client.search_runs([client.get_experiment_by_name("msa-video_transformer").experiment_id])
+    (parent,) = [run for run in found if "mlflow.parentRunId" not in run.data.tags]
+    trials = {run.info.run_name: run for run in found if run is not parent}
+    assert len(trials) == len(found) - 1, "one run per trial"
+    return parent, trials, client
+
+
+def epochs_of(trial) -> list[int]:
+    return [json.loads(line)["epoch"] for line in (trial / "result.json").read_text().splitlines()]
+
+
+def test_mlflow_holds_the_search_and_every_trial(smoke_run):
+    """--mlflow: a parent run with the test result and the summary and report as artifacts; a
+    nested run per trial with every reported epoch, and how it ended."""
+    experiment, result = smoke_run
+    summary = json.loads((experiment / "summary.json").read_text())
+    parent, trials, client = mlflow_runs(experiment)
+    assert parent.info.run_name == "smoke" and parent.info.status == "FINISHED"
+    assert parent.data.metrics["test_accuracy"] == summary["test"]["accuracy"]
+    assert parent.data.tags["best_trial"] == summary["best_trial"]
+    artifacts = {artifact.path for artifact in client.list_artifacts(parent.info.run_id)}
+    assert artifacts == {"summary.json", "report.html"}
+    report = client.download_artifacts(parent.info.run_id, "report.html", str(experiment.parent))
+    assert "<html" in open(report).read()
+    assert set(trials) == {trial.name for trial in experiment.glob("trial_*")}
+    for name, run in trials.items():
+        epochs = epochs_of(experiment / name)
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == epochs
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["outcome"] == ("finished" if epochs[-1] == 2 else "stopped early")
+        assert (
+            run.data.params["model"] == json.loads((experiment / name / "params.json").read_text())["model"]
+        )
+    assert f"mlflow ui --backend-store-uri sqlite:///{experiment}/mlflow.db" in result.stdout
+
+
+def test_wandb_wrote_an_offline_run_per_trial_and_a_summary_run(smoke_run):
+    from wandb_files import offline_runs
+
+    experiment, result = smoke_run
+    assert (
+        "W&B: no API key" in result.stdout
+        and f"wandb sync {experiment}/*/wandb/offline-run-*" in result.stdout
+    )
+    summary = json.loads((experiment / "summary.json").read_text())
+    for trial in experiment.glob("trial_*"):
+        (run,) = offline_runs(trial)
+        assert (run.project, run.group, run.name) == ("msa-smoke", "smoke", trial.name)
+        assert [row["_step"] for row in run.history] == epochs_of(trial)
+        assert run.config["model"] == json.loads((trial / "params.json").read_text())["model"]
+        assert run.summary["outcome"] in ("finished", "stopped early") and run.exited
+    *earlier, summary_run = offline_runs(experiment / "wandb_summary")  # (a resume adds one)
+    assert {run.run_id for run in earlier} <= {summary_run.run_id}
+    assert summary_run.job_type == "search-summary" and summary_run.group == "smoke"
+    assert summary_run.summary["test_accuracy"] == summary["test"]["accuracy"]
+
+
 def test_every_trial_loaded_the_same_weights(smoke_run, torch_home):
     experiment, result = smoke_run
     for trial in experiment.glob("trial_*"):
@@ -199,6 +266,8 @@ def test_resume_of_a_finished_search_only_summarises_again(smoke_run, smoke_env,
     assert {
         trial.name: (trial / "result.json").read_text() for trial in experiment.glob("trial_*")
     } == epochs, "nothing retrained"
+    parent, trials, _ = mlflow_runs(experiment)
+    assert set(trials) == set(epochs), "the resumed search logged into the same MLflow runs"
 
 
 @pytest.mark.slow

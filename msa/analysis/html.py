@@ -260,6 +260,11 @@ def build_report(experiment: Experiment, evaluate_val: bool = True, colour_by: s
     return Report(f"msa search {experiment.name} ({experiment.space})", sections, figures)
 
 
+def report_html(location: str, evaluate_val: bool = True) -> str:
+    """report.html's text for the experiment at ``location``, written nowhere (a tracker's artifact)."""
+    return build_report(load_experiment(location), evaluate_val).html()
+
+
 def write_report(location: str, evaluate_val: bool = True, colour_by: str | None = None) -> list[str]:
     """Write report.html and the PNGs into the experiment directory -> the paths written.
     PNGs of an earlier report that this one has no figure for (yet) are removed."""

@@ -18,6 +18,7 @@ from msa.experiment_dir import ARGS_FILE, SUMMARY_FILE
 from msa.trial import TrialSettings
 from msa.tune.options import ResourceOptions, SearchOptions
 from msa.tune.summary import evaluate_best, print_summary, run_baseline, summarise, write_json
+from msa.tune.tracking.trackers import Trackers
 from msa.tune.tuner import build_tuner, restore_tuner, storage_root
 from msa.weights import WeightsBundle
 
@@ -79,14 +80,21 @@ def print_data(data: TrialData, report) -> None:
     print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
 
 
-def run_search(options: SearchOptions, data: TrialData | FoundData, weights: dict[str, WeightsBundle]) -> int:
+def run_search(
+    options: SearchOptions,
+    data: TrialData | FoundData,
+    weights: dict[str, WeightsBundle],
+    trackers: Trackers | None = None,
+) -> int:
     """Run the search on ``data``: prepared and split here, or (``--address``) found here and
-    prepared over the cluster once Ray is up; ``weights`` are the backbones every trial loads."""
+    prepared over the cluster once Ray is up; ``weights`` are the backbones every trial loads;
+    ``trackers`` (started before Ray) record it beside the experiment directory."""
     started = time.perf_counter()
+    trackers = trackers or Trackers(options.experiment_name)
     return on_ray(
         options,
         data,
-        lambda data: search(options, data, weights, started),
+        lambda data: search(options, data, weights, trackers, started),
         folds=options.evaluation.crossval,
         folds_flag="--crossval",
     )
@@ -138,8 +146,14 @@ def trial_settings(
     )
 
 
-def search(options: SearchOptions, data: TrialData, weights: dict[str, WeightsBundle], started: float) -> int:
-    name = options.experiment_name
+def search(
+    options: SearchOptions,
+    data: TrialData,
+    weights: dict[str, WeightsBundle],
+    trackers: Trackers,
+    started: float,
+) -> int:
+    name = trackers.name
     experiment = f"{storage_root(options.output.storage).rstrip('/')}/{name}"
     settings = trial_settings(options, data, weights)
     try:
@@ -152,14 +166,16 @@ def search(options: SearchOptions, data: TrialData, weights: dict[str, WeightsBu
         tuner = (
             restore_tuner(options, settings, name)
             if options.output.resume
-            else build_tuner(options, settings, name)
+            else build_tuner(options, settings, name, trackers.callbacks(options.budget.max_epochs))
         )
         results = fit_noticing_interrupts(tuner)
         test = evaluate_best(results, options.budget, options.resources, data)
         baseline = run_baseline(baseline_for, data, options.resources)
         summary = summarise(results, options, data, test, weights, baseline)
         write_json(f"{experiment}/{SUMMARY_FILE}", summary)
+        trackers.finish(summary, experiment)
     except KeyboardInterrupt:
+        trackers.interrupted()
         print(
             "\ninterrupted; the search state is saved. Continue with:\n"
             f"  python tune_main.py --space {options.space} --storage {options.output.storage} --name {name} --resume",
@@ -167,6 +183,8 @@ def search(options: SearchOptions, data: TrialData, weights: dict[str, WeightsBu
         )
         return 130
     print_summary(summary, experiment, time.perf_counter() - started)
+    for line in trackers.where():
+        print(line)
     if summary["best_trial"] is None:
         return 1  # no trial finished an epoch: a failed run
     if options.evaluation.crossval:

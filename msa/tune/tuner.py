@@ -82,11 +82,15 @@ def trainable(resources: ResourceOptions, settings: TrialSettings, function=trai
     return tune.with_resources(tune.with_parameters(function, settings=settings, **parameters), per_trial)
 
 
-def run_config(storage: str, name: str, mode: str, max_failures: int) -> tune.RunConfig:
-    """Where trials write, which checkpoints they keep and how often a crashed one is retried."""
+def run_config(
+    storage: str, name: str, mode: str, max_failures: int, callbacks: list | None = None
+) -> tune.RunConfig:
+    """Where trials write, which checkpoints they keep, how often a crashed one is retried, and
+    the trackers' logger ``callbacks``."""
     return tune.RunConfig(
         name=name,
         storage_path=storage,
+        callbacks=callbacks,
         checkpoint_config=tune.CheckpointConfig(
             # The best by the best-trial rule (the rung score orders epochs as it does: the metric,
             # ties to the lower val loss), and (always) the latest, for resuming. With one to
@@ -113,7 +117,10 @@ def trial_name(trial) -> str:
     return trial_folder(trial.trial_id)
 
 
-def build_tuner(options: SearchOptions, settings: TrialSettings, name: str) -> tune.Tuner:
+def build_tuner(
+    options: SearchOptions, settings: TrialSettings, name: str, callbacks: list | None = None
+) -> tune.Tuner:
+    """The search's Tuner; ``callbacks`` (the trackers') are saved with it, so --resume keeps them."""
     budget, resources = options.budget, options.resources
     max_concurrent = resources.max_concurrent or concurrency(
         ray.cluster_resources(), resources, budget.num_samples
@@ -137,7 +144,7 @@ def build_tuner(options: SearchOptions, settings: TrialSettings, name: str) -> t
             trial_dirname_creator=trial_name,
         ),
         run_config=run_config(
-            storage_root(options.output.storage), name, budget.mode, resources.max_failures
+            storage_root(options.output.storage), name, budget.mode, resources.max_failures, callbacks
         ),
     )
 

@@ -54,12 +54,16 @@ def check_tracking(tracking: TrackingOptions, storage: str, name: str) -> None:
         raise TrackingError(f"--wandb {tracking.wandb!r}: a W&B project name (letters, digits, . _ -)")
     for flag, value in (("wandb", tracking.wandb), ("mlflow", tracking.mlflow)):
         package, extra = EXTRAS[flag]
-        if value is not None and importlib.util.find_spec(package) is None:
+        if value is not None and not installed(package):
             raise TrackingError(
                 f"--{flag} needs the {package} package: pip install -e '.[{extra}]' (or '.[tracking]' for every tracker)"
             )
     optuna_storage_url(tracking, storage, name)
     mlflow_tracking_uri(tracking, storage, name)
+
+
+def installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
 
 
 def in_experiment(flag: str, storage: str, name: str, file: str) -> Path:
