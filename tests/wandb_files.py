@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,18 @@ def item_key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
-def read_offline_run(folder: Path) -> OfflineRun:
+def read_offline_run(folder: Path, timeout: float = 30.0) -> OfflineRun:
+    """The run in ``folder``, once its exit record is on disk (wandb's service process may still
+    be flushing when wandb.finish returns, more so on a busy machine)."""
+    deadline = time.time() + timeout
+    run = read_run_file(folder)
+    while not run.exited and time.time() < deadline:
+        time.sleep(0.2)
+        run = read_run_file(folder)
+    return run
+
+
+def read_run_file(folder: Path) -> OfflineRun:
     (path,) = folder.glob("run-*.wandb")
     run = OfflineRun(folder)
     for record in records(path):

@@ -134,7 +134,9 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URI",
         help="log to MLflow: a parent run, one nested run per trial (default store: sqlite in the experiment directory)",
     )
-    group.add_argument("--mlflow-experiment", help="MLflow experiment of the runs (default msa-<space>)")
+    group.add_argument(
+        "--mlflow-experiment", metavar="NAME", help="MLflow experiment of the runs (default msa-<space>)"
+    )
 
 
 def add_resource_arguments(parser: argparse.ArgumentParser) -> None:
