@@ -22,7 +22,7 @@ One search writes one directory ``STORAGE/NAME/`` (a local path or a storage URI
 
 The README section "The experiment directory" documents it for users. This module names every
 file in it, the metrics each trial reports, how ASHA compares trials (RUNG_SCORE,
-ASHA_REDUCTION_FACTOR) and THE best-trial rule (``ranking_key``), so that the search
+DEFAULT_REDUCTION_FACTOR) and THE best-trial rule (``ranking_key``), so that the search
 (``msa.tune``) and the analysis (``msa.analysis``) cannot disagree. It imports neither Ray nor
 pandas (analysis reads directories long after Ray is gone), nor ``msa.tune``.
 """
@@ -101,6 +101,34 @@ def trial_outcome(status: str, epochs: int, max_epochs: int) -> str:
     return "running" if epochs > 0 else "pending"
 
 
+# ----------------------------------------------------------------------------- population lineage
+
+POPULATION_SCHEDULERS = ("pbt", "pb2")  # --scheduler values that train a population (msa.tune.population)
+# What a population member may change while it trains (why these: msa.tune.population), and
+# what summary.json's schedule holds per epoch.
+MUTABLE_HYPERPARAMETERS = ("lr", "backbone_lr", "weight_decay", "dropout", "pool_dropout")
+COPIED_FROM = "copied_from"  # per epoch: the trial whose checkpoint this epoch continued ("" for its own)
+
+
+def lineage(histories: Mapping[str, Sequence[Mapping]], trial: str, until: int | None = None) -> list[dict]:
+    """The epochs that made ``trial``'s weights (up to epoch ``until``), oldest first.
+
+    ``histories`` maps each trial id to its result.json lines (each with "epoch", "config" and
+    COPIED_FROM). A population member that took over a donor's checkpoint at epoch E inherited
+    the donor's epochs before E: those come from the donor's own lineage up to E - 1. Each row
+    is a result line with "trial" added (whose run trained that epoch); an epoch reported twice
+    (a retried trial) counts once, the later report."""
+    by_epoch: dict[int, Mapping] = {}
+    for row in histories.get(trial, ()):
+        if until is None or row["epoch"] <= until:
+            by_epoch[int(row["epoch"])] = row
+    rows = [by_epoch[epoch] for epoch in sorted(by_epoch)]
+    copies = [index for index, row in enumerate(rows) if row.get(COPIED_FROM)]
+    own = rows[copies[-1] :] if copies else rows
+    inherited = lineage(histories, own[0][COPIED_FROM], own[0]["epoch"] - 1) if copies else []
+    return inherited + [{**row, "trial": trial} for row in own]
+
+
 def class_labels(classes: str) -> tuple[str, ...]:
     """The emotions of a --classes label set, in class-index order (summary.json's test.labels)."""
     return get_label_set(classes).labels
@@ -108,7 +136,7 @@ def class_labels(classes: str) -> tuple[str, ...]:
 
 # ----------------------------------------------------------------------------- ASHA
 
-ASHA_REDUCTION_FACTOR = 3  # ASHA keeps about the best 1/3 at each rung
+DEFAULT_REDUCTION_FACTOR = 3  # --reduction-factor: ASHA keeps about the best 1/3 at each rung
 RUNG_SCORE = "rung_score"  # what ASHA ranks trials by at its rungs, reported every epoch
 TIE_BREAK = 1e-4  # weight of val_loss in the rung score: below 1/N accuracy for val sets of N < ~2000 clips
 

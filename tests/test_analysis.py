@@ -278,6 +278,8 @@ def test_asha_rungs_follow_rays_milestones():
         )
 
     assert (rungs(2, 8), rungs(1, 9), rungs(1, 3)) == ([2, 6], [1, 3], [1])
+    four = {"scheduler": "asha", "grace_period": 1, "max_epochs": 20, "reduction_factor": 4}
+    assert analysis.asha_rungs(synthetic_experiment([], four)) == [1, 4, 16], "--reduction-factor 4"
     assert analysis.asha_rungs(synthetic_experiment([], {"scheduler": "fifo", "grace_period": 1})) == []
 
 

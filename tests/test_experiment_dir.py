@@ -193,7 +193,6 @@ def test_the_search_uses_the_contracts_names():
     """Wherever msa.tune still keeps its own copy of a name, it must match the contract (the
     search imports them from msa.experiment_dir; a module that moved away is skipped)."""
     copies = {
-        ("msa.tune.tuner", "ASHA_REDUCTION_FACTOR"): contract.ASHA_REDUCTION_FACTOR,
         ("msa.tune.trainable", "RUNG_SCORE"): contract.RUNG_SCORE,
         ("msa.tune.trainable", "TIE_BREAK"): contract.TIE_BREAK,
         ("msa.tune.trainable", "CHECKPOINT_FILE"): contract.CHECKPOINT_FILE,

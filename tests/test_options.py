@@ -183,3 +183,39 @@ def test_check_raises_one_line(flags, message, tmp_path):
     with pytest.raises(UsageError, match=message) as error:
         parse(*flags, "--storage", str(tmp_path)).check()
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--scheduler", "pbt", "--num-samples", "1"],
+            "--scheduler pbt needs a population: --num-samples of at least 2",
+        ),
+        (
+            ["--scheduler", "pb2", "--max-epochs", "4", "--perturbation-interval", "4"],
+            "--perturbation-interval 4 is not below --max-epochs 4",
+        ),
+        (["--perturbation-interval", "0"], "--perturbation-interval must be at least 1 epoch"),
+        (["--reduction-factor", "1"], "--reduction-factor must be at least 2"),
+        (
+            ["--scheduler", "pbt", "--optuna-storage", "default"],
+            "--optuna-storage keeps an Optuna search's study",
+        ),
+    ],
+)
+def test_bad_population_and_asha_flags_are_refused(flags, message, tmp_path):
+    with pytest.raises(UsageError, match=message):
+        parse(*flags, "--storage", str(tmp_path)).check()
+
+
+def test_pb2_without_scikit_learn_names_the_extra(monkeypatch, tmp_path):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "sklearn" else find_spec(name)
+    )
+    with pytest.raises(UsageError, match=r"--scheduler pb2 needs scikit-learn: pip install -e '\.\[pb2\]'"):
+        parse("--scheduler", "pb2", "--storage", str(tmp_path)).check()
+    parse("--scheduler", "pbt", "--storage", str(tmp_path)).check()

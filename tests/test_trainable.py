@@ -3,6 +3,7 @@
 import math
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from ray.tune import Checkpoint
@@ -34,8 +35,11 @@ class CapturedTune:
 
     Checkpoint = Checkpoint
 
-    def __init__(self, keep: Path, resume_from: Path | None = None):
-        self.keep, self.resume_from, self.reports = keep, resume_from, []
+    def __init__(self, keep: Path, resume_from: Path | None = None, trial_id: str = "trial"):
+        self.keep, self.resume_from, self.reports, self.trial_id = keep, resume_from, [], trial_id
+
+    def get_context(self):
+        return SimpleNamespace(get_trial_id=lambda: self.trial_id)
 
     def get_checkpoint(self):
         return Checkpoint.from_directory(str(self.resume_from)) if self.resume_from else None
@@ -54,10 +58,10 @@ def run_trial(tiny_trial_data, tmp_path, monkeypatch):
 
     runs = iter(range(100))
 
-    def run(max_epochs, resume_from=None, config=CONFIG, feature_cache=True):
+    def run(max_epochs, resume_from=None, config=CONFIG, feature_cache=True, trial_id="trial"):
         keep = tmp_path / f"run_{next(runs)}"
         keep.mkdir()
-        captured = CapturedTune(keep, resume_from)
+        captured = CapturedTune(keep, resume_from, trial_id)
         monkeypatch.setattr(trainable, "tune", captured)
         settings = TrialSettings(
             data=tiny_trial_data,
@@ -93,6 +97,18 @@ def test_resumed_trial_continues_at_the_next_epoch(run_trial):
     for (a, _), (b, _) in zip(first[1:], resumed):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
         assert a["lr"] == pytest.approx(b["lr"])
+
+
+def test_a_trial_that_takes_over_another_checkpoint_says_whose(run_trial):
+    """PBT's exploit: a member restarted from a donor's checkpoint records the donor once."""
+    donor = run_trial(max_epochs=1, trial_id="donor")
+    explored = {**CONFIG, "lr": 2e-3, "dropout": 0.3}
+    member = run_trial(max_epochs=3, resume_from=donor[-1][1], config=explored, trial_id="member")
+    assert [m["epoch"] for m, _ in member] == [2, 3]
+    assert [m["copied_from"] for m, _ in member] == ["donor", ""]
+    assert all(m["copied_from"] == "" for m, _ in donor)
+    resumed = run_trial(max_epochs=3, resume_from=member[0][1], config=explored, trial_id="member")
+    assert resumed[0][0]["copied_from"] == "", "its own checkpoint: no copy"
 
 
 def test_frozen_trunk_trains_from_cached_features_like_without(run_trial):

@@ -72,6 +72,7 @@ def test_summary_matches_the_schema(smoke_run):
         "best_trial",
         "best_config",
         "best_val",
+        "schedule",
         "test",
         "baseline",
         "data",
@@ -89,6 +90,7 @@ def test_summary_matches_the_schema(smoke_run):
     assert (experiment / summary["best_trial"]).is_dir()
     assert summary["best_config"]["model"] in ("video_iter3", "video_iter4", "video_iter5")
     assert set(summary["best_val"]) >= {"val_acc", "val_f1", "val_uar"}
+    assert summary["schedule"] is None, "an ASHA search has no population schedule"
     test = summary["test"]
     assert test["labels"] == ["sad", "happy", "disgust", "angry"]
     matrix = test["confusion_matrix"]

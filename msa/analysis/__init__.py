@@ -60,6 +60,14 @@ from msa.analysis.importance import (
     searched_params,
 )
 from msa.analysis.plotting import default_colour_param
+from msa.analysis.population import (
+    best_lineage,
+    copies,
+    is_population_search,
+    plot_hyperparameter_paths,
+    plot_lineage,
+    schedule_table,
+)
 from msa.analysis.rungs import asha_rungs, rung_outcomes, survival
 from msa.analysis.tables import outcome, overview, pretrained_note, pretrained_table, trial_table
 from msa.analysis.trials import CONFIG_PREFIX, TrialRecord, epochs_frame, trials_frame
@@ -104,6 +112,12 @@ __all__ = [
     "plot_learning_curves",
     "plot_param_scatter",
     "plot_rung_survival",
+    "best_lineage",
+    "copies",
+    "is_population_search",
+    "plot_hyperparameter_paths",
+    "plot_lineage",
+    "schedule_table",
     "pretrained_note",
     "pretrained_table",
     "rebuild_val_evaluation",

@@ -35,10 +35,9 @@ from msa.analysis.plotting import (
     outcome_handles,
     param_colours,
 )
-from msa.analysis.rungs import asha_rungs, rung_outcomes, survival
+from msa.analysis.rungs import asha_rungs, reduction_factor, rung_outcomes, survival
 from msa.analysis.tables import label, outcome
 from msa.analysis.trials import CONFIG_PREFIX
-from msa.experiment_dir import ASHA_REDUCTION_FACTOR
 from search_spaces import get_space
 
 # ----------------------------------------------------------------------------- figures
@@ -145,7 +144,7 @@ def plot_rung_survival(experiment: Experiment) -> Figure | None:
         ax.set_xlim(-0.5, len(rungs) - 0.5)
         ax.set(
             title=f"{label(experiment.metric)} at each rung "
-            f"(ASHA keeps about the best 1/{ASHA_REDUCTION_FACTOR})",
+            f"(ASHA keeps about the best 1/{reduction_factor(experiment)})",
             xlabel="ASHA rung",
             ylabel=label(experiment.metric),
         )

@@ -39,6 +39,13 @@ from msa.analysis.figures import (
 )
 from msa.analysis.importance import compare_choices, param_importances
 from msa.analysis.plotting import default_colour_param, png
+from msa.analysis.population import (
+    copies,
+    is_population_search,
+    plot_hyperparameter_paths,
+    plot_lineage,
+    schedule_table,
+)
 from msa.analysis.tables import overview, pretrained_note, pretrained_table, trial_table
 from msa.analysis.trials import CONFIG_PREFIX
 from msa.experiment_dir import FIGURE_PREFIX, REPORT_FILE
@@ -158,6 +165,28 @@ def crossval_section(experiment: Experiment, figure_html) -> Section | None:
     )
 
 
+def population_section(experiment: Experiment, figure_html) -> Section:
+    """--scheduler pbt / pb2: the lineage, the hyperparameter paths and the best member's schedule."""
+    schedule = schedule_table(experiment)
+    exploits = len(copies(experiment))
+    return Section(
+        "Population-based training",
+        f"Every {experiment.args.get('perturbation_interval')} epochs the bottom quarter of the population took over "
+        f"a top-quarter member's checkpoint and explored its hyperparameters ({exploits} exploits). "
+        "Did the best lineage pass through several members, and where did its learning rate go?",
+        [
+            figure_html("lineage", plot_lineage(experiment), "population lineage", NO_EPOCHS),
+            figure_html(
+                "hyperparameter_paths",
+                plot_hyperparameter_paths(experiment),
+                "hyperparameters over epochs",
+                "no explored hyperparameter changed",
+            ),
+            table_html(schedule) if schedule is not None else note_html("no schedule in summary.json yet"),
+        ],
+    )
+
+
 def build_report(experiment: Experiment, evaluate_val: bool = True, colour_by: str | None = None) -> Report:
     """Every section of the notebook, with its figures rendered to PNG."""
     figures: dict[str, bytes] = {}
@@ -197,7 +226,9 @@ def build_report(experiment: Experiment, evaluate_val: bool = True, colour_by: s
                 )
             ],
         ),
-        Section(
+        population_section(experiment, figure_html)
+        if is_population_search(experiment)
+        else Section(
             "ASHA rung survival",
             "How many trials ASHA let through each rung, and whether those it stopped were "
             "really worse at the rung than those it kept.",

@@ -7,20 +7,25 @@ import math
 import pandas as pd
 
 from msa.analysis.experiment import Experiment
-from msa.experiment_dir import ASHA_REDUCTION_FACTOR
+from msa.experiment_dir import DEFAULT_REDUCTION_FACTOR
 
 RUNG_OUTCOMES = ("continued", "stopped", "errored", "running")
 
 
 def asha_rungs(experiment: Experiment) -> list[int]:
-    """The epochs at which ASHA compared trials: Ray's milestones grace_period * 3**k below
-    max_epochs ([] for --scheduler fifo)."""
+    """The epochs at which ASHA compared trials: Ray's milestones grace_period * r**k below
+    max_epochs, r the --reduction-factor ([] for the other schedulers)."""
     args = experiment.args
     if args.get("scheduler", "asha") != "asha" or not args.get("grace_period"):
         return []
-    grace, top = args["grace_period"], experiment.max_epochs
-    count = int(math.log(top / grace) / math.log(ASHA_REDUCTION_FACTOR) + 1)
-    return [grace * ASHA_REDUCTION_FACTOR**k for k in range(count) if grace * ASHA_REDUCTION_FACTOR**k < top]
+    grace, top, factor = args["grace_period"], experiment.max_epochs, reduction_factor(experiment)
+    count = int(math.log(top / grace) / math.log(factor) + 1)
+    return [grace * factor**k for k in range(count) if grace * factor**k < top]
+
+
+def reduction_factor(experiment: Experiment) -> int:
+    """--reduction-factor (searches saved before the flag used the default)."""
+    return int(experiment.args.get("reduction_factor") or DEFAULT_REDUCTION_FACTOR)
 
 
 def survival(experiment: Experiment) -> pd.DataFrame:

@@ -283,12 +283,16 @@ def epochs_frame(records: list[TrialRecord]) -> pd.DataFrame:
     Columns: trial, epoch, then everything the trial reported that is not Ray's bookkeeping
     (RAY_BOOKKEEPING): train_loss, train_acc, val_loss, val_acc, val_f1, val_uar, lr,
     pretrained_video, pretrained_audio, timestamp, checkpoint_dir_name (the checkpoint saved with
-    that epoch; only the best and the latest are kept), time_this_iter_s, time_total_s.
+    that epoch; only the best and the latest are kept), time_this_iter_s, time_total_s,
+    copied_from (population searches: whose checkpoint the epoch continued), and config/<key>
+    (the configuration it trained with, which a population search changes over time).
     """
     rows = [
         {
             "trial": record.folder,
             **{k: v for k, v in result.items() if k not in RAY_BOOKKEEPING and not isinstance(v, dict)},
+            # the configuration the epoch trained with: a population member's changes over time
+            **{f"{CONFIG_PREFIX}{k}": v for k, v in (result.get("config") or {}).items()},
         }
         for record in records
         for result in record.results

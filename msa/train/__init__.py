@@ -3,10 +3,18 @@
 from msa.train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from msa.train.loop import evaluate, train_one_epoch
 from msa.train.metrics import classification_metrics, confusion_matrix
-from msa.train.optim import OptimConfig, build_optimizer, build_scheduler, lr_multiplier, parameter_groups
+from msa.train.optim import (
+    OptimConfig,
+    apply_optim_config,
+    build_optimizer,
+    build_scheduler,
+    lr_multiplier,
+    parameter_groups,
+)
 from msa.train.runtime import Precision, batch_inputs, default_device, place_model, seed_everything
 
 __all__ = [
+    "apply_optim_config",
     "CheckpointError",
     "OptimConfig",
     "Precision",

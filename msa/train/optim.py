@@ -131,3 +131,24 @@ def build_scheduler(
         return lr_multiplier(step, config, total_steps)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+
+
+def apply_optim_config(
+    optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR, config: OptimConfig
+) -> None:
+    """Make ``config``'s learning rates and weight decay current after loading an optimiser and
+    schedule state (which carry the values they were saved with): the moments and the step
+    count stay, each group's base learning rate becomes its config value and its current one
+    base x the schedule's multiplier at the step reached. On a plain resume this changes
+    nothing; after a population-based exploit it applies the explored hyperparameters to the
+    donor's state."""
+    base_lrs = []
+    for group in optimizer.param_groups:
+        base = config.backbone_lr if group["name"].startswith("backbone") else config.lr
+        group["weight_decay"] = 0.0 if group["name"].endswith("_no_decay") else config.weight_decay
+        group["initial_lr"] = base
+        base_lrs.append(base)
+    scheduler.base_lrs = base_lrs
+    for group, base, multiplier in zip(optimizer.param_groups, base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * multiplier(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

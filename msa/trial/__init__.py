@@ -11,6 +11,7 @@ from msa.trial.trial import (
     modalities_of,
     non_finite,
     pretrained_metrics,
+    restore_run,
     run_epoch,
     setup_trial,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "modalities_of",
     "non_finite",
     "pretrained_metrics",
+    "restore_run",
     "run_epoch",
     "setup_trial",
 ]

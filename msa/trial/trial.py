@@ -30,6 +30,7 @@ from msa.models import backbone_branches, create_model, model_config
 from msa.train import (
     OptimConfig,
     Precision,
+    apply_optim_config,
     build_optimizer,
     build_scheduler,
     evaluate,
@@ -204,6 +205,21 @@ def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> 
         features_computed,
         num_classes,
     )
+
+
+def restore_run(run: TrialRun, state: dict) -> int:
+    """Continue ``run`` from a checkpoint's state (msa.train.load_checkpoint) -> the next epoch.
+
+    Weights, optimiser moments and the schedule's step come from the checkpoint; learning
+    rates and weight decay are the run's own config (apply_optim_config), and dropout is the
+    run's model's. So resuming a trial repeats what it would have done, and a population
+    member that takes over another's checkpoint (PBT's exploit) continues from the donor's
+    state with its own explored hyperparameters."""
+    run.model.load_state_dict(state["model_state"])
+    run.optimizer.load_state_dict(state["extra"]["optimizer"])
+    run.scheduler.load_state_dict(state["extra"]["scheduler"])
+    apply_optim_config(run.optimizer, run.scheduler, run.optim)
+    return state["extra"]["epoch"] + 1
 
 
 def run_epoch(run: TrialRun, epoch: int, seed: int) -> tuple[dict, list]:

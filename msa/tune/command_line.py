@@ -72,7 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"ASHA's minimum epochs before stopping a trial (default {budget.grace_period})",
     )
-    group.add_argument("--scheduler", choices=SCHEDULERS, help=f"default {budget.scheduler}")
+    group.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        help="asha (default), fifo, or population-based training: pbt, pb2 (see Population-based training)",
+    )
+    group.add_argument(
+        "--reduction-factor",
+        type=int,
+        help=f"ASHA keeps about 1 / this of the trials at each rung (default {budget.reduction_factor})",
+    )
+    group.add_argument(
+        "--perturbation-interval",
+        type=int,
+        metavar="EPOCHS",
+        help=f"pbt / pb2: epochs between exploits (default {budget.perturbation_interval})",
+    )
     group.add_argument("--search", choices=SEARCHERS, help="Optuna TPE (seeded; default) or random search")
     group.add_argument(
         "--time-budget", type=float, help="stop starting and running trials after this many seconds"

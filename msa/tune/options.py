@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -35,10 +36,17 @@ from msa.data import is_uri, remote_filesystem
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES
 from msa.data.folds import FoldError, check_folds_arg
 from msa.data.splits import SplitConfig
-from msa.experiment_dir import ARGS_FILE, DEFAULT_METRIC, DEFAULT_MODE, default_mode
+from msa.experiment_dir import (
+    ARGS_FILE,
+    DEFAULT_METRIC,
+    DEFAULT_MODE,
+    DEFAULT_REDUCTION_FACTOR,
+    POPULATION_SCHEDULERS,
+    default_mode,
+)
 from msa.tune.tracking.options import TrackingError, TrackingOptions, check_tracking
 
-SCHEDULERS = ("asha", "fifo")
+SCHEDULERS = ("asha", "fifo", *POPULATION_SCHEDULERS)
 SEARCHERS = ("optuna", "random")
 
 
@@ -68,6 +76,8 @@ class BudgetOptions:
     num_samples: int = 8
     max_epochs: int = 8  # ASHA's max_t
     grace_period: int = 2  # ASHA's minimum epochs
+    reduction_factor: int = DEFAULT_REDUCTION_FACTOR  # ASHA keeps about 1 / this at each rung
+    perturbation_interval: int = 2  # epochs between PBT / PB2 exploits
     time_budget: float | None = None  # seconds
     scheduler: str = "asha"
     search: str = "optuna"
@@ -245,6 +255,13 @@ class SearchOptions:
                 raise UsageError(f"--{flag} must be at least 1, got {value}")
         if data.image_size < 16:
             raise UsageError(f"--image-size must be at least 16 pixels, got {data.image_size}")
+        if budget.reduction_factor < 2:
+            raise UsageError(f"--reduction-factor must be at least 2, got {budget.reduction_factor}")
+        check_population(budget)
+        if budget.scheduler in POPULATION_SCHEDULERS and self.tracking.optuna_storage is not None:
+            raise UsageError(
+                f"--optuna-storage keeps an Optuna search's study; --scheduler {budget.scheduler} draws its population without one"
+            )
         if budget.grace_period > budget.max_epochs:
             raise UsageError(f"--grace-period {budget.grace_period} exceeds --max-epochs {budget.max_epochs}")
         if budget.time_budget is not None and budget.time_budget <= 0:
@@ -288,6 +305,24 @@ class SearchOptions:
             check_tracking(self.tracking, self.output.storage, self.experiment_name)
         except TrackingError as error:
             raise UsageError(str(error)) from None
+
+
+def check_population(budget: BudgetOptions) -> None:
+    """--scheduler pbt / pb2: a population that can exploit at least once. Raises UsageError."""
+    if budget.perturbation_interval < 1:
+        raise UsageError(
+            f"--perturbation-interval must be at least 1 epoch, got {budget.perturbation_interval}"
+        )
+    if budget.scheduler not in POPULATION_SCHEDULERS:
+        return
+    if budget.num_samples < 2:
+        raise UsageError(f"--scheduler {budget.scheduler} needs a population: --num-samples of at least 2")
+    if budget.perturbation_interval >= budget.max_epochs:
+        raise UsageError(
+            f"--perturbation-interval {budget.perturbation_interval} is not below --max-epochs {budget.max_epochs}: no member would ever exploit another"
+        )
+    if budget.scheduler == "pb2" and importlib.util.find_spec("sklearn") is None:
+        raise UsageError("--scheduler pb2 needs scikit-learn: pip install -e '.[pb2]'")
 
 
 def check_resources(resources: ResourceOptions) -> None:

@@ -13,10 +13,20 @@ import ray
 from msa.baseline import FEATURE_SETS
 from msa.data import is_uri, remote_filesystem
 from msa.data.experiment import TrialData
-from msa.experiment_dir import CHECKPOINT_FILE, VAL_KEYS, has_metric, ranking_key
+from msa.experiment_dir import (
+    CHECKPOINT_FILE,
+    COPIED_FROM,
+    VAL_KEYS,
+    finite,
+    has_metric,
+    lineage,
+    ranking_key,
+    trial_folder,
+)
 from msa.models import BACKBONE_BRANCHES
 from msa.trial.evaluation import evaluate_test_actors
-from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
+from msa.tune.options import POPULATION_SCHEDULERS, BudgetOptions, ResourceOptions, SearchOptions
+from msa.tune.population import MUTABLE
 from msa.weights import WeightsBundle
 
 
@@ -101,6 +111,7 @@ def summarise(
         "best_trial": None,
         "best_config": None,
         "best_val": None,
+        "schedule": None,  # population searches: the best member's hyperparameters per epoch
         "test": test,
         "baseline": baseline,
         "data": data.summary(),
@@ -119,7 +130,44 @@ def summarise(
         summary["best_config"] = dict(result.config)
         summary["best_val"] = {k: metrics[k] for k in VAL_KEYS if k in metrics}
         summary["pretrained"] = pretrained_summary(pretrained, weights, metrics)
+        if options.budget.scheduler in POPULATION_SCHEDULERS:
+            summary["schedule"] = member_schedule(results, metrics["trial_id"])
     return summary
+
+
+def member_schedule(results, trial_id: str) -> list[dict]:
+    """summary.json's ``schedule`` of a population search: every epoch that made the best
+    member's weights (msa.experiment_dir.lineage: inherited ones from the members it copied),
+    with the mutable hyperparameters it trained with, whose run (trial folder) it was, and
+    the folder of the trial it copied on the epoch after an exploit."""
+    histories = {}
+    for result in results:
+        frame = result.metrics_dataframe
+        if frame is None or frame.empty:
+            continue
+        rows = frame.to_dict("records")
+        histories[str(rows[0]["trial_id"])] = [
+            {
+                "epoch": int(row["epoch"]),
+                COPIED_FROM: row.get(COPIED_FROM) if isinstance(row.get(COPIED_FROM), str) else "",
+                "config": {
+                    key.removeprefix("config/"): value
+                    for key, value in row.items()
+                    if key.startswith("config/")
+                },
+            }
+            for row in rows
+            if "epoch" in row
+        ]
+    return [
+        {
+            "epoch": row["epoch"],
+            "trial": trial_folder(row["trial"]),
+            COPIED_FROM: trial_folder(row[COPIED_FROM]) if row[COPIED_FROM] else "",
+            **{name: row["config"][name] for name in MUTABLE if finite(row["config"].get(name)) is not None},
+        }
+        for row in lineage(histories, trial_id)
+    ]
 
 
 def pretrained_summary(mode: str, weights: dict[str, WeightsBundle], best_metrics: dict | None) -> dict:

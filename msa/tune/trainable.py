@@ -21,10 +21,18 @@ import torch
 from ray import tune
 from torch.utils.tensorboard import SummaryWriter
 
-from msa.experiment_dir import CHECKPOINT_FILE, RUNG_SCORE, TENSORBOARD_DIR, rung_score
+from msa.experiment_dir import CHECKPOINT_FILE, COPIED_FROM, RUNG_SCORE, TENSORBOARD_DIR, rung_score
 from msa.models import loaded_record
 from msa.train import default_device, load_checkpoint, save_checkpoint
-from msa.trial import TrialSettings, fail_if_asked, non_finite, pretrained_metrics, run_epoch, setup_trial
+from msa.trial import (
+    TrialSettings,
+    fail_if_asked,
+    non_finite,
+    pretrained_metrics,
+    restore_run,
+    run_epoch,
+    setup_trial,
+)
 from msa.trial.tensorboard import log_epoch
 
 # Ray runs the trial in a daemon thread and, once it stops the trial (ASHA, the last epoch, an
@@ -47,7 +55,8 @@ def train_trial(config: dict, settings: TrialSettings) -> None:
     TEARDOWN_TIMEOUT for why."""
     _tensors_released.clear()
     try:
-        _train(config, settings)
+        # None: a key this member's space does not have (population searches share one key set).
+        _train({key: value for key, value in config.items() if value is not None}, settings)
     except BaseException as error:
         traceback.clear_frames(error.__traceback__)  # _train's frame has ended: its tensors go now
         raise
@@ -64,18 +73,19 @@ def _train(config: dict, settings: TrialSettings) -> None:
         print(f"{name} branch: frozen-prefix features {how}")
     pretrained = run.pretrained
 
-    first_epoch = 1
+    first_epoch, copied_from = 1, ""
+    trial_id = tune.get_context().get_trial_id() or ""
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = load_checkpoint(Path(folder) / CHECKPOINT_FILE, map_location=device)
-        run.model.load_state_dict(state["model_state"])
-        run.optimizer.load_state_dict(state["extra"]["optimizer"])
-        run.scheduler.load_state_dict(state["extra"]["scheduler"])
-        first_epoch = state["extra"]["epoch"] + 1
+        first_epoch = restore_run(run, state)
         pretrained = {
             branch: loaded_record(stored) for branch, stored in state["extra"]["pretrained"].items()
         }
+        # Another trial's checkpoint: a population-based scheduler's exploit (msa.tune.population).
+        saved_by = state["extra"].get("trial_id", trial_id)
+        copied_from = saved_by if saved_by != trial_id else ""
 
     writer = SummaryWriter(TENSORBOARD_DIR)
     try:
@@ -92,6 +102,8 @@ def _train(config: dict, settings: TrialSettings) -> None:
                 cached_video=run.cache_plan.get("video") == "cached",
                 cached_audio=run.cache_plan.get("audio") == "cached",
                 **placement(device),
+                # Whose checkpoint this epoch continued (PBT / PB2 exploits), "" for its own.
+                **{COPIED_FROM: copied_from if epoch == first_epoch else ""},
             )
             metrics[RUNG_SCORE] = rung_score(metrics, settings.metric, settings.mode)
             problem = non_finite(metrics, epoch)
@@ -112,6 +124,7 @@ def _train(config: dict, settings: TrialSettings) -> None:
                     metrics=metrics,
                     optimizer=run.optimizer.state_dict(),
                     scheduler=run.scheduler.state_dict(),
+                    trial_id=trial_id,
                 )
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
     finally:

@@ -9,11 +9,13 @@ import optuna
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from msa.data import is_uri
-from msa.experiment_dir import ASHA_REDUCTION_FACTOR, RUNG_SCORE, trial_folder
+from msa.experiment_dir import RUNG_SCORE, trial_folder
 from msa.trial import TrialSettings
-from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
+from msa.tune.options import POPULATION_SCHEDULERS, BudgetOptions, ResourceOptions, SearchOptions
+from msa.tune.population import POPULATION_CHECKPOINTS, initial_members, population_scheduler
 from msa.tune.searcher import BudgetAwareOptunaSearch
 from msa.tune.tracking.options import optuna_storage_url
 from msa.tune.trainable import train_trial
@@ -71,7 +73,7 @@ def build_trial_scheduler(budget: BudgetOptions):
         time_attr="training_iteration",
         max_t=budget.max_epochs,
         grace_period=budget.grace_period,
-        reduction_factor=ASHA_REDUCTION_FACTOR,
+        reduction_factor=budget.reduction_factor,
     )
 
 
@@ -83,7 +85,12 @@ def trainable(resources: ResourceOptions, settings: TrialSettings, function=trai
 
 
 def run_config(
-    storage: str, name: str, mode: str, max_failures: int, callbacks: list | None = None
+    storage: str,
+    name: str,
+    mode: str,
+    max_failures: int,
+    callbacks: list | None = None,
+    checkpoints_to_keep: int = 1,
 ) -> tune.RunConfig:
     """Where trials write, which checkpoints they keep, how often a crashed one is retried, and
     the trackers' logger ``callbacks``."""
@@ -96,7 +103,7 @@ def run_config(
             # ties to the lower val loss), and (always) the latest, for resuming. With one to
             # keep, Ray also saves the experiment state after every trial checkpoint, so a killed
             # driver costs each running trial at most the epoch it was in.
-            num_to_keep=1,
+            num_to_keep=checkpoints_to_keep,
             checkpoint_score_attribute=RUNG_SCORE,
             checkpoint_score_order=mode,
         ),
@@ -125,18 +132,37 @@ def build_tuner(
     max_concurrent = resources.max_concurrent or concurrency(
         ray.cluster_resources(), resources, budget.num_samples
     )
+    if budget.scheduler in POPULATION_SCHEDULERS:
+        # Ray's population schedulers take no search algorithm: the members start from fixed points.
+        members, bounds = initial_members(options.space, budget.num_samples, budget.seed)
+        # Every key any member has; a member's own keys replace the None of those it lacks
+        # (the trainable drops them: a define-by-run space gives members different keys).
+        param_space = {key: None for member in members for key in member}
+        search_alg = BasicVariantGenerator(points_to_evaluate=members)
+        scheduler = population_scheduler(
+            budget.scheduler,
+            bounds,
+            RUNG_SCORE,
+            budget.mode,
+            budget.perturbation_interval,
+            budget.max_epochs,
+            budget.seed,
+        )
+        checkpoints_to_keep = POPULATION_CHECKPOINTS
+    else:
+        storage_url = optuna_storage_url(options.tracking, options.output.storage, name)
+        search_alg = build_searcher(options.space, budget, storage_url, name)
+        param_space = None
+        scheduler = build_trial_scheduler(budget)
+        checkpoints_to_keep = 1
     return tune.Tuner(
         trainable(resources, settings),
+        param_space=param_space,
         # No metric here: the searcher and the scheduler each carry their own, and summaries
         # pick the best trial by the search metric themselves.
         tune_config=tune.TuneConfig(
-            search_alg=build_searcher(
-                options.space,
-                budget,
-                optuna_storage_url(options.tracking, options.output.storage, name),
-                name,
-            ),
-            scheduler=build_trial_scheduler(budget),
+            search_alg=search_alg,
+            scheduler=scheduler,
             num_samples=budget.num_samples,
             max_concurrent_trials=max_concurrent,
             time_budget_s=budget.time_budget,
@@ -144,7 +170,12 @@ def build_tuner(
             trial_dirname_creator=trial_name,
         ),
         run_config=run_config(
-            storage_root(options.output.storage), name, budget.mode, resources.max_failures, callbacks
+            storage_root(options.output.storage),
+            name,
+            budget.mode,
+            resources.max_failures,
+            callbacks,
+            checkpoints_to_keep,
         ),
     )
 
