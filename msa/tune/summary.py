@@ -16,6 +16,7 @@ from msa.data.experiment import TrialData
 from msa.experiment_dir import (
     CHECKPOINT_FILE,
     COPIED_FROM,
+    POPULATION_SCHEDULERS,
     VAL_KEYS,
     finite,
     has_metric,
@@ -25,7 +26,7 @@ from msa.experiment_dir import (
 )
 from msa.models import BACKBONE_BRANCHES
 from msa.trial.evaluation import evaluate_test_actors
-from msa.tune.options import POPULATION_SCHEDULERS, BudgetOptions, ResourceOptions, SearchOptions
+from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
 from msa.tune.population import MUTABLE
 from msa.weights import WeightsBundle
 

@@ -12,9 +12,9 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from msa.data import is_uri
-from msa.experiment_dir import RUNG_SCORE, trial_folder
+from msa.experiment_dir import POPULATION_SCHEDULERS, RUNG_SCORE, trial_folder
 from msa.trial import TrialSettings
-from msa.tune.options import POPULATION_SCHEDULERS, BudgetOptions, ResourceOptions, SearchOptions
+from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
 from msa.tune.population import POPULATION_CHECKPOINTS, initial_members, population_scheduler
 from msa.tune.searcher import BudgetAwareOptunaSearch
 from msa.tune.tracking.options import optuna_storage_url
