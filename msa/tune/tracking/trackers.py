@@ -41,6 +41,7 @@ class WandbTarget:
     group: str
     mode: str  # "online" or "offline"
     summary_folder: Path  # where the summary run writes its files
+    experiment: Path | None  # a local experiment folder (trial runs go into its trial folders)
     sync_command: str  # what uploads offline runs
 
 
@@ -57,8 +58,15 @@ class Trackers:
         if self.wandb is not None:
             from msa.tune.tracking.wandb_runs import WandbTrialRuns
 
+            target = self.wandb
             callbacks.append(
-                WandbTrialRuns(self.wandb.project, self.wandb.group, self.wandb.mode, max_epochs)
+                WandbTrialRuns(
+                    target.project,
+                    target.group,
+                    target.mode,
+                    max_epochs,
+                    str(target.experiment) if target.experiment else None,
+                )
             )
         if self.mlflow is not None:
             callbacks.append(self.mlflow.callback(max_epochs))
@@ -123,13 +131,16 @@ def start_trackers(
         # The driver's callback checks the mode in the environment, and local logging actors inherit it.
         os.environ["WANDB_MODE"] = mode
         if is_uri(storage):  # the runs are written where the driver stages the trials' files
+            experiment = None
             summary_folder = Path.cwd() / WANDB_SUMMARY_DIR
             sync = f"wandb sync --sync-all   (in each trial's local folder, and in {summary_folder})"
         else:
             experiment = Path(storage).expanduser().resolve() / name
             summary_folder = experiment / WANDB_SUMMARY_DIR
             sync = f"wandb sync {experiment}/*/wandb/offline-run-*"
-        trackers.wandb = WandbTarget(tracking.wandb, tracking.wandb_group or name, mode, summary_folder, sync)
+        trackers.wandb = WandbTarget(
+            tracking.wandb, tracking.wandb_group or name, mode, summary_folder, experiment, sync
+        )
         if mode == "offline":
             print(
                 f"W&B: no API key (WANDB_API_KEY or wandb login): runs are written offline; upload them with\n  {sync}"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem, _WandbLoggingActor
 
-from msa.experiment_dir import trial_outcome
+from msa.experiment_dir import trial_folder, trial_outcome
 from msa.tune.tracking.values import search_result
 
 OUTCOME_KEY = "msa_outcome"  # a queue item holding the trial's end, for its run's summary
@@ -34,6 +34,8 @@ class TrialLoggingActor(_WandbLoggingActor):
 
     def run(self):
         os.environ["WANDB_START_METHOD"] = "thread"  # a Ray actor: no forking
+        if self.kwargs.get("dir"):
+            os.makedirs(self.kwargs["dir"], exist_ok=True)
         run = self._wandb.init(*self.args, **self.kwargs)
         run.config.trial_log_path = self._logdir
         while True:
@@ -59,7 +61,7 @@ class WandbTrialRuns(WandbLoggerCallback):
 
     _logger_actor_cls = TrialLoggingActor
 
-    def __init__(self, project: str, group: str, mode: str, max_epochs: int):
+    def __init__(self, project: str, group: str, mode: str, max_epochs: int, experiment: str | None):
         import wandb
 
         # wandb.init's own arguments: offline or online, continue the trial's run on --resume,
@@ -73,6 +75,14 @@ class WandbTrialRuns(WandbLoggerCallback):
             settings=wandb.Settings(silent=True),
         )
         self.max_epochs = max_epochs
+        self.experiment = experiment  # a local experiment folder: each trial's runs go into its own
+
+    def _start_logging_actor(self, trial, exclude_results, **wandb_init_kwargs):
+        # Straight into the trial's folder of a local experiment: Ray's default, its driver-side
+        # staging folder, reaches the experiment only when Ray syncs it, possibly mid-write.
+        if self.experiment is not None:
+            wandb_init_kwargs["dir"] = str(Path(self.experiment) / trial_folder(trial.trial_id))
+        super()._start_logging_actor(trial, exclude_results, **wandb_init_kwargs)
 
     def log_trial_end(self, trial, failed: bool = False):
         if trial in self._trial_queues:
