@@ -109,6 +109,7 @@ def per_node_counts(line: str) -> list[int]:
     return [int(part.split()[-1]) for part in line.split("per node: ")[1].split(", ")]
 
 
+@pytest.mark.slow  # ~2 min: make test-all (make test stays under 10 minutes)
 def test_search_spreads_over_nodes_and_shares_gpus(two_node_cluster, tiny_sample, torch_home, tmp_path):
     address, env, caches = two_node_cluster
     num_clips = len(list(tiny_sample.rglob("*.mp4")))

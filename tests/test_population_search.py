@@ -22,7 +22,7 @@ def results(trial) -> list[dict]:
 
 def population_search(tiny_sample, tmp_path, name, scheduler, *flags):
     command = [sys.executable, "tune_main.py", *smoke_search_flags(tiny_sample, tmp_path, name)]
-    command += ["--scheduler", scheduler, "--num-samples", "3", "--perturbation-interval", "1", *flags]
+    command += ["--scheduler", scheduler, "--perturbation-interval", "1", *flags]
     return command
 
 
@@ -50,12 +50,15 @@ def check_population(experiment, max_epochs: int) -> None:
 
 
 def test_pbt_search_exploits_and_records_it(tiny_sample, tmp_path):
-    command = population_search(tiny_sample, tmp_path, "pbt", "pbt", "--max-epochs", "3")
+    # Two members, one exploit round (after epoch 1): the bottom half copies the top half.
+    command = population_search(
+        tiny_sample, tmp_path, "pbt", "pbt", "--num-samples", "2", "--max-epochs", "2"
+    )
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert_no_crash_output(done)
     experiment = tmp_path / "results" / "pbt"
-    check_population(experiment, max_epochs=3)
+    check_population(experiment, max_epochs=2)
     report = subprocess.run(
         [sys.executable, "-m", "msa.report", str(experiment), "--no-val"],
         cwd=REPO,
@@ -69,7 +72,9 @@ def test_pbt_search_exploits_and_records_it(tiny_sample, tmp_path):
 
 @pytest.mark.slow
 def test_pb2_search_exploits_and_records_it(tiny_sample, tmp_path):
-    command = population_search(tiny_sample, tmp_path, "pb2", "pb2", "--max-epochs", "3")
+    command = population_search(
+        tiny_sample, tmp_path, "pb2", "pb2", "--num-samples", "3", "--max-epochs", "3"
+    )
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     check_population(tmp_path / "results" / "pb2", max_epochs=3)
@@ -77,7 +82,9 @@ def test_pb2_search_exploits_and_records_it(tiny_sample, tmp_path):
 
 @pytest.mark.slow
 def test_an_interrupted_pbt_search_resumes(tiny_sample, tmp_path):
-    command = population_search(tiny_sample, tmp_path, "resumed", "pbt", "--max-epochs", "4")
+    command = population_search(
+        tiny_sample, tmp_path, "resumed", "pbt", "--num-samples", "3", "--max-epochs", "4"
+    )
     experiment = tmp_path / "results" / "resumed"
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
