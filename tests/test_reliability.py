@@ -177,6 +177,7 @@ def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # two searches, ~1 min: make test-all (make test stays under 10 minutes)
 def test_crashing_trials_are_retried_then_reported(tiny_sample, tmp_path):
     retried = subprocess.run(
         tune_main(
