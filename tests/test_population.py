@@ -6,9 +6,10 @@ import random
 import pytest
 import torch
 
+from msa.experiment_dir import MUTABLE_HYPERPARAMETERS
 from msa.train import load_checkpoint, save_checkpoint
 from msa.trial import TrialSettings, restore_run, run_epoch, setup_trial
-from msa.tune.population import MUTABLE, Bounds, explore, initial_members
+from msa.tune.population import Bounds, explore, initial_members
 
 DONOR = {
     "model": "video_iter4",
@@ -32,7 +33,7 @@ def test_members_come_from_the_space_with_its_ranges_as_bounds():
     assert len({str(sorted(m.items())) for m in members}) == 6
     assert {m["model"] for m in members} <= {"video_iter3", "video_iter4", "video_iter5"}
     # What every member has and may change while training; a frozen trunk has no backbone_lr.
-    assert set(bounds) <= set(MUTABLE) and {"lr", "weight_decay", "dropout"} <= set(bounds)
+    assert set(bounds) <= set(MUTABLE_HYPERPARAMETERS) and {"lr", "weight_decay", "dropout"} <= set(bounds)
     assert bounds["lr"] == Bounds(1e-4, 3e-3, log=True) and bounds["dropout"] == Bounds(0.0, 0.4, log=False)
 
 

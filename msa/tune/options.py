@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -44,7 +43,7 @@ from msa.experiment_dir import (
     POPULATION_SCHEDULERS,
     default_mode,
 )
-from msa.tune.tracking.options import TrackingError, TrackingOptions, check_tracking
+from msa.tune.tracking.options import TrackingError, TrackingOptions, check_tracking, installed
 
 SCHEDULERS = ("asha", "fifo", *POPULATION_SCHEDULERS)
 SEARCHERS = ("optuna", "random")
@@ -321,7 +320,7 @@ def check_population(budget: BudgetOptions) -> None:
         raise UsageError(
             f"--perturbation-interval {budget.perturbation_interval} is not below --max-epochs {budget.max_epochs}: no member would ever exploit another"
         )
-    if budget.scheduler == "pb2" and importlib.util.find_spec("sklearn") is None:
+    if budget.scheduler == "pb2" and not installed("sklearn"):
         raise UsageError("--scheduler pb2 needs scikit-learn: pip install -e '.[pb2]'")
 
 

@@ -26,11 +26,12 @@ from ray.tune.schedulers.pb2 import PB2
 from msa.experiment_dir import MUTABLE_HYPERPARAMETERS
 from search_spaces import get_space
 
-# What may change while a member trains: continuous values that the optimiser (learning rates,
+# What may change while a member trains (MUTABLE_HYPERPARAMETERS, named in msa.experiment_dir):
+# continuous values that the optimiser (learning rates,
 # weight decay) or the dropout layers take at any step. Everything else is fixed per member:
 # the model, widths, depths and heads change the weights' shapes; the batch size, schedule and
 # warm-up the meaning of the schedule's step count; augmentation the feature cache.
-MUTABLE = MUTABLE_HYPERPARAMETERS
+
 PERTURBATION_FACTORS = (1.2, 0.8)
 RESAMPLE_PROBABILITY = 0.25
 QUANTILE_FRACTION = 0.25  # the bottom quarter copies the top quarter
@@ -63,7 +64,7 @@ def initial_members(space: str, size: int, seed: int) -> tuple[list[dict], dict[
         trial = study.ask()
         constants = define(trial) or {}
         members.append({**trial.params, **constants})
-        names = {name for name in trial.distributions if name in MUTABLE}
+        names = {name for name in trial.distributions if name in MUTABLE_HYPERPARAMETERS}
         shared = names if shared is None else shared & names
         study.tell(trial, 0.0)
     bounds = {}

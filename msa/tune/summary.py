@@ -16,6 +16,7 @@ from msa.data.experiment import TrialData
 from msa.experiment_dir import (
     CHECKPOINT_FILE,
     COPIED_FROM,
+    MUTABLE_HYPERPARAMETERS,
     POPULATION_SCHEDULERS,
     VAL_KEYS,
     finite,
@@ -27,7 +28,6 @@ from msa.experiment_dir import (
 from msa.models import BACKBONE_BRANCHES
 from msa.trial.evaluation import evaluate_test_actors
 from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
-from msa.tune.population import MUTABLE
 from msa.weights import WeightsBundle
 
 
@@ -165,7 +165,11 @@ def member_schedule(results, trial_id: str) -> list[dict]:
             "epoch": row["epoch"],
             "trial": trial_folder(row["trial"]),
             COPIED_FROM: trial_folder(row[COPIED_FROM]) if row[COPIED_FROM] else "",
-            **{name: row["config"][name] for name in MUTABLE if finite(row["config"].get(name)) is not None},
+            **{
+                name: row["config"][name]
+                for name in MUTABLE_HYPERPARAMETERS
+                if finite(row["config"].get(name)) is not None
+            },
         }
         for row in lineage(histories, trial_id)
     ]
