@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             make_folds(options.evaluation.crossval, data.actors, options.budget.seed, "--crossval")
         if not options.resources.address:  # on a cluster, the nodes prepare the clips once Ray is up
             data, report = split_data(data, *prepare_locally(data), options.data.classes, options.split)
+            options = options.sized_for(len(data.clips("train")))  # the epochs not given
             if options.evaluation.crossval:  # and every fold's training actors have every class
                 folds_of(data, options.evaluation.crossval, options.budget.seed, "--crossval")
     except (UsageError, FileNotFoundError, NoUsableClipsError, SplitError, FoldError) as error:

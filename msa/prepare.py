@@ -101,7 +101,7 @@ def print_cache_info(cache: Path) -> None:
     for table in tables:
         boundary = table["frozen"][-1] if table["frozen"] else "?"
         print(
-            f"  {table['name']}  {table['entries']:5d} clips {table['bytes'] / MB:9.1f} MB"
+            f"  {table['name']}  {table['entries']:5d} clips {table['bytes'] / MB:9.1f} MB {table['dtype']:>7}"
             f"  frozen through {boundary}  created {table['created']}"
         )
     shipped = shipped_weights(cache)

@@ -1,29 +1,39 @@
 """Named search spaces: ``SPACES[name]`` holds a define-by-run function and a description.
 
-A space's function suggests hyperparameters on an Optuna trial and returns the constants the
-trial also needs (at least ``model``, the named configuration in ``msa.models``). Fixed parts
-of a search (classes, split, frames, image size) come from the command line, not from here.
+A space's function suggests hyperparameters on an Optuna trial, given the search's
+:class:`~search_spaces.scale.SearchScale` (training-set size and device, which size the batch
+choices), and returns the constants the trial also needs (at least ``model``, the named
+configuration in ``msa.models``). Fixed parts of a search (classes, split, frames, image size)
+come from the command line, not from here.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
 
 from search_spaces import audio, multimodal, video
+from search_spaces.scale import SearchScale
+
+DefineByRun = Callable[[optuna.Trial, SearchScale], dict | None]
 
 
 @dataclass(frozen=True)
 class SearchSpace:
     name: str
     description: str
-    define: Callable[[optuna.Trial], dict | None]
+    define: DefineByRun
     backbones: tuple[str, ...]  # pretrained backbones its models can use: what --pretrained on must find
     models: tuple[
         str, ...
     ]  # every named model configuration it can choose (their frozen prefixes are precomputed)
+
+    def at_scale(self, scale: SearchScale) -> Callable[[optuna.Trial], dict | None]:
+        """The define-by-run function Optuna calls, for a search at ``scale``."""
+        return functools.partial(self.define, scale=scale)
 
 
 SPACES: dict[str, SearchSpace] = {}
@@ -36,7 +46,7 @@ CHOICE_LABELS = ("trunk", "audio_layers")
 def register(
     name: str,
     description: str,
-    define: Callable[[optuna.Trial], dict | None],
+    define: DefineByRun,
     backbones: tuple[str, ...],
     models: tuple[str, ...],
 ) -> None:
@@ -96,10 +106,10 @@ def get_space(name: str) -> SearchSpace:
         raise ValueError(f"unknown space {name!r}; valid spaces: {', '.join(SPACES)}") from None
 
 
-def sample_config(space: SearchSpace, seed: int = 0) -> dict:
+def sample_config(space: SearchSpace, seed: int = 0, scale: SearchScale = SearchScale()) -> dict:
     """One configuration drawn from a space, outside Ray (for tests and inspection)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     trial = study.ask()
-    constants = space.define(trial) or {}
+    constants = space.define(trial, scale) or {}
     return {**trial.params, **constants}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 
 from search_spaces.common import suggest_optimisation, suggest_transformer
+from search_spaces.scale import SearchScale
 
 # multimodal_iter1 = video iteration 3 + audio last 2 layers; multimodal_iter2 = video iteration 2 + audio last 2.
 MULTIMODAL_MODELS = ("multimodal_iter1", "multimodal_iter2")
@@ -12,7 +13,7 @@ FUSION_HEADS = ("linear", "mlp")
 FUSION_HIDDEN = (128, 256, 512)
 
 
-def multimodal(trial: optuna.Trial) -> None:
+def multimodal(trial: optuna.Trial, scale: SearchScale) -> None:
     model = trial.suggest_categorical("model", MULTIMODAL_MODELS)
     if model == "multimodal_iter1":
         suggest_transformer(trial)
@@ -22,4 +23,4 @@ def multimodal(trial: optuna.Trial) -> None:
     if head == "mlp":
         trial.suggest_categorical("head_hidden", FUSION_HIDDEN)
         trial.suggest_float("head_dropout", 0.0, 0.5)
-    suggest_optimisation(trial, backbone_trainable=True)  # the audio branch's last two layers train
+    suggest_optimisation(trial, scale, backbone_trainable=True)  # the audio branch's last two layers train

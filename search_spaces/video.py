@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 
 from search_spaces.common import suggest_optimisation, suggest_transformer
+from search_spaces.scale import SearchScale
 
 # The seed's five video iterations; the key is the named model configuration in msa.models.
 VIDEO_ITERATIONS = ("video_iter1", "video_iter2", "video_iter3", "video_iter4", "video_iter5")
@@ -16,7 +17,7 @@ TRAINABLE_TRUNK = {"video_iter4", "video_iter5"}
 AUGMENTABLE = {"video_iter1", "video_iter5"}
 
 
-def suggest_video_model(trial: optuna.Trial, model: str) -> None:
+def suggest_video_model(trial: optuna.Trial, scale: SearchScale, model: str) -> None:
     """Parameters of one video iteration, given which one it is."""
     if model != "video_iter2":  # iteration 2 pools trunk features straight into the classifier
         suggest_transformer(trial)
@@ -24,26 +25,26 @@ def suggest_video_model(trial: optuna.Trial, model: str) -> None:
         trial.suggest_float("pool_dropout", 0.0, 0.5)
     if model in AUGMENTABLE:
         trial.suggest_categorical("video_augment", (False, True))
-    suggest_optimisation(trial, backbone_trainable=model in TRAINABLE_TRUNK)
+    suggest_optimisation(trial, scale, backbone_trainable=model in TRAINABLE_TRUNK)
 
 
-def video_scratch(trial: optuna.Trial) -> dict:
-    suggest_video_model(trial, "video_iter1")
+def video_scratch(trial: optuna.Trial, scale: SearchScale) -> dict:
+    suggest_video_model(trial, scale, "video_iter1")
     return {"model": "video_iter1"}
 
 
-def video_resnet_avg(trial: optuna.Trial) -> dict:
-    suggest_video_model(trial, "video_iter2")
+def video_resnet_avg(trial: optuna.Trial, scale: SearchScale) -> dict:
+    suggest_video_model(trial, scale, "video_iter2")
     return {"model": "video_iter2"}
 
 
-def video_transformer(trial: optuna.Trial) -> dict:
+def video_transformer(trial: optuna.Trial, scale: SearchScale) -> dict:
     trunk = trial.suggest_categorical("trunk", tuple(TRUNK_CHOICES))
     model = TRUNK_CHOICES[trunk]
-    suggest_video_model(trial, model)
+    suggest_video_model(trial, scale, model)
     return {"model": model}
 
 
-def video_iterations(trial: optuna.Trial) -> None:
+def video_iterations(trial: optuna.Trial, scale: SearchScale) -> None:
     model = trial.suggest_categorical("model", VIDEO_ITERATIONS)
-    suggest_video_model(trial, model)
+    suggest_video_model(trial, scale, model)

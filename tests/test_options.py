@@ -24,7 +24,7 @@ def test_defaults_and_groups():
         options.budget.max_epochs,
         options.budget.metric,
         options.budget.mode,
-    ) == (8, 8, "val_acc", "max")
+    ) == (8, None, "val_acc", "max"), "epochs: set by the training set's size (sized_for)"
     assert options.resources.cpus_per_trial == 1.0 and options.resources.threads == 1
     assert options.output.storage == "./ray_results" and options.weights.pretrained == "auto"
 
@@ -71,6 +71,29 @@ def test_json_round_trip_keeps_uris_strings_and_tuples():
     )
 
 
+def test_audio_features_round_trip_through_json_and_resume(tmp_path):
+    assert parse().data.audio_features == "float32"
+    saved = parse("--audio-features", "float16", "--storage", str(tmp_path), "--name", "exp")
+    flat = saved.to_json()
+    assert flat["audio_features"] == "float16"
+    assert SearchOptions.from_json(json.dumps(flat)) == saved
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "msa_args.json").write_text(json.dumps(flat))
+    resumed = parse("--resume", "--name", "exp", "--storage", str(tmp_path)).resumed()
+    assert resumed.data.audio_features == "float16", "trials of a resumed search read the same tables"
+    # Without the cache the flag has nothing to store, and is no error.
+    parse("--no-feature-cache", "--audio-features", "float16", "--storage", str(tmp_path)).check()
+
+
+def test_unknown_audio_features_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        parse("--audio-features", "bfloat16")
+    assert "--audio-features: invalid choice" in capsys.readouterr().err
+    saved = {**parse("--storage", str(tmp_path)).to_json(), "audio_features": "int8"}
+    with pytest.raises(UsageError, match="--audio-features must be one of float32, float16, got 'int8'"):
+        SearchOptions.from_json(json.dumps(saved)).check()
+
+
 def test_a_run_saved_before_newer_flags_reads_with_defaults():
     """msa_args.json of an older msa: no no_feature_cache / pretrained keys, a list_spaces key."""
     saved = {
@@ -85,6 +108,7 @@ def test_a_run_saved_before_newer_flags_reads_with_defaults():
     assert (
         options.data.feature_cache and options.weights.pretrained == "auto" and options.budget.mode == "max"
     )
+    assert options.data.audio_features == "float32", "what trials stored before the flag existed"
 
 
 def test_unknown_saved_key_is_an_error():
@@ -219,3 +243,21 @@ def test_pb2_without_scikit_learn_names_the_extra(monkeypatch, tmp_path):
     with pytest.raises(UsageError, match=r"--scheduler pb2 needs scikit-learn: pip install -e '\.\[pb2\]'"):
         parse("--scheduler", "pb2", "--storage", str(tmp_path)).check()
     parse("--scheduler", "pbt", "--storage", str(tmp_path)).check()
+
+
+def test_the_epoch_budget_follows_the_training_set_unless_given():
+    sample, ravdess = parse().sized_for(64).budget, parse().sized_for(960).budget
+    assert (sample.max_epochs, sample.grace_period) == (8, 2), "the embedded sample: as before"
+    assert (ravdess.max_epochs, ravdess.grace_period) == (24, 2), "all of RAVDESS: 960 training clips"
+    given = parse("--max-epochs", "5", "--grace-period", "3").sized_for(960).budget
+    assert (given.max_epochs, given.grace_period) == (5, 3), "flags win"
+    assert parse("--max-epochs", "1").sized_for(960).budget.grace_period == 1, "grace fits max_t"
+    with pytest.raises(UsageError, match="--grace-period 10 exceeds --max-epochs 8"):
+        parse("--grace-period", "10").sized_for(64)
+    pbt = parse("--scheduler", "pbt", "--perturbation-interval", "10")
+    pbt.check()  # max_t unknown yet
+    assert pbt.sized_for(960).budget.max_epochs == 24
+    with pytest.raises(UsageError, match="--perturbation-interval 10 is not below --max-epochs 8"):
+        pbt.sized_for(64)
+    sized = parse().sized_for(960)
+    assert SearchOptions.from_json(json.dumps(sized.to_json())).budget == sized.budget, "saved resolved"

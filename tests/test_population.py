@@ -10,6 +10,7 @@ from msa.experiment_dir import MUTABLE_HYPERPARAMETERS
 from msa.train import load_checkpoint, save_checkpoint
 from msa.trial import TrialSettings, restore_run, run_epoch, setup_trial
 from msa.tune.population import Bounds, explore, initial_members
+from search_spaces.scale import SearchScale
 
 DONOR = {
     "model": "video_iter4",
@@ -27,8 +28,8 @@ DONOR = {
 
 
 def test_members_come_from_the_space_with_its_ranges_as_bounds():
-    members, bounds = initial_members("video_transformer", 6, seed=0)
-    again, _ = initial_members("video_transformer", 6, seed=0)
+    members, bounds = initial_members("video_transformer", 6, seed=0, scale=SearchScale())
+    again, _ = initial_members("video_transformer", 6, seed=0, scale=SearchScale())
     assert members == again, "seeded"
     assert len({str(sorted(m.items())) for m in members}) == 6
     assert {m["model"] for m in members} <= {"video_iter3", "video_iter4", "video_iter5"}

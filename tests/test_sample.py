@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 
 from msa.data.labels import EMOTIONS
+from msa.data.ravdess import discover
 from msa.data.sample import (
     GENERATOR_VERSION,
     MARKER,
@@ -22,6 +25,7 @@ from msa.data.sample import (
     is_complete,
     sample_dir,
 )
+from msa.data.sample import __main__ as cli
 
 TINY = SampleSpec(actors=(1, 2), emotions=(3, 5), statements=1, duration=1.0, seed=7)
 # All 8 emotions and 8 actors (4 male, 4 female), one statement, shorter clips: ~64 clips in
@@ -333,3 +337,134 @@ def test_two_processes_generating_at_once(tmp_path: Path):
     assert results == [str(root), str(root)]
     assert is_complete(root) and len(list(root.glob("Actor_01/*.mp4"))) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["sample"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line and the RAVDESS-sized set
+
+
+def ravdess_speech_clips(actors) -> dict[str, tuple[int, int, int, int, int]]:
+    """RAVDESS's audio-video speech set for these actors, spelt out from its rules (neutral at
+    normal intensity only, every other emotion at both, 2 statements, 2 repetitions): file name
+    -> the labels it stands for, (actor, emotion, intensity, statement, repetition)."""
+    return {
+        f"Actor_{a:02d}/01-01-{e:02d}-{i:02d}-{s:02d}-{r:02d}-{a:02d}.mp4": (a, e, i, s, r)
+        for a in actors
+        for e in range(1, 9)
+        for i in ((1,) if e == 1 else (1, 2))
+        for s in (1, 2)
+        for r in (1, 2)
+    }
+
+
+def check_parsed_as_intended(root: Path, clips: dict[str, tuple[int, int, int, int, int]]) -> None:
+    """msa's RAVDESS discovery finds exactly these files under ``root``, includes every one as
+    an audio-video speech clip, and reads from each the labels it stands for."""
+    found = discover(root)
+    assert sorted(Path(f.source.path).relative_to(root).as_posix() for f in found) == sorted(clips)
+    for item in found:
+        actor, emotion, intensity, statement, repetition = clips[
+            Path(item.source.path).relative_to(root).as_posix()
+        ]
+        assert item.included, (item.source.path, item.reason)
+        assert (item.name.modality, item.name.vocal_channel) == (1, 1)
+        assert item.name.emotion_name == EMOTIONS[emotion - 1]
+        assert (item.name.actor, item.name.intensity, item.name.statement, item.name.repetition) == (
+            actor,
+            intensity,
+            statement,
+            repetition,
+        )
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "msa.data.sample", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_full_spec_is_ravdess_speech_set(tmp_path: Path):
+    """Naming only, no encoding: 24 actors x 60 clips named as RAVDESS, each parsed by msa's
+    discovery (on 1-byte stand-ins) with the labels its name encodes."""
+    spec = SampleSpec.full_ravdess()
+    assert len(spec.actors) == 24 and len(spec.clips()) == 1440
+    clips = ravdess_speech_clips(range(1, 25))
+    assert {clip_relpath(*clip): clip for clip in spec.clips()} == clips
+    for actor in spec.actors:
+        assert sum(name.startswith(f"Actor_{actor:02d}/") for name in clips) == 60
+    for name in clips:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    check_parsed_as_intended(tmp_path, clips)
+    # --actors keeps some of them, as a count or as ids.
+    assert cli.parse_args(["out", "--full", "--actors", "2"])[1] == SampleSpec.full_ravdess(actors=(1, 2))
+    assert cli.parse_args(["out", "--full", "--actors", "3,1"])[1] == SampleSpec.full_ravdess(actors=(1, 3))
+    assert cli.parse_args(["out", "--seed", "4"])[1] == SampleSpec(seed=4)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--actors", "9"],  # the default sample has actors 1..8
+        ["--full", "--actors", "1,25"],
+        ["--actors", "two"],
+        ["--actors", "0"],
+        ["--workers", "0"],
+        ["--seed", "-1"],
+        ["--bogus"],
+    ],
+)
+def test_cli_bad_arguments_exit_2_with_one_line(tmp_path: Path, capsys, args: list[str]):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(tmp_path / "out"), *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "error:" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_foreign_out(tmp_path: Path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = run_cli(str(out), "--full", "--actors", "1", "--no-progress")
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and str(out) in result.stderr
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and sorted(tmp_path.iterdir()) == [out]
+
+
+def test_cli_writes_then_has_nothing_to_do(tmp_path: Path):
+    """The smallest sample the command line writes (1 actor of the default spec, 16 clips)."""
+    out = tmp_path / "out"
+    out.mkdir()  # an empty OUT is fine
+    result = run_cli(str(out), "--actors", "1", "--workers", "2", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.startswith(f"Wrote 16 clips, 1 actor to {out}: ") and "MiB on disk in" in result.stdout
+    )
+    assert len(result.stdout.splitlines()) == 1 and result.stderr == ""
+    assert is_complete(out, SampleSpec(actors=1)) and sorted(tmp_path.iterdir()) == [out]
+    stamp = (out / MARKER).stat().st_mtime_ns
+    again = run_cli(str(out), "--actors", "1", "--no-progress")
+    assert again.returncode == 0 and "nothing to do" in again.stdout and len(again.stdout.splitlines()) == 1
+    assert (out / MARKER).stat().st_mtime_ns == stamp
+    # A complete sample of another spec is not this one.
+    other = run_cli(str(out), "--full", "--actors", "1", "--no-progress")
+    assert other.returncode == 2 and "another spec" in other.stderr and len(other.stderr.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_cli_full_for_two_actors(tmp_path: Path):
+    """The RAVDESS-sized set for actors 1-2 through the real command line: 120 clips named as
+    RAVDESS, parsed with their labels, decodable; a second run has nothing to do."""
+    out = tmp_path / "full"
+    result = run_cli(str(out), "--full", "--actors", "2", "--workers", "2", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Wrote 120 clips, 2 actors to {out}: ")
+    clips = ravdess_speech_clips((1, 2))
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mp4")) == sorted(clips)
+    check_parsed_as_intended(out, clips)
+    strong = out / clip_relpath(2, 5, 2, 2, 2)
+    assert len(decord.VideoReader(str(strong))) == SampleSpec().num_frames
+    again = run_cli(str(out), "--full", "--actors", "1,2")
+    assert again.returncode == 0 and "nothing to do" in again.stdout

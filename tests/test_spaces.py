@@ -7,6 +7,7 @@ from msa.models import create_model
 from msa.train import OptimConfig, build_optimizer
 from msa.trial import TrialHyperparameters
 from search_spaces import SPACES, sample_config
+from search_spaces.scale import SearchScale
 
 SEEDS = range(6)
 
@@ -66,3 +67,20 @@ def test_declared_models_are_exactly_those_the_space_draws(name):
     """What msa.tune.cluster precomputes frozen features for: no model missing, none extra."""
     drawn = {sample_config(SPACES[name], seed)["model"] for seed in range(60)}
     assert drawn == set(SPACES[name].models)
+
+
+@pytest.mark.parametrize(
+    "scale, sizes",
+    [
+        (SearchScale(64, accelerator=False), (4, 8)),  # the embedded sample: 8-16 steps per epoch
+        (SearchScale(64, accelerator=True), (4, 8)),
+        (SearchScale(960, accelerator=False), (4, 8, 16)),  # all of RAVDESS on CPU cores
+        (SearchScale(960, accelerator=True), (8, 16, 32)),  # ... on GPUs: 30-120 steps per epoch
+        (SearchScale(20, accelerator=True), (4,)),  # tiny: never below the smallest batch
+    ],
+)
+def test_batch_sizes_follow_the_training_set_and_device(scale, sizes):
+    assert scale.batch_sizes() == sizes
+    assert all(scale.train_clips // size >= 5 or size == 4 for size in sizes), "an epoch keeps its steps"
+    drawn = {sample_config(SPACES[name], seed, scale)["batch_size"] for name in SPACES for seed in range(8)}
+    assert drawn == set(sizes), "every space draws exactly these"

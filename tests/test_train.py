@@ -174,7 +174,8 @@ def test_train_and_evaluate_report_the_contract_keys():
     opt = build_optimizer(model, config)
     scheduler = build_scheduler(opt, config, total_steps=4)
     train = train_one_epoch(model, loader(), opt, scheduler, label_smoothing=0.1, grad_clip=1.0)
-    assert set(train) == {"train_loss", "train_acc", "lr"}
+    assert set(train) == {"train_loss", "train_acc", "lr", "input_wait_seconds"}
+    assert train["input_wait_seconds"] >= 0
     assert train["lr"] == pytest.approx(config.lr * lr_multiplier(2, config, total_steps=4))
     assert 0 < train["lr"] < config.lr
     result = evaluate(model, loader(), NUM_CLASSES)
@@ -311,3 +312,30 @@ def test_models_and_train_do_not_import_ray():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tensorboard_confusion_matrix_is_an_image_and_a_labelled_table(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    from msa.train.figures import CELL_PIXELS, confusion_image, confusion_markdown
+    from msa.trial.tensorboard import CONFUSION_TAG, log_epoch
+
+    counts = [[3, 1], [0, 4]]  # rows true, columns predicted
+    image = confusion_image(counts)
+    assert image.shape == (2 * CELL_PIXELS, 2 * CELL_PIXELS, 3) and image.dtype == np.uint8
+    cell = lambda row, column: image[row * CELL_PIXELS, column * CELL_PIXELS].astype(int).sum()  # noqa: E731
+    assert cell(1, 1) < cell(0, 0) < cell(0, 1) < cell(1, 0), "darker = a larger fraction of the true class"
+    table = confusion_markdown(counts, ("sad", "happy"))
+    assert "| **sad** | 0.75 (3) | 0.25 (1) |" in table and "| **happy** | 0.00 (0) | 1.00 (4) |" in table
+
+    writer = SummaryWriter(tmp_path)
+    metrics = {
+        key: 0.5 for key in ("train_loss", "val_loss", "train_acc", "val_acc", "val_f1", "val_uar", "lr")
+    }
+    log_epoch(writer, metrics, counts, ("sad", "happy"), epoch=1)
+    writer.close()
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert CONFUSION_TAG in events.Tags()["images"]
+    assert f"{CONFUSION_TAG}/text_summary" in events.Tags()["tensors"]

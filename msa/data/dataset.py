@@ -11,8 +11,9 @@ and a batch, after ``collate``::
      "label": int64 (B,), "actor": int64 (B,), "path": list[str]}
 
 Masks are True where there is real data and False over padding. Arrays looked up per clip
-(``arrays={"video_features": table.load}``: cached features of a frozen prefix, say) arrive as
-float32 ``(L, ...)`` under their key and are padded along L the same way, with ``<key>_mask``.
+(``arrays={"video_features": table.load}``: cached features of a frozen prefix, say) arrive
+``(L, ...)`` in their own dtype (a float16 feature table's stay float16: half the bytes to move;
+the model casts them) under their key and are padded along L the same way, with ``<key>_mask``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class ClipDataset(Dataset):
             if "audio" in self.modalities:
                 sample["audio"] = torch.from_numpy(np.array(audio, dtype=np.float32))
         for key, lookup in self.arrays.items():
-            sample[key] = torch.from_numpy(np.array(lookup(clip), dtype=np.float32))
+            sample[key] = torch.from_numpy(np.array(lookup(clip)))  # a copy out of a read-only memmap
         return self.transform(sample) if self.transform is not None else sample
 
 

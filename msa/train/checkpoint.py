@@ -23,8 +23,12 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, truncated, corrupt or not an msa checkpoint."""
 
 
-def save_checkpoint(path: str | os.PathLike, model: EmotionModel, **extra: Any) -> Path:
-    """Atomically write `model` (config + weights) and `extra` (plain data and tensors) to `path`."""
+def save_checkpoint(path: str | os.PathLike, model: EmotionModel, durable: bool = True, **extra: Any) -> Path:
+    """Atomically write `model` (config + weights) and `extra` (plain data and tensors) to `path`.
+
+    ``durable=False`` skips the fsync, for a file that is copied elsewhere and deleted (a Ray
+    checkpoint's staging folder): forcing to disk what is about to be deleted cost a cached
+    trial more than an epoch."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -39,8 +43,9 @@ def save_checkpoint(path: str | os.PathLike, model: EmotionModel, **extra: Any) 
     try:
         with open(tmp, "wb") as f:
             torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

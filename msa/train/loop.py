@@ -4,6 +4,8 @@ Batches are dicts as msa.data's collate makes them; the model's `input_keys` are
 each batch and the target from "label" (B,).
 """
 
+import time
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,7 +38,9 @@ def train_one_epoch(
 
     Returns {"train_loss": mean cross-entropy (with label smoothing) per clip,
              "train_acc": fraction of clips whose argmax is the label,
-             "lr": the new layers' learning rate after the last step}.
+             "lr": the new layers' learning rate after the last step,
+             "input_wait_seconds": time spent waiting for the loader's next batch: on a GPU, a
+             large share of the epoch means the input pipeline starves it}.
     grad_clip: max global gradient norm, 0 for none.
     """
     device = _device_of(model)
@@ -46,8 +50,14 @@ def train_one_epoch(
     # Summed on the device and read once at the end: a .item() per step would stall a GPU.
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
-    seen = 0
-    for batch in loader:
+    seen, input_wait = 0, 0.0
+    batches = iter(loader)
+    while True:
+        waited = time.perf_counter()
+        batch = next(batches, None)
+        input_wait += time.perf_counter() - waited
+        if batch is None:
+            break
         inputs = batch_inputs(batch, model.input_keys, device)
         labels = batch["label"].to(device, non_blocking=True)
         with precision.autocast():
@@ -73,6 +83,7 @@ def train_one_epoch(
         "train_loss": loss_sum.item() / seen,
         "train_acc": correct.item() / seen,
         "lr": _new_layer_lr(optimizer),
+        "input_wait_seconds": input_wait,
     }
 
 

@@ -39,17 +39,26 @@ def place_model(model: nn.Module, device: torch.device | str) -> nn.Module:
 class Precision:
     """Mixed precision for a device: none on CPU (bf16 autocast there is slow and not wanted);
     on CUDA bf16 where supported, else fp16 with a GradScaler against gradient underflow.
+    `dtype` overrides that choice (None: full precision; torch.bfloat16 or torch.float16:
+    autocast to it, with a GradScaler for float16): tests/test_autocast.py runs the CUDA
+    mixed-precision path on a CPU with Precision("cpu", torch.bfloat16).
     Keep one instance for a whole run: the scaler's state carries across epochs."""
 
-    def __init__(self, device: torch.device | str):
+    def __init__(self, device: torch.device | str, dtype: torch.dtype | None | str = "auto"):
         self.device = torch.device(device)
-        if self.device.type != "cuda":
+        if dtype != "auto":
+            if dtype not in (None, torch.bfloat16, torch.float16):
+                raise ValueError(
+                    f"precision dtype must be None, torch.bfloat16 or torch.float16; got {dtype!r}"
+                )
+            self.dtype = dtype
+        elif self.device.type != "cuda":
             self.dtype = None
         elif torch.cuda.is_bf16_supported():
             self.dtype = torch.bfloat16
         else:
             self.dtype = torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
 
     def autocast(self):
         if self.dtype is None:

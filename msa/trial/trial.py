@@ -25,7 +25,7 @@ from msa.data.experiment import TrialData
 from msa.data.labels import LabelSet
 from msa.data.transforms import FrameAugment
 from msa.experiment_dir import DEFAULT_METRIC, DEFAULT_MODE
-from msa.features import FeatureTable, PrefixCachedModel, cache_plan, feature_key
+from msa.features import DEFAULT_ENTRY_DTYPE, FeatureTable, PrefixCachedModel, cache_plan, feature_key
 from msa.models import backbone_branches, create_model, model_config
 from msa.train import (
     OptimConfig,
@@ -58,6 +58,7 @@ class TrialSettings:
     # branch -> the backbone the driver resolved; other branches start from random weights
     weights: dict[str, WeightsBundle] = field(default_factory=dict)
     feature_cache: bool = True  # serve frozen prefixes from msa.features' cache
+    audio_features: str = DEFAULT_ENTRY_DTYPE  # entry dtype of the audio branch's feature tables
     progress: bool = True  # progress bars while computing features
     metric: str = DEFAULT_METRIC  # the search metric and its mode, for the rung score
     mode: str = DEFAULT_MODE
@@ -136,6 +137,14 @@ def build_loaders(
     return loaders
 
 
+def feature_table(settings: TrialSettings, name: str, branch: nn.Module) -> FeatureTable:
+    """The table on this node that serves branch ``name``'s frozen prefix: the one trials read
+    and msa.tune.cluster precomputes. --audio-features sets the audio branch's entry dtype;
+    video tables stay float32."""
+    dtype = settings.audio_features if name == "audio" else DEFAULT_ENTRY_DTYPE
+    return FeatureTable.for_branch(branch, settings.data.node_cache(), dtype)
+
+
 def compute_features(
     model: nn.Module, plan: dict[str, str], settings: TrialSettings, device
 ) -> tuple[dict[str, FeatureTable], int]:
@@ -146,7 +155,7 @@ def compute_features(
     for name, how in plan.items():
         if how == "cached":
             branch = model.branches[name]
-            tables[name] = FeatureTable.for_branch(branch, settings.data.node_cache())
+            tables[name] = feature_table(settings, name, branch)
             computed += tables[name].compute(
                 branch, clips, batch_size=FEATURE_BATCH[device.type], progress=settings.progress
             )
@@ -175,6 +184,8 @@ def build_model(
 
 def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> TrialRun:
     """Model, cached features, loaders, optimiser and schedule for one trial's config."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # the previous trial in this process had its own
     clips_prepared = settings.data.ensure_here(
         ("train", "val"), workers=settings.threads, progress=settings.progress
     )
@@ -245,12 +256,20 @@ def run_epoch(run: TrialRun, epoch: int, seed: int) -> tuple[dict, list]:
     metrics = {
         "epoch": epoch,
         **train,
+        "peak_gpu_memory_mb": peak_gpu_memory_mb(run.model),
         "val_loss": val["loss"],
         "val_acc": val["accuracy"],
         "val_f1": val["f1_macro"],
         "val_uar": val["uar"],
     }
     return metrics, val["confusion_matrix"]
+
+
+def peak_gpu_memory_mb(model: nn.Module) -> float:
+    """The most GPU memory this trial's tensors have held so far, in MiB (0 on a CPU); setup_trial
+    resets the count, as trials reuse processes."""
+    device = next(model.parameters()).device
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
 
 
 def non_finite(metrics: dict, epoch: int) -> str | None:

@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from msa.data.experiment import ClipItem, DataLocation, FoundData
 from msa.data.prepare import cache_id, clips_dir, is_prepared
-from msa.features import FeatureTable, cache_plan
+from msa.features import cache_plan
 from msa.models import tiny_overrides
 from msa.train import default_device
-from msa.trial import FEATURE_BATCH, TrialSettings, build_model
+from msa.trial import FEATURE_BATCH, TrialSettings, build_model, feature_table
 from msa.tune.options import ResourceOptions
 
 CLIPS_PER_TASK = 4  # small tasks keep every CPU of a node busy until the end
@@ -144,7 +144,7 @@ def _feature_tables(settings: TrialSettings, model: str) -> list[tuple[str, str,
     tables = []
     for branch, how in plan.items():
         if how == "cached":
-            table = FeatureTable.for_branch(built.branches[branch], settings.data.node_cache())
+            table = feature_table(settings, branch, built.branches[branch])
             tables.append(
                 (
                     branch,
@@ -164,7 +164,7 @@ def _compute_features(
     device = default_device()
     built, _ = build_model(model, _model_overrides(model, settings), settings, device)
     clips = settings.data.clips("train", "val")
-    table = FeatureTable.for_branch(built.branches[branch], settings.data.node_cache())
+    table = feature_table(settings, branch, built.branches[branch])
     share = [clips[i] for i in indices]
     computed = table.compute(
         built.branches[branch], share, batch_size=FEATURE_BATCH[device.type], progress=False, lock=False

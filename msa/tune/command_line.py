@@ -12,6 +12,7 @@ from msa.data.folds import PRESETS
 from msa.data.labels import LABEL_SETS
 from msa.data.splits import SPLIT_METHODS, actor_list
 from msa.experiment_dir import TRIAL_METRICS
+from msa.features import ENTRY_DTYPES
 from msa.tune.options import (
     SCHEDULERS,
     SEARCHERS,
@@ -62,15 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="compute frozen layers in every step instead of once per clip (slower; for comparison)",
     )
+    group.add_argument(
+        "--audio-features",
+        choices=ENTRY_DTYPES,
+        help="how the audio branch's cached frozen-prefix features are stored: float16 halves its tables, "
+        f"probabilities within 1e-4 of float32's (see Frozen-prefix features; default {data.audio_features})",
+    )
     group = p.add_argument_group("search")
     group.add_argument("--num-samples", type=int, help=f"trials (default {budget.num_samples})")
     group.add_argument(
-        "--max-epochs", type=int, help=f"epochs per trial, ASHA's max_t (default {budget.max_epochs})"
+        "--max-epochs",
+        type=int,
+        help="epochs per trial, ASHA's max_t (default: by the training set's size, 8 on the sample; see Searching)",
     )
     group.add_argument(
         "--grace-period",
         type=int,
-        help=f"ASHA's minimum epochs before stopping a trial (default {budget.grace_period})",
+        help="ASHA's minimum epochs before stopping a trial (default 2, or --max-epochs if fewer)",
     )
     group.add_argument(
         "--scheduler",

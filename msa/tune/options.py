@@ -43,7 +43,9 @@ from msa.experiment_dir import (
     POPULATION_SCHEDULERS,
     default_mode,
 )
+from msa.features import DEFAULT_ENTRY_DTYPE, ENTRY_DTYPES
 from msa.tune.tracking.options import TrackingError, TrackingOptions, check_tracking, installed
+from search_spaces.scale import epoch_budget
 
 SCHEDULERS = ("asha", "fifo", *POPULATION_SCHEDULERS)
 SEARCHERS = ("optuna", "random")
@@ -66,6 +68,7 @@ class DataOptions:
     frames: int = NUM_FRAMES
     image_size: int = IMAGE_SIZE  # pixels, square
     feature_cache: bool = True  # serve frozen prefixes from the feature cache
+    audio_features: str = DEFAULT_ENTRY_DTYPE  # entry dtype of the audio branch's feature tables
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,10 @@ class BudgetOptions:
     """How many trials, how long each may train, and how they are chosen, stopped and ranked."""
 
     num_samples: int = 8
-    max_epochs: int = 8  # ASHA's max_t
-    grace_period: int = 2  # ASHA's minimum epochs
+    # ASHA's max_t and minimum epochs; None: set by the training set's size once the data is
+    # known (search_spaces.scale.epoch_budget, SearchOptions.sized_for)
+    max_epochs: int | None = None
+    grace_period: int | None = None
     reduction_factor: int = DEFAULT_REDUCTION_FACTOR  # ASHA keeps about 1 / this at each rung
     perturbation_interval: int = 2  # epochs between PBT / PB2 exploits
     time_budget: float | None = None  # seconds
@@ -232,6 +237,19 @@ class SearchOptions:
             stored, evaluation=evaluation, **{group: getattr(self, group) for group in RESUME_OVERRIDABLE}
         )
 
+    def sized_for(self, train_clips: int) -> SearchOptions:
+        """These options with the epochs not given on the command line set for a training set of
+        ``train_clips`` clips (search_spaces.scale.epoch_budget), checked. Raises UsageError."""
+        max_epochs, grace_period = epoch_budget(train_clips)
+        max_epochs = self.budget.max_epochs or max_epochs
+        budget = dataclasses.replace(
+            self.budget,
+            max_epochs=max_epochs,
+            grace_period=self.budget.grace_period or min(grace_period, max_epochs),
+        )
+        check_epochs(budget)
+        return dataclasses.replace(self, budget=budget)
+
     @property
     def experiment_name(self) -> str:
         return self.output.name or f"{self.space}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -250,19 +268,22 @@ class SearchOptions:
             ("grace-period", budget.grace_period),
             ("frames", data.frames),
         ):
-            if value < 1:
+            if value is not None and value < 1:
                 raise UsageError(f"--{flag} must be at least 1, got {value}")
+        if data.audio_features not in ENTRY_DTYPES:
+            raise UsageError(
+                f"--audio-features must be one of {', '.join(ENTRY_DTYPES)}, got {data.audio_features!r}"
+            )
         if data.image_size < 16:
             raise UsageError(f"--image-size must be at least 16 pixels, got {data.image_size}")
         if budget.reduction_factor < 2:
             raise UsageError(f"--reduction-factor must be at least 2, got {budget.reduction_factor}")
         check_population(budget)
+        check_epochs(budget)
         if budget.scheduler in POPULATION_SCHEDULERS and self.tracking.optuna_storage is not None:
             raise UsageError(
                 f"--optuna-storage keeps an Optuna search's study; --scheduler {budget.scheduler} draws its population without one"
             )
-        if budget.grace_period > budget.max_epochs:
-            raise UsageError(f"--grace-period {budget.grace_period} exceeds --max-epochs {budget.max_epochs}")
         if budget.time_budget is not None and budget.time_budget <= 0:
             raise UsageError(f"--time-budget must be positive seconds, got {budget.time_budget}")
         check_resources(resources)
@@ -306,6 +327,18 @@ class SearchOptions:
             raise UsageError(str(error)) from None
 
 
+def check_epochs(budget: BudgetOptions) -> None:
+    """The epoch budget's parts fit together, where they are set. Raises UsageError."""
+    if budget.max_epochs is None:
+        return
+    if budget.grace_period is not None and budget.grace_period > budget.max_epochs:
+        raise UsageError(f"--grace-period {budget.grace_period} exceeds --max-epochs {budget.max_epochs}")
+    if budget.scheduler in POPULATION_SCHEDULERS and budget.perturbation_interval >= budget.max_epochs:
+        raise UsageError(
+            f"--perturbation-interval {budget.perturbation_interval} is not below --max-epochs {budget.max_epochs}: no member would ever exploit another"
+        )
+
+
 def check_population(budget: BudgetOptions) -> None:
     """--scheduler pbt / pb2: a population that can exploit at least once. Raises UsageError."""
     if budget.perturbation_interval < 1:
@@ -316,10 +349,6 @@ def check_population(budget: BudgetOptions) -> None:
         return
     if budget.num_samples < 2:
         raise UsageError(f"--scheduler {budget.scheduler} needs a population: --num-samples of at least 2")
-    if budget.perturbation_interval >= budget.max_epochs:
-        raise UsageError(
-            f"--perturbation-interval {budget.perturbation_interval} is not below --max-epochs {budget.max_epochs}: no member would ever exploit another"
-        )
     if budget.scheduler == "pb2" and not installed("sklearn"):
         raise UsageError("--scheduler pb2 needs scikit-learn: pip install -e '.[pb2]'")
 

@@ -25,6 +25,7 @@ from ray.tune.schedulers.pb2 import PB2
 
 from msa.experiment_dir import MUTABLE_HYPERPARAMETERS
 from search_spaces import get_space
+from search_spaces.scale import SearchScale
 
 # What may change while a member trains (MUTABLE_HYPERPARAMETERS, named in msa.experiment_dir):
 # continuous values that the optimiser (learning rates,
@@ -53,12 +54,14 @@ class Bounds:
         return min(self.high, max(self.low, value))
 
 
-def initial_members(space: str, size: int, seed: int) -> tuple[list[dict], dict[str, Bounds]]:
+def initial_members(
+    space: str, size: int, seed: int, scale: SearchScale
+) -> tuple[list[dict], dict[str, Bounds]]:
     """``size`` configurations drawn at random from the space (seeded), and the bounds of each
     mutable hyperparameter that they all have (a value one member lacks, such as a frozen
     trunk's backbone_lr, is not explored: it would mean nothing to that member)."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    define = get_space(space).define
+    define = get_space(space).at_scale(scale)
     members, shared = [], None
     for _ in range(size):
         trial = study.ask()

@@ -16,7 +16,7 @@ from msa.data.prepare import NoUsableClipsError
 from msa.data.splits import SplitError
 from msa.experiment_dir import ARGS_FILE, SUMMARY_FILE
 from msa.trial import TrialSettings
-from msa.tune.options import ResourceOptions, SearchOptions
+from msa.tune.options import ResourceOptions, SearchOptions, UsageError
 from msa.tune.summary import evaluate_best, print_summary, run_baseline, summarise, write_json
 from msa.tune.tracking.trackers import Trackers
 from msa.tune.tuner import build_tuner, restore_tuner, storage_root
@@ -141,6 +141,7 @@ def trial_settings(
         threads=options.resources.threads,
         weights=weights,
         feature_cache=options.data.feature_cache,
+        audio_features=options.data.audio_features,
         metric=options.budget.metric,
         mode=options.budget.mode,
     )
@@ -155,6 +156,11 @@ def search(
 ) -> int:
     name = trackers.name
     experiment = f"{storage_root(options.output.storage).rstrip('/')}/{name}"
+    try:  # (done before Ray for data prepared here; a cluster's data is known only now)
+        options = options.sized_for(len(data.clips("train")))
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     settings = trial_settings(options, data, weights)
     try:
         write_json(f"{experiment}/{ARGS_FILE}", options.to_json())

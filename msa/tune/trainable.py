@@ -125,6 +125,7 @@ def _train(config: dict, settings: TrialSettings) -> None:
                     optimizer=run.optimizer.state_dict(),
                     scheduler=run.scheduler.state_dict(),
                     trial_id=trial_id,
+                    durable=False,  # Ray copies the folder to the trial's storage, then deletes it
                 )
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
     finally:

@@ -12,6 +12,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from msa.data import is_uri
+from msa.data.experiment import TrialData
 from msa.experiment_dir import POPULATION_SCHEDULERS, RUNG_SCORE, trial_folder
 from msa.trial import TrialSettings
 from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
@@ -20,6 +21,7 @@ from msa.tune.searcher import BudgetAwareOptunaSearch
 from msa.tune.tracking.options import optuna_storage_url
 from msa.tune.trainable import train_trial
 from search_spaces import get_space
+from search_spaces.scale import SearchScale
 
 TRIAL_MEMORY_ESTIMATE = 3 * 1024**3  # bytes: a video trial on the sample peaks around 2 GB
 TPE_MAX_STARTUP_TRIALS = 10  # random trials before TPE models the space
@@ -41,11 +43,20 @@ def tpe_startup_trials(num_samples: int) -> int:
     return min(TPE_MAX_STARTUP_TRIALS, max(1, num_samples // 3))
 
 
+def search_scale(data: TrialData, resources: ResourceOptions) -> SearchScale:
+    """What the spaces size their batch choices by: this search's training clips and device."""
+    return SearchScale(train_clips=len(data.clips("train")), accelerator=resources.gpus_per_trial > 0)
+
+
 def build_searcher(
-    space: str, budget: BudgetOptions, storage_url: str | None = None, study_name: str | None = None
+    space: str,
+    budget: BudgetOptions,
+    scale: SearchScale = SearchScale(),
+    storage_url: str | None = None,
+    study_name: str | None = None,
 ) -> BudgetAwareOptunaSearch:
-    """The define-by-run Optuna search; with ``storage_url`` its study lives in that RDB under
-    ``study_name`` (what optuna-dashboard shows), else in memory."""
+    """The define-by-run Optuna search at ``scale``; with ``storage_url`` its study lives in that
+    RDB under ``study_name`` (what optuna-dashboard shows), else in memory."""
     if budget.search == "optuna":
         sampler = optuna.samplers.TPESampler(
             seed=budget.seed, n_startup_trials=tpe_startup_trials(budget.num_samples)
@@ -53,7 +64,7 @@ def build_searcher(
     else:
         sampler = optuna.samplers.RandomSampler(seed=budget.seed)
     return BudgetAwareOptunaSearch(
-        space=get_space(space).define,
+        space=get_space(space).at_scale(scale),
         metric=budget.metric,
         mode=budget.mode,
         sampler=sampler,
@@ -129,12 +140,13 @@ def build_tuner(
 ) -> tune.Tuner:
     """The search's Tuner; ``callbacks`` (the trackers') are saved with it, so --resume keeps them."""
     budget, resources = options.budget, options.resources
+    scale = search_scale(settings.data, resources)
     max_concurrent = resources.max_concurrent or concurrency(
         ray.cluster_resources(), resources, budget.num_samples
     )
     if budget.scheduler in POPULATION_SCHEDULERS:
         # Ray's population schedulers take no search algorithm: the members start from fixed points.
-        members, bounds = initial_members(options.space, budget.num_samples, budget.seed)
+        members, bounds = initial_members(options.space, budget.num_samples, budget.seed, scale)
         # Every key any member has; a member's own keys replace the None of those it lacks
         # (the trainable drops them: a define-by-run space gives members different keys).
         param_space = {key: None for member in members for key in member}
@@ -151,7 +163,7 @@ def build_tuner(
         checkpoints_to_keep = POPULATION_CHECKPOINTS
     else:
         storage_url = optuna_storage_url(options.tracking, options.output.storage, name)
-        search_alg = build_searcher(options.space, budget, storage_url, name)
+        search_alg = build_searcher(options.space, budget, scale, storage_url, name)
         param_space = None
         scheduler = build_trial_scheduler(budget)
         checkpoints_to_keep = 1
@@ -168,6 +180,10 @@ def build_tuner(
             time_budget_s=budget.time_budget,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
+            # A trial's process (imports, Ray's worker set-up) takes longer to start than a cached
+            # trial's epochs take to run: finished trials hand their process to the next one
+            # (benchmarks/bench_overhead.py measures the share of slot time it saves).
+            reuse_actors=True,
         ),
         run_config=run_config(
             storage_root(options.output.storage),

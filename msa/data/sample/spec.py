@@ -18,6 +18,7 @@ AUDIO_CHANNELS = 2  # stereo, as RAVDESS
 WIDTH, HEIGHT = 1280, 720  # pixels
 GENERATOR_VERSION = 1  # bump whenever the generated content changes: it names the cache folder
 MARKER = ".msa-sample.json"  # written last, inside the folder, before it is renamed into place
+RAVDESS_ACTORS = 24  # actors in RAVDESS (12 male, 12 female)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,13 @@ class SampleSpec:
     seed: int = 0
     crf: int = 23  # libx264 constant rate factor
     preset: str = "ultrafast"  # libx264 preset
+
+    @classmethod
+    def full_ravdess(cls, actors: int | tuple[int, ...] = RAVDESS_ACTORS, **options) -> SampleSpec:
+        """RAVDESS's audio-video speech set in size and naming: 8 emotions x 2 intensities
+        (neutral at 01 only) x 2 statements x 2 repetitions = 60 clips per actor, 1,440 for the
+        24 actors. ``options`` are the other fields (seed, duration, ...)."""
+        return cls(actors=actors, emotions=8, statements=2, intensities=2, repetitions=2, **options)
 
     def __post_init__(self):
         limits = {"actors": 99, "emotions": 8, "statements": 2, "intensities": 2, "repetitions": 99}
