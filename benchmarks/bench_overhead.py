@@ -73,10 +73,11 @@ def trial_records(experiment: Path) -> list[dict]:
         if not rows:
             continue
         last = rows[-1]
+        end = last.get("reported_at", last["timestamp"])  # msa before reported_at: whole seconds
         records.append(
             {
-                "start": last["timestamp"] - last["time_total_s"],
-                "end": last["timestamp"],
+                "start": end - last["time_total_s"],
+                "end": end,
                 "in_trial": last["time_total_s"],
                 "in_epochs": sum(row["epoch_seconds"] for row in rows),
                 "epochs": len(rows),

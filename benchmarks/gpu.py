@@ -90,8 +90,10 @@ def measure(experiment: Path, sampler: GpuSampler | None) -> dict:
     trials = epochs_of(experiment)
     if not trials:
         return {"trials": 0}
-    start = min(rows[-1]["timestamp"] - rows[-1]["time_total_s"] for rows in trials)
-    end = max(rows[-1]["timestamp"] for rows in trials)
+    start = min(
+        rows[-1].get("reported_at", rows[-1]["timestamp"]) - rows[-1]["time_total_s"] for rows in trials
+    )
+    end = max(rows[-1].get("reported_at", rows[-1]["timestamp"]) for rows in trials)
     epochs = [row for rows in trials for row in rows]
     peaks = [max(row["peak_gpu_memory_mb"] for row in rows) for rows in trials]
     wait = statistics.median(row["input_wait_seconds"] / max(row["epoch_seconds"], 1e-9) for row in epochs)

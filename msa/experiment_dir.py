@@ -187,6 +187,20 @@ def ranking_key(metrics: Mapping, metric: str, mode: str) -> tuple:
     )
 
 
+def can_be_best(metrics: Mapping, earlier: Sequence[Mapping], metric: str, mode: str) -> bool:
+    """Whether an epoch's checkpoint can end up as its trial's best: at least as good as every
+    ``earlier`` epoch by the rung score (which decides the checkpoint Ray keeps) or by the
+    best-trial rule (which decides the one evaluated). Only such checkpoints need the frozen
+    weights (msa.train.save_checkpoint's trainable_only)."""
+    if not earlier:
+        return True
+    scores = [row[RUNG_SCORE] for row in earlier]
+    best_score = max(scores) if mode == "max" else min(scores)
+    by_score = metrics[RUNG_SCORE] >= best_score if mode == "max" else metrics[RUNG_SCORE] <= best_score
+    by_rule = ranking_key(metrics, metric, mode) <= min(ranking_key(row, metric, mode) for row in earlier)
+    return by_score or by_rule
+
+
 def has_metric(metrics: Mapping, metric: str) -> bool:
     """Whether ``metrics`` holds a finite ``metric``: only such an epoch can be the best."""
     return finite(metrics.get(metric)) is not None

@@ -222,3 +222,21 @@ def test_the_spaces_search_the_schedules_training_knows():
 
 def test_class_labels_are_the_label_sets():
     assert len(contract.class_labels("all8")) == 8 and len(contract.class_labels("seed4")) == 4
+
+
+def test_a_checkpoint_can_be_the_best_if_no_earlier_epoch_beats_it_by_either_ordering():
+    from msa.experiment_dir import RUNG_SCORE, can_be_best
+
+    def epoch(acc, loss, mode="max"):
+        metrics = {"val_acc": acc, "val_loss": loss}
+        return {**metrics, RUNG_SCORE: rung_score(metrics, "val_acc", mode)}
+
+    assert can_be_best(epoch(0.1, 2.0), [], "val_acc", "max"), "the first epoch"
+    earlier = [epoch(0.5, 1.0), epoch(0.4, 0.5)]
+    assert can_be_best(epoch(0.5, 1.0), earlier, "val_acc", "max"), "a tie may be kept"
+    assert can_be_best(epoch(0.6, 3.0), earlier, "val_acc", "max")
+    assert not can_be_best(epoch(0.5, 1.2), earlier, "val_acc", "max"), "same accuracy, higher loss"
+    assert not can_be_best(epoch(0.45, 0.1), earlier, "val_acc", "max")
+    losses = [{"val_loss": 1.0, RUNG_SCORE: 1.0}]
+    assert can_be_best({"val_loss": 0.9, RUNG_SCORE: 0.9}, losses, "val_loss", "min")
+    assert not can_be_best({"val_loss": 1.1, RUNG_SCORE: 1.1}, losses, "val_loss", "min")

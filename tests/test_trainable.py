@@ -9,7 +9,7 @@ import pytest
 from ray.tune import Checkpoint
 
 from msa.experiment_dir import CHECKPOINT_FILE
-from msa.train import model_from_checkpoint
+from msa.train import CheckpointError, model_from_checkpoint
 from msa.trial import TrialSettings
 from msa.tune import trainable
 from msa.tune.trainable import train_trial
@@ -83,8 +83,8 @@ def test_trial_reports_every_metric_and_a_loadable_checkpoint(run_trial, tmp_pat
         assert set(REQUIRED) <= set(metrics)
         assert all(math.isfinite(metrics[k]) for k in REQUIRED)
         assert 0 <= metrics["val_acc"] <= 1 and metrics["pretrained_video"] is False
-    model, extra = model_from_checkpoint(reports[-1][1] / CHECKPOINT_FILE)
-    assert extra["epoch"] == 2 and extra["labels"] == list(tiny_trial_data.labels)
+    model, extra = model_from_checkpoint(reports[0][1] / CHECKPOINT_FILE)  # the first is always full
+    assert extra["epoch"] == 1 and extra["labels"] == list(tiny_trial_data.labels)
     assert model.config.video.d_model == 16, "--smoke-test shrinks the transformer"
     assert list(tmp_path.glob("tensorboard/events.out.tfevents.*")), "TensorBoard events in the trial folder"
 
@@ -140,3 +140,26 @@ def test_rung_score_breaks_accuracy_ties_by_loss_only():
     assert score(0.28125, 50.0) > score(0.25, 0.01)  # one clip in 32 outweighs any loss
     assert score(0.25, 1.5, mode="min") < score(0.25, 2.0, mode="min")
     assert rung_score({"val_loss": 1.7}, "val_loss", "min") == 1.7
+
+
+def test_checkpoints_leave_out_the_frozen_trunk_unless_they_may_be_the_best(run_trial, monkeypatch):
+    """Epochs that cannot be the trial's best checkpoint keep only the trainable weights; a
+    trial resumed from one repeats the uninterrupted run (its trunk is rebuilt the same)."""
+    calls = []
+
+    def first_epoch_only(metrics, earlier, metric, mode):
+        calls.append((metrics["epoch"], len(earlier)))
+        return not earlier
+
+    monkeypatch.setattr(trainable, "can_be_best", first_epoch_only)
+    first = run_trial(max_epochs=3)
+    assert calls == [(1, 0), (2, 1), (3, 2)], "asked every epoch, with the scores of those before"
+    sizes = [(folder / CHECKPOINT_FILE).stat().st_size for _, folder in first]
+    assert sizes[1] < sizes[0] / 20 and sizes[2] < sizes[0] / 20, f"no ResNet-18 in epochs 2, 3: {sizes}"
+    model_from_checkpoint(first[0][1] / CHECKPOINT_FILE)  # the full one rebuilds alone
+    with pytest.raises(CheckpointError, match="holds only the trainable weights"):
+        model_from_checkpoint(first[1][1] / CHECKPOINT_FILE)
+    resumed = run_trial(max_epochs=3, resume_from=first[1][1])
+    assert [m["epoch"] for m, _ in resumed] == [3]
+    assert resumed[0][0]["train_loss"] == pytest.approx(first[2][0]["train_loss"], rel=1e-6)
+    assert resumed[0][0]["val_loss"] == pytest.approx(first[2][0]["val_loss"], rel=1e-6)

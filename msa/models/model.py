@@ -49,6 +49,16 @@ class EmotionModel(nn.Module):
             for module in branch.pretrained_modules
         )
 
+    @property
+    def frozen_modules(self) -> tuple[str, ...]:
+        """Names of the submodules whose weights never change (their state comes from the
+        pretrained weights or the seeded initialisation, and stays so)."""
+        return tuple(
+            f"branches.{name}.{module}"
+            for name, branch in self.branches.items()
+            for module in branch.frozen_modules
+        )
+
     def frozen_prefix(self, **inputs: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
         """Each branch's frozen-prefix output, by branch name; feed it to `forward_from_prefix`."""
         return {

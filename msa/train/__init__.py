@@ -1,6 +1,12 @@
 """Training: optimiser and schedules, the train/eval loop, metrics and checkpoints. No Ray."""
 
-from msa.train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from msa.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    model_from_checkpoint,
+    restore_state,
+    save_checkpoint,
+)
 from msa.train.loop import evaluate, train_one_epoch
 from msa.train.metrics import classification_metrics, confusion_matrix
 from msa.train.optim import (
@@ -28,6 +34,7 @@ __all__ = [
     "load_checkpoint",
     "lr_multiplier",
     "model_from_checkpoint",
+    "restore_state",
     "parameter_groups",
     "place_model",
     "save_checkpoint",

@@ -2,8 +2,15 @@
 
 Layout (plain containers only, so torch.load(weights_only=True) reads it):
     {"format": CHECKPOINT_FORMAT, "model_config": config_to_dict(...), "model_state": state_dict,
-     "extra": {...}}   # e.g. optimizer / scheduler state dicts, epoch
+     "extra": {...},   # e.g. optimizer / scheduler state dicts, epoch
+     "frozen_omitted": [module, ...]}  # only in a trainable-only checkpoint (below)
 Writes are atomic: a temporary file in the same folder, fsynced, then os.replace.
+
+A trainable-only checkpoint (``trainable_only=True``) leaves out the frozen modules' tensors
+(all of ResNet-18, 45 MB, in a video_iter2 checkpoint whose own layers are 20 KB): it resumes a
+run whose model was rebuilt with the same frozen weights (``restore_state``), but does not
+rebuild a model alone, so model_from_checkpoint refuses it. Trials write one at epochs that can
+be neither their best nor a search's result (msa.tune.trainable).
 """
 
 import os
@@ -17,26 +24,39 @@ from msa.models import EmotionModel, config_from_dict, config_to_dict, create_mo
 
 CHECKPOINT_FORMAT = 1
 _KEYS = ("format", "model_config", "model_state", "extra")
+FROZEN_OMITTED = "frozen_omitted"  # the key a trainable-only checkpoint adds: the modules it leaves out
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, truncated, corrupt or not an msa checkpoint."""
 
 
-def save_checkpoint(path: str | os.PathLike, model: EmotionModel, durable: bool = True, **extra: Any) -> Path:
-    """Atomically write `model` (config + weights) and `extra` (plain data and tensors) to `path`.
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: EmotionModel,
+    durable: bool = True,
+    trainable_only: bool = False,
+    **extra: Any,
+) -> Path:
+    """Atomically write `model` (config + weights; ``trainable_only``: without its frozen
+    modules, see the module doc) and `extra` (plain data and tensors) to `path`.
 
     ``durable=False`` skips the fsync, for a file that is copied elsewhere and deleted (a Ray
     checkpoint's staging folder): forcing to disk what is about to be deleted cost a cached
     trial more than an epoch."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict()
     payload = {
         "format": CHECKPOINT_FORMAT,
         "model_config": config_to_dict(model.config),
-        "model_state": model.state_dict(),
+        "model_state": state,
         "extra": extra,
     }
+    if trainable_only:
+        omitted = model.frozen_modules
+        payload["model_state"] = {key: value for key, value in state.items() if not _inside(key, omitted)}
+        payload[FROZEN_OMITTED] = list(omitted)
     # A unique name beside the target (same filesystem, so os.replace is atomic); unlike mkstemp
     # it gets the usual permissions rather than owner-only.
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -62,7 +82,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except Exception as error:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt: {error}") from error
-    if not isinstance(payload, dict) or set(payload) != set(_KEYS):
+    if not isinstance(payload, dict) or set(payload) - {FROZEN_OMITTED} != set(_KEYS):
         raise CheckpointError(f"{path} is not an msa checkpoint (expected keys {', '.join(_KEYS)})")
     if payload["format"] != CHECKPOINT_FORMAT:
         raise CheckpointError(
@@ -71,11 +91,43 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return payload
 
 
+def _inside(key: str, modules) -> bool:
+    return any(key.startswith(f"{module}.") for module in modules)
+
+
+def restore_state(
+    model: EmotionModel, payload: dict[str, Any], path: str | os.PathLike = "checkpoint"
+) -> None:
+    """Load a checkpoint's weights into ``model``, built from the same configuration; a
+    trainable-only checkpoint leaves the model's frozen modules as they are (they must be the
+    frozen weights it was trained with: the search's pretrained weights or seeded initialisation).
+    Raises CheckpointError naming ``path`` when the weights do not fit."""
+    omitted = payload.get(FROZEN_OMITTED, [])
+    if omitted and tuple(omitted) != model.frozen_modules:
+        raise CheckpointError(
+            f"checkpoint {path} left out frozen modules {omitted}; this model freezes {list(model.frozen_modules)}"
+        )
+    try:
+        missing, unexpected = model.load_state_dict(payload["model_state"], strict=False)
+    except RuntimeError as error:  # a shape that differs
+        raise CheckpointError(f"checkpoint {path} does not fit the model: {error}") from error
+    missing = [key for key in missing if not _inside(key, omitted)]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+
+
 def model_from_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> tuple[EmotionModel, dict[str, Any]]:
     """Rebuild the model from the file alone -> (model with its weights, the checkpoint's extra)."""
     payload = load_checkpoint(path, map_location)
+    if payload.get(FROZEN_OMITTED):
+        raise CheckpointError(
+            f"checkpoint {path} holds only the trainable weights (its frozen {', '.join(payload[FROZEN_OMITTED])} "
+            "were left out at an epoch that was not its trial's best): use the trial's best checkpoint"
+        )
     try:
         config = config_from_dict(payload["model_config"])
     except (TypeError, ValueError) as error:

@@ -35,6 +35,7 @@ from msa.train import (
     build_scheduler,
     evaluate,
     place_model,
+    restore_state,
     seed_everything,
     train_one_epoch,
 )
@@ -226,7 +227,7 @@ def restore_run(run: TrialRun, state: dict) -> int:
     run's model's. So resuming a trial repeats what it would have done, and a population
     member that takes over another's checkpoint (PBT's exploit) continues from the donor's
     state with its own explored hyperparameters."""
-    run.model.load_state_dict(state["model_state"])
+    restore_state(run.model, state)
     run.optimizer.load_state_dict(state["extra"]["optimizer"])
     run.scheduler.load_state_dict(state["extra"]["scheduler"])
     apply_optim_config(run.optimizer, run.scheduler, run.optim)

@@ -21,7 +21,15 @@ import torch
 from ray import tune
 from torch.utils.tensorboard import SummaryWriter
 
-from msa.experiment_dir import CHECKPOINT_FILE, COPIED_FROM, RUNG_SCORE, TENSORBOARD_DIR, rung_score
+from msa.experiment_dir import (
+    CHECKPOINT_FILE,
+    COPIED_FROM,
+    RUNG_SCORE,
+    TENSORBOARD_DIR,
+    TIE_METRIC,
+    can_be_best,
+    rung_score,
+)
 from msa.models import loaded_record
 from msa.train import default_device, load_checkpoint, save_checkpoint
 from msa.trial import (
@@ -74,12 +82,15 @@ def _train(config: dict, settings: TrialSettings) -> None:
     pretrained = run.pretrained
 
     first_epoch, copied_from = 1, ""
+    # The scores of the epochs that made the weights: whether a checkpoint can be the best one.
+    earlier: list[dict] = []
     trial_id = tune.get_context().get_trial_id() or ""
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = load_checkpoint(Path(folder) / CHECKPOINT_FILE, map_location=device)
         first_epoch = restore_run(run, state)
+        earlier = state["extra"].get("earlier_scores", [])
         pretrained = {
             branch: loaded_record(stored) for branch, stored in state["extra"]["pretrained"].items()
         }
@@ -114,6 +125,10 @@ def _train(config: dict, settings: TrialSettings) -> None:
                 tune.report({**metrics, "stop_reason": problem})
                 return
             log_epoch(writer, metrics, confusion, settings.data.labels, epoch)
+            # Without the frozen weights (45 MB of ResNet-18 beside a 20 KB head) unless it may be
+            # the trial's best: only a best checkpoint is ever evaluated or rebuilt alone.
+            trainable_only = not can_be_best(metrics, earlier, settings.metric, settings.mode)
+            earlier.append({key: metrics[key] for key in (RUNG_SCORE, settings.metric, TIE_METRIC)})
             with tempfile.TemporaryDirectory() as folder:
                 save_checkpoint(
                     Path(folder) / CHECKPOINT_FILE,
@@ -125,8 +140,12 @@ def _train(config: dict, settings: TrialSettings) -> None:
                     optimizer=run.optimizer.state_dict(),
                     scheduler=run.scheduler.state_dict(),
                     trial_id=trial_id,
+                    earlier_scores=earlier,
                     durable=False,  # Ray copies the folder to the trial's storage, then deletes it
+                    trainable_only=trainable_only,
                 )
+                # s since 1970, to the microsecond (Ray's timestamp has whole seconds)
+                metrics["reported_at"] = time.time()
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
     finally:
         writer.close()  # joins its event-writer thread
