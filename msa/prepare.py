@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from msa.data import default_cache_dir
-from msa.data.decode import IMAGE_SIZE, NUM_FRAMES, PrepareParams
+from msa.data.decode import CROPS, IMAGE_SIZE, NUM_FRAMES, PrepareParams
 from msa.data.prepare import NoUsableClipsError, clips_dir, prepare
 from msa.features import clear_features, list_tables
 from msa.weights.bundle import WEIGHTS_DIR, shipped_weights
@@ -60,6 +60,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=positive_int,
         default=IMAGE_SIZE,
         help=f"square frame side in pixels (default {IMAGE_SIZE})",
+    )
+    parser.add_argument(
+        "--crop",
+        choices=CROPS,
+        default="fixed",
+        help="fixed: RAVDESS's framing (a centred square); face: a square around the face found in "
+        "the sampled frames, for recordings framed otherwise (default fixed)",
     )
     parser.add_argument(
         "--cache-info",
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        params = PrepareParams(num_frames=args.frames, image_size=args.image_size)
+        params = PrepareParams(num_frames=args.frames, image_size=args.image_size, crop=args.crop)
         started = time.perf_counter()
         report = prepare(args.data, cache, params, workers=args.workers)
     except (FileNotFoundError, NoUsableClipsError, ValueError) as error:
@@ -142,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"prepared into {cache} in {seconds:.1f} s{rate}")
     for path, reason in report.skipped:
         print(f"  skipped {path}: {reason}")
+    if params.crop == "face":
+        faceless = report.without_face()
+        print(f"face crop: no face found in {len(faceless)} of {len(report.clips)} clips (fixed crop there)")
+        for path in faceless:
+            print(f"  no face in {path}")
     if args.manifest is not None:
         report.write_manifest(args.manifest)
         print(f"manifest: {args.manifest} ({len(report.found)} rows)")

@@ -2,9 +2,10 @@
 
     audio_format -> data, weights -> models -> features, train -> trial -> tune -> tune_main
                                                           train -> baseline (beside trial)
-                                               experiment_dir -> analysis (report)
+                                               experiment_dir -> analysis (report, predict, export)
 
-Each package may import only from the layers below it; only msa.tune imports Ray.
+Each package may import only from the layers below it; only msa.tune imports Ray. Nothing
+imports msa.predict or msa.export, the top layers beside msa.report.
 """
 
 import ast
@@ -55,6 +56,10 @@ FORBIDDEN = {
     # Analysis reads experiment directories, with Ray long gone.
     "msa/analysis": ("ray", "msa.tune"),
     "msa/report.py": ("ray", "msa.tune"),
+    # python -m msa.predict classifies recordings with a trained model: beside report, no search.
+    "msa/predict": ("ray", "msa.tune", "msa.report", "msa.crossval"),
+    # python -m msa.export writes a tuned model as ONNX / TorchScript: beside report, no search.
+    "msa/export": ("ray", "msa.tune", "msa.trial", "msa.report", "msa.crossval", "search_spaces"),
 }
 
 
@@ -82,6 +87,27 @@ def test_layers_import_only_downwards(package):
                 )
 
 
+def test_nothing_imports_the_predict_command():
+    paths = [*(REPO / "msa").rglob("*.py"), *(REPO / "search_spaces").rglob("*.py"), REPO / "tune_main.py"]
+    for path in sorted(paths):
+        if (REPO / "msa" / "predict") not in path.parents:
+            for module in imported_modules(path):
+                assert not (module == "msa.predict" or module.startswith("msa.predict.")), (
+                    f"{path.relative_to(REPO)} imports {module}"
+                )
+
+
+def test_nothing_imports_the_export():
+    """msa.export is a command at the top, like msa.report: no other module depends on it."""
+    for path in [REPO / "tune_main.py", *sorted((REPO / "msa").rglob("*.py"))]:
+        if (REPO / "msa" / "export") in path.parents:
+            continue
+        for module in imported_modules(path):
+            assert not (module == "msa.export" or module.startswith("msa.export.")), (
+                f"{path.relative_to(REPO)} imports {module}"
+            )
+
+
 def test_only_the_tune_layer_reports_to_ray():
     for path in sorted((REPO / "msa").rglob("*.py")):
         text = path.read_text()
@@ -91,7 +117,7 @@ def test_only_the_tune_layer_reports_to_ray():
 
 def test_analysis_imports_no_ray():
     """Reading a search never imports Ray, not even through a module it imports."""
-    modules = ["msa.experiment_dir", "msa.analysis", "msa.report"]
+    modules = ["msa.experiment_dir", "msa.analysis", "msa.report", "msa.export", "msa.export.__main__"]
     code = f"import sys; import {', '.join(modules)}; print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120

@@ -1,5 +1,9 @@
 """Decoding one clip with decord: frame sampling, face crop, resize, and 16 kHz mono audio.
 
+The crop is fixed (``crop_box``: where the face is on RAVDESS) or, with ``PrepareParams.crop``
+"face", around the face found in the sampled frames (``msa.data.faces``), for recordings framed
+otherwise.
+
 decode -> sample -> transform are separate steps so each can be tested on its own. Output is
 what the cache stores: video uint8 ``(T, H, W, C)`` and audio float32 ``(S,)``. Scaling to
 [0, 1] and ImageNet normalisation belong to the model's input transform, not here.
@@ -14,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from msa.audio_format import SAMPLE_RATE
+from msa.data.faces import FaceBox, cut_square, face_crop_box, find_face
 
 NUM_FRAMES = 16
 IMAGE_SIZE = 112  # pixels, square
@@ -22,6 +27,9 @@ IMAGE_SIZE = 112  # pixels, square
 # clips (checked on real RAVDESS clips); the seed's 400 px centre crop cut the forehead off.
 CROP_SIZE_FRACTION = 0.78  # of frame height
 CROP_TOP_FRACTION = 0.03  # of frame height
+# "fixed": crop_box on every clip; "face": the square msa.data.faces finds around the face
+# (calibrated to match crop_box on RAVDESS), the fixed crop where no frame shows a face.
+CROPS = ("fixed", "face")
 
 
 class DecodeError(RuntimeError):
@@ -42,6 +50,7 @@ class PrepareParams:
     crop_size_fraction: float = CROP_SIZE_FRACTION
     crop_top_fraction: float = CROP_TOP_FRACTION
     sample_rate: int = SAMPLE_RATE
+    crop: str = "fixed"  # one of CROPS
 
     def __post_init__(self):
         if self.num_frames < 1 or self.image_size < 8:
@@ -50,9 +59,27 @@ class PrepareParams:
             )
         if not (0 < self.crop_size_fraction <= 1 and 0 <= self.crop_top_fraction < 1):
             raise ValueError("crop fractions must lie in (0, 1]")
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, less ``crop`` when it is "fixed": entries prepared before the face crop
+        existed keep their keys (and their meta.json), and "face" entries get keys of their own."""
+        fields = asdict(self)
+        if self.crop == "fixed":
+            del fields["crop"]
+        return fields
+
+
+@dataclass(frozen=True)
+class CroppedVideo:
+    """A decoded clip's frames and how they were cropped: ``crop`` is the crop used ("fixed" or
+    "face"; "fixed" where params.crop was "face" but no sampled frame showed a face), ``face`` the
+    face found (None without one, or with params.crop "fixed", which searches for none)."""
+
+    frames: np.ndarray  # uint8 (T, S, S, C)
+    crop: str
+    face: FaceBox | None
 
 
 def first_line(error: Exception) -> str:
@@ -76,10 +103,14 @@ def crop_box(height: int, width: int, params: PrepareParams) -> tuple[int, int, 
     return top, left, side
 
 
-def crop_and_resize(frames: np.ndarray, params: PrepareParams) -> np.ndarray:
-    """(T, H, W, C) uint8 -> (T, S, S, C) uint8 with S = params.image_size (antialiased)."""
-    top, left, side = crop_box(frames.shape[1], frames.shape[2], params)
-    crop = torch.from_numpy(np.ascontiguousarray(frames[:, top : top + side, left : left + side]))
+def crop_and_resize(
+    frames: np.ndarray, params: PrepareParams, box: tuple[int, int, int] | None = None
+) -> np.ndarray:
+    """(T, H, W, C) uint8 -> (T, S, S, C) uint8 with S = params.image_size (antialiased), cropped
+    at ``box`` (top, left, side; default ``crop_box``). A box leaving the frame (a face crop near
+    its border) is padded with the frame's border pixels."""
+    top, left, side = crop_box(frames.shape[1], frames.shape[2], params) if box is None else box
+    crop = torch.from_numpy(np.ascontiguousarray(cut_square(frames, top, left, side)))
     crop = crop.permute(0, 3, 1, 2).float()
     size = (params.image_size, params.image_size)
     resized = F.interpolate(crop, size=size, mode="bilinear", antialias=True, align_corners=False)
@@ -88,6 +119,12 @@ def crop_and_resize(frames: np.ndarray, params: PrepareParams) -> np.ndarray:
 
 def decode_video(path: str, params: PrepareParams) -> np.ndarray:
     """The clip's sampled, cropped and resized frames, uint8 (T, H, W, C)."""
+    return decode_cropped_video(path, params).frames
+
+
+def decode_cropped_video(path: str, params: PrepareParams) -> CroppedVideo:
+    """The clip's sampled, cropped and resized frames and the crop they got. With params.crop
+    "face" the face is searched in the sampled frames themselves: one box for the clip."""
     import decord
 
     try:
@@ -100,7 +137,9 @@ def decode_video(path: str, params: PrepareParams) -> np.ndarray:
         raise
     except Exception as error:  # decord raises its own DECORDError and RuntimeErrors
         raise DecodeError("unreadable", f"{path}: {first_line(error)}") from None
-    return crop_and_resize(frames, params)
+    face = find_face(frames) if params.crop == "face" else None
+    box = None if face is None else face_crop_box(face)
+    return CroppedVideo(crop_and_resize(frames, params, box), "fixed" if face is None else "face", face)
 
 
 def decode_audio(path: str, params: PrepareParams) -> np.ndarray:

@@ -4,13 +4,15 @@ Layout under the cache root::
 
     clips/<entry key>/video.npy   uint8 (T, H, W, C)
                      /audio.npy   float32 (S,)
-                     /meta.json   the source, its RAVDESS fields and the PrepareParams
+                     /meta.json   the source, its RAVDESS fields and the PrepareParams (with
+                                  crop "face": also the crop used and the face box found)
     tmp/                          work folders of preparations in progress
     locks/                        advisory locks of processes completing the cache together
     cache-id                      a random id: machines that read the same id share this cache
 
 An entry's key hashes the source file's identity (path, size, mtime; for a zip member also
-its name and CRC) and every PrepareParams field, so a changed file or parameter never reuses
+its name and CRC) and every PrepareParams field (``crop`` only when it is not "fixed", so that
+caches prepared before it existed keep their keys), so a changed file or parameter never reuses
 a stale entry. An entry is written into ``tmp/`` and published by one ``os.rename``: a
 preparation killed midway leaves only a work folder, never a half entry, and two processes
 preparing the same clip both succeed with one published copy.
@@ -37,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from msa.data import is_uri
-from msa.data.decode import DecodeError, PrepareParams, decode_clip
+from msa.data.decode import DecodeError, PrepareParams, decode_audio, decode_cropped_video
 from msa.data.ravdess import ClipName, Found, Source, discover
 
 CACHE_FORMAT_VERSION = 1  # bump when the entry layout or decoding changes meaning
@@ -107,6 +109,16 @@ class PrepareReport:
                     n = found.name
                     fields = [n.actor, n.emotion_name, n.intensity, n.statement, n.repetition]
                 writer.writerow([display, "no" if reason else "yes", reason, *fields])
+
+    def without_face(self) -> list[str]:
+        """The clips prepared with crop "face" in which no sampled frame showed a face, so that
+        they got the fixed crop (read from their meta.json; none for crop "fixed")."""
+        faceless = []
+        for clip in self.clips:
+            meta = json.loads((clip.entry / "meta.json").read_text())
+            if meta["params"].get("crop") == "face" and meta.get("crop_used") != "face":
+                faceless.append(clip.display)
+        return faceless
 
 
 def entry_key(source: Source, params: PrepareParams) -> str:
@@ -250,10 +262,13 @@ def cache_id(cache: Path) -> str:
 
 
 def _one_thread_per_worker() -> None:
-    """Each worker decodes one clip at a time; torch's own thread pool would only oversubscribe."""
+    """Each worker decodes one clip at a time; torch's (and OpenCV's, for the face crop) own
+    thread pools would only oversubscribe."""
+    import cv2
     import torch
 
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def _prepare_one(job: tuple[Found, Path, Path, PrepareParams]) -> tuple[str, str | None]:
@@ -263,12 +278,17 @@ def _prepare_one(job: tuple[Found, Path, Path, PrepareParams]) -> tuple[str, str
     work.mkdir(parents=True)
     try:
         video_path = _materialise(found.source, work)
-        video, audio = decode_clip(video_path, params)
+        video = decode_cropped_video(video_path, params)
+        audio = decode_audio(video_path, params)
         if Path(video_path).parent == work:
             os.remove(video_path)  # the fetched copy must not be published with the entry
-        np.save(work / "video.npy", video)
+        np.save(work / "video.npy", video.frames)
         np.save(work / "audio.npy", audio)
         meta = {"source": found.source.display, "name": list(astuple(found.name)), "params": params.to_dict()}
+        if params.crop != "fixed":
+            face = video.face
+            meta["crop_used"] = video.crop  # "fixed" where no sampled frame showed a face
+            meta["face_box"] = None if face is None else [face.left, face.top, face.width, face.height]
         (work / "meta.json").write_text(json.dumps(meta))
         entry.parent.mkdir(parents=True, exist_ok=True)
         try:

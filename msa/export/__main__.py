@@ -1,0 +1,82 @@
+"""``python -m msa.export MODEL --format onnx|torchscript --out FILE``: see msa.export.
+
+Exit status: 0 written and checked; 1 the export failed or its outputs differ from PyTorch's
+(one line with the largest difference; nothing written); 2 MODEL holds no usable model, or the
+format's packages are missing (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from msa.export import (
+    FORMATS,
+    MissingExtra,
+    NotExportable,
+    ParityError,
+    SourceError,
+    export_model,
+    load_source,
+)
+from msa.export.formats import require_onnx
+from msa.train import CheckpointError
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m msa.export",
+        description="Export a tuned model to ONNX or TorchScript, checked against PyTorch.",
+    )
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="an experiment directory STORAGE/NAME (local path or storage URI: its best checkpoint) or a checkpoint file",
+    )
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--out", required=True, metavar="FILE", help="the file to write (atomically)")
+    parser.add_argument("--trial", help="an experiment's trial folder to export instead of the best trial")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        help="frames per clip the model was trained on (default: the search's msa_args.json, else 16)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="frame size in pixels the model was trained on (default: the search's msa_args.json, else 112)",
+    )
+    args = parser.parse_args(argv)
+    if (args.frames is not None and args.frames < 1) or (args.image_size is not None and args.image_size < 8):
+        parser.error("--frames must be >= 1 and --image-size >= 8")
+    try:
+        if args.format == "onnx":
+            require_onnx()  # before loading a model, which can take a while
+        source = load_source(args.model, args.trial)
+        result = export_model(source, args.format, args.out, args.frames, args.image_size)
+    except (MissingExtra, SourceError, CheckpointError, FileNotFoundError, NotExportable) as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except ParityError as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 1
+    except Exception as error:  # the exporter's own failure, often pages long
+        print(
+            f"error: exporting to {args.format} failed: {type(error).__name__}: {one_line(error)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"wrote {result.path} ({result.exporter}; max |exported - PyTorch| {result.max_abs_diff:.2g} "
+        f"on {'; '.join(result.checks)}; {result.seconds:.1f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
