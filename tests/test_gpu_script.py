@@ -9,7 +9,8 @@ import pytest
 from conftest import REPO
 
 
-@pytest.mark.ray  # four smoke searches, each starting Ray
+@pytest.mark.ray
+@pytest.mark.slow  # four smoke searches, each starting Ray: 1.5 min here (make test-all)
 def test_gpu_script_dry_run_measures_four_searches(tiny_sample, tmp_path):
     out = tmp_path / "gpu.json"
     command = [sys.executable, "benchmarks/gpu.py", "--dry-run", "--data", str(tiny_sample),
