@@ -358,6 +358,7 @@ def test_make_notebook_names_what_it_needs():
     assert f"--output-dir {REPO}/ray_results/some-search --output trials" in dry.stdout
 
 
+@pytest.mark.slow  # 13 s; the headless command above executes the same notebook in make test
 def test_the_notebook_runs_top_to_bottom(search, monkeypatch):
     from nbclient import NotebookClient
 

@@ -237,6 +237,7 @@ def test_tensorboard_files_parse(smoke_run):
         assert (trial / "params.json").is_file() and list(trial.glob("checkpoint_*/checkpoint.pt"))
 
 
+@pytest.mark.slow  # 29 s (make test-all): keeps make test under 10 minutes
 def test_resume_of_a_finished_search_only_summarises_again(smoke_run, smoke_env, tmp_path):
     """Also the resume of a search whose --data is a storage URI (file:// here): it finds its data."""
     experiment, _ = smoke_run

@@ -69,8 +69,11 @@ class FaceBox:
 
 @functools.cache
 def _cascade():
-    import cv2
+    import cv2  # here, not at import: 0.3 s that a fixed crop never needs
 
+    # One thread: the cascade runs per frame inside callers that are parallel already (prepare's
+    # workers, trials); OpenCV's pool would only oversubscribe the cores.
+    cv2.setNumThreads(1)
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
     if cascade.empty():
         raise RuntimeError(f"OpenCV could not load its bundled {CASCADE} from {cv2.data.haarcascades}")

@@ -262,13 +262,11 @@ def cache_id(cache: Path) -> str:
 
 
 def _one_thread_per_worker() -> None:
-    """Each worker decodes one clip at a time; torch's (and OpenCV's, for the face crop) own
-    thread pools would only oversubscribe."""
-    import cv2
+    """Each worker decodes one clip at a time; torch's own thread pool would only oversubscribe
+    (so would OpenCV's: msa.data.faces turns it to one thread where it is used)."""
     import torch
 
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 def _prepare_one(job: tuple[Found, Path, Path, PrepareParams]) -> tuple[str, str | None]:
