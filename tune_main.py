@@ -15,7 +15,6 @@ from msa.tune.environment import set_tune_defaults
 
 set_tune_defaults()  # before anything imports Ray
 
-from msa.data.decode import PrepareParams  # noqa: E402
 from msa.data.folds import FoldError, folds_of, make_folds  # noqa: E402
 from msa.data.prepare import NoUsableClipsError  # noqa: E402
 from msa.data.splits import SplitError  # noqa: E402
@@ -55,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         weights = resolve_search_weights(
             SPACES[options.space].backbones, options.weights, real_data=options.data.data is not None
         )
-        params = PrepareParams(num_frames=options.data.frames, image_size=options.data.image_size)
-        data = find_data(options.data.data, options.data.cache, params)
+        data = find_data(options.data.data, options.data.cache, options.prepare_params)
         if options.evaluation.crossval:  # folds the actors cannot make fail now, not after the search
             make_folds(options.evaluation.crossval, data.actors, options.budget.seed, "--crossval")
         if not options.resources.address:  # on a cluster, the nodes prepare the clips once Ray is up

@@ -261,3 +261,12 @@ def test_the_epoch_budget_follows_the_training_set_unless_given():
         pbt.sized_for(64)
     sized = parse().sized_for(960)
     assert SearchOptions.from_json(json.dumps(sized.to_json())).budget == sized.budget, "saved resolved"
+
+
+def test_the_crop_is_a_data_option_that_reaches_the_decoding_parameters():
+    assert parse().prepare_params.crop == "fixed"
+    options = parse("--crop", "face", "--frames", "8")
+    assert (options.prepare_params.crop, options.prepare_params.num_frames) == ("face", 8)
+    saved = SearchOptions.from_json(json.dumps(options.to_json()))
+    assert saved.prepare_params == options.prepare_params, "msa_args.json keeps it (--resume, msa.crossval)"
+    assert SearchOptions.from_json(json.dumps({"space": "video_transformer"})).data.crop == "fixed"

@@ -85,6 +85,9 @@ def test_trial_reports_every_metric_and_a_loadable_checkpoint(run_trial, tmp_pat
         assert 0 <= metrics["val_acc"] <= 1 and metrics["pretrained_video"] is False
     model, extra = model_from_checkpoint(reports[0][1] / CHECKPOINT_FILE)  # the first is always full
     assert extra["epoch"] == 1 and extra["labels"] == list(tiny_trial_data.labels)
+    assert extra["preprocessing"]["crop"] == "fixed" and extra["preprocessing"]["num_frames"] == 4, (
+        "how its clips were decoded"
+    )
     assert model.config.video.d_model == 16, "--smoke-test shrinks the transformer"
     assert list(tmp_path.glob("tensorboard/events.out.tfevents.*")), "TensorBoard events in the trial folder"
 

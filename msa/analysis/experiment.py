@@ -196,7 +196,10 @@ def rebuild_val_evaluation(experiment: Experiment, model, batch_size: int = 8) -
     if not is_uri(root) and not Path(root).is_dir():
         raise DataUnavailable(f"the data folder {root} is not on this machine")
     split = SplitConfig(args["split"], args["seed"], tuple(args["val_actors"]), tuple(args["test_actors"]))
-    params = PrepareParams(num_frames=args["frames"], image_size=args["image_size"])
+    # (msa_args.json files written before --crop existed: the fixed crop)
+    params = PrepareParams(
+        num_frames=args["frames"], image_size=args["image_size"], crop=args.get("crop", "fixed")
+    )
     try:
         data, _ = prepare_experiment_data(root, cache, args["classes"], split, params, progress=False)
     except (FileNotFoundError, ValueError) as error:  # NoUsableClipsError and SplitError are ValueErrors

@@ -40,16 +40,21 @@ class ModelSource:
         self, frames: int | None = None, image_size: int | None = None
     ) -> tuple[PrepareParams, str]:
         """The clips' preprocessing -> (PrepareParams, where its numbers come from): the
-        search's msa_args.json (``frames``, ``image_size`` and any other PrepareParams field it
-        holds), else msa.data.decode's defaults; ``frames`` / ``image_size`` given on the
-        command line win."""
+        checkpoint's own record (``preprocessing``, written by trials since the crop became an
+        option), else the search's msa_args.json (``frames``, ``image_size`` and any other
+        PrepareParams field it holds), else msa.data.decode's defaults; ``frames`` /
+        ``image_size`` given on the command line win."""
         known = {f.name for f in fields(PrepareParams)}
-        recorded = {ARGS_NAMES.get(key, key): value for key, value in self.args.items()}
-        params = {key: value for key, value in recorded.items() if key in known}
-        origin = ARGS_FILE if params else "msa.data.decode defaults (the checkpoint does not record them)"
+        if self.extra.get("preprocessing"):
+            params = {key: value for key, value in self.extra["preprocessing"].items() if key in known}
+            origin = "the checkpoint"
+        else:
+            recorded = {ARGS_NAMES.get(key, key): value for key, value in self.args.items()}
+            params = {key: value for key, value in recorded.items() if key in known}
+            origin = ARGS_FILE if params else "msa.data.decode defaults (the checkpoint does not record them)"
         given = {key: value for key, value in (("num_frames", frames), ("image_size", image_size)) if value}
         if given:
-            origin = "the command line" if not params else f"the command line and {ARGS_FILE}"
+            origin = "the command line" if not params else f"the command line and {origin}"
             params.update(given)
         return PrepareParams(**params), origin
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from msa.data.decode import CROPS
 from msa.data.folds import PRESETS
 from msa.data.labels import LABEL_SETS
 from msa.data.splits import SPLIT_METHODS, actor_list
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--image-size", type=int, help=f"square frame side in pixels (default {data.image_size})"
+    )
+    group.add_argument(
+        "--crop",
+        choices=CROPS,
+        help="fixed: RAVDESS's framing; face: a square around the face found in each clip's frames, "
+        f"for recordings framed otherwise (see Real RAVDESS; default {data.crop})",
     )
     group.add_argument(
         "--no-feature-cache",

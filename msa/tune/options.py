@@ -32,7 +32,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from msa.data import is_uri, remote_filesystem
-from msa.data.decode import IMAGE_SIZE, NUM_FRAMES
+from msa.data.decode import CROPS, IMAGE_SIZE, NUM_FRAMES, PrepareParams
 from msa.data.folds import FoldError, check_folds_arg
 from msa.data.splits import SplitConfig
 from msa.experiment_dir import (
@@ -67,6 +67,7 @@ class DataOptions:
     test_actors: tuple[int, ...] = ()
     frames: int = NUM_FRAMES
     image_size: int = IMAGE_SIZE  # pixels, square
+    crop: str = "fixed"  # one of msa.data.decode.CROPS: RAVDESS's framing, or around the face found
     feature_cache: bool = True  # serve frozen prefixes from the feature cache
     audio_features: str = DEFAULT_ENTRY_DTYPE  # entry dtype of the audio branch's feature tables
 
@@ -255,6 +256,12 @@ class SearchOptions:
         return self.output.name or f"{self.space}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     @property
+    def prepare_params(self) -> PrepareParams:
+        """How the search's clips are decoded (part of each prepared clip's cache key)."""
+        data = self.data
+        return PrepareParams(num_frames=data.frames, image_size=data.image_size, crop=data.crop)
+
+    @property
     def split(self) -> SplitConfig:
         return SplitConfig(self.data.split, self.budget.seed, self.data.val_actors, self.data.test_actors)
 
@@ -274,6 +281,8 @@ class SearchOptions:
             raise UsageError(
                 f"--audio-features must be one of {', '.join(ENTRY_DTYPES)}, got {data.audio_features!r}"
             )
+        if data.crop not in CROPS:
+            raise UsageError(f"--crop must be one of {', '.join(CROPS)}, got {data.crop!r}")
         if data.image_size < 16:
             raise UsageError(f"--image-size must be at least 16 pixels, got {data.image_size}")
         if budget.reduction_factor < 2:

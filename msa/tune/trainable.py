@@ -8,6 +8,7 @@ shape of Ray's own ``train_cifar(config)`` example.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import os
 import tempfile
@@ -135,6 +136,8 @@ def _train(config: dict, settings: TrialSettings) -> None:
                     run.model,
                     epoch=epoch,
                     labels=list(settings.data.labels),
+                    # How its clips were decoded (frames, size, crop): what prediction must repeat.
+                    preprocessing=dataclasses.asdict(settings.data.location.params),
                     pretrained=pretrained,
                     metrics=metrics,
                     optimizer=run.optimizer.state_dict(),
