@@ -22,6 +22,8 @@ from msa.tune.tracking.trackers import Trackers
 from msa.tune.tuner import build_tuner, restore_tuner, storage_root
 from msa.weights import WeightsBundle
 
+FACELESS_SHOWN = 5  # clips named when the face crop found no face in some
+
 
 def start_ray(address: str | None) -> None:
     """Join the cluster at ``address``, or start a private local Ray without a dashboard (and
@@ -77,6 +79,13 @@ def prepare_for_cluster(options: SearchOptions, found: FoundData) -> TrialData:
 
 def print_data(data: TrialData, report) -> None:
     print(report.summary())
+    if data.location.params.crop == "face":  # as python -m msa.prepare --crop face says it
+        faceless = report.without_face()
+        shown = "".join(f"\n  no face in {path}" for path in faceless[:FACELESS_SHOWN])
+        more = f"\n  ... and {len(faceless) - FACELESS_SHOWN} more" if len(faceless) > FACELESS_SHOWN else ""
+        print(
+            f"face crop: no face found in {len(faceless)} of {len(report.clips)} clips (fixed crop there){shown}{more}"
+        )
     print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
 
 
