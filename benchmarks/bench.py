@@ -35,10 +35,8 @@ import multiprocessing
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from runs import PeakMemory, run_logged  # noqa: E402
 
 from msa.analysis import load_experiment  # noqa: E402
 from msa.data.decode import PrepareParams, decode_clip  # noqa: E402
@@ -194,48 +193,6 @@ def bench_cache(data, mode: Mode, label: str, config: dict) -> dict:
 # -- searches ---------------------------------------------------------------------------------
 
 
-def tree_memory_kb(root_pid: int) -> tuple[int, int]:
-    """(summed PSS, summed RSS) in KiB of `root_pid` and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry))
-    pss = rss = 0
-    todo = [root_pid]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-                elif line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-        except OSError:
-            continue
-    return pss, rss
-
-
-class PeakMemory(threading.Thread):
-    """Samples a process tree's memory until stopped; keeps the peaks."""
-
-    def __init__(self, pid: int, interval: float = 0.25):
-        super().__init__(daemon=True)
-        self.pid, self.interval, self.stop = pid, interval, threading.Event()
-        self.peak_pss = self.peak_rss = 0
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            pss, rss = tree_memory_kb(self.pid)
-            self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
-            self.stop.wait(self.interval)
-
-
 def run_search(
     work: Path, data_root: Path, cache: Path, mode: Mode, name: str, *flags: str
 ) -> tuple[dict, PeakMemory, float]:
@@ -264,19 +221,9 @@ def run_search(
         *(["--smoke-test"] if mode.smoke else []),
         *flags,
     ]
-    started = time.perf_counter()
-    log = open(work / f"{name}.log", "w")
-    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    memory = PeakMemory(process.pid)
-    memory.start()
-    code = process.wait()
-    memory.stop.set()
-    memory.join()
-    log.close()
-    if code != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {code}; see {work / f'{name}.log'}")
+    seconds, memory = run_logged(command, work / f"{name}.log", memory=True)
     summary = json.loads((work / "ray_results" / name / "summary.json").read_text())
-    return summary, memory, time.perf_counter() - started
+    return summary, memory, seconds
 
 
 def trial_epochs(work: Path, name: str) -> int:

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,12 +32,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import torch  # noqa: E402
-from bench import PeakMemory  # noqa: E402
+from runs import PeakMemory, run_logged  # noqa: E402
 
+from msa.analysis import load_experiment  # noqa: E402
 from msa.data.decode import PrepareParams  # noqa: E402
 from msa.data.experiment import prepare_experiment_data  # noqa: E402
 from msa.data.splits import SplitConfig  # noqa: E402
-from msa.experiment_dir import RESULT_FILE  # noqa: E402
 from msa.features import list_tables  # noqa: E402
 from msa.train.runtime import batch_inputs  # noqa: E402
 from msa.trial import TrialSettings, setup_trial  # noqa: E402
@@ -58,46 +57,15 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-class SelfPeak:
-    """Peak PSS of this process while a block runs."""
-
-    def __enter__(self):
-        import os
-
-        self.sampler = PeakMemory(os.getpid())
-        self.sampler.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.sampler.stop.set()
-        self.sampler.join()
-        self.peak_mb = self.sampler.peak_pss * 1024 / MB
-
-
-def run_tree(command: list[str], log: Path) -> tuple[float, float]:
-    """Run ``command`` -> (seconds, peak summed PSS of its process tree in MB)."""
-    started = time.perf_counter()
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-        memory = PeakMemory(process.pid)
-        memory.start()
-        code = process.wait()
-    memory.stop.set()
-    memory.join()
-    if code != 0:
-        raise SystemExit(f"{' '.join(command)} exited {code}; see {log}")
-    return time.perf_counter() - started, memory.peak_pss * 1024 / MB
-
-
 def bench_prepare(data: Path, cache: Path, work: Path) -> dict:
     command = [sys.executable, "-m", "msa.prepare", "--data", str(data), "--cache", str(cache),
                "--workers", "2"]  # fmt: skip
-    seconds, peak = run_tree(command, work / "prepare.log")
+    seconds, memory = run_logged(command, work / "prepare.log", memory=True)
     clips = len(list((cache / "clips").iterdir()))
     return {
         "prepare_s": round(seconds, 1),
         "prepare_clips_per_s": round(clips / seconds, 2),
-        "prepare_peak_mb": round(peak),
+        "prepare_peak_mb": round(memory.peak_pss * 1024 / MB),
         "prepared_clips": clips,
         "prepared_mb": round(du(cache / "clips") / MB, 1),
     }
@@ -122,7 +90,7 @@ def bench_tables(data, cache: Path) -> dict:
         for dtype in dtypes:
             settings = TrialSettings(data=data, max_epochs=1, progress=False, audio_features=dtype)
             before = {table["name"] for table in list_tables(cache)}
-            with SelfPeak() as memory:
+            with PeakMemory(os.getpid()) as memory:
                 run = setup_trial(config, settings, torch.device("cpu"))
             new = [table for table in list_tables(cache) if table["name"] not in before]
             key = f"{label}_{dtype}"
@@ -131,7 +99,7 @@ def bench_tables(data, cache: Path) -> dict:
                 "entries": sum(table["entries"] for table in new),
                 "mb": round(sum(table["bytes"] for table in new) / MB, 1),
                 "tables": [table["name"] for table in new],
-                "peak_mb": round(memory.peak_mb),
+                "peak_mb": round(memory.peak_pss * 1024 / MB),
             }
             if label.startswith("audio"):
                 tables[dtype] = val_logits(run)
@@ -151,9 +119,9 @@ def bench_search(data: Path, cache: Path, work: Path) -> dict:
     command = [sys.executable, "tune_main.py", "--space", "video_resnet_avg", "--data", str(data),
                "--cache", str(cache), "--storage", str(work / "results"), "--name", "full16",
                "--num-samples", "16", "--pretrained", "off"]  # fmt: skip
-    seconds, peak = run_tree(command, work / "search.log")
+    seconds, memory = run_logged(command, work / "search.log", memory=True)
     experiment = work / "results" / "full16"
-    epochs = sum(len((t / RESULT_FILE).read_text().splitlines()) for t in experiment.glob("trial_*"))
+    epochs = len(load_experiment(experiment).epochs)
     args = json.loads((experiment / "msa_args.json").read_text())
     summary = json.loads((experiment / "summary.json").read_text())
     return {
@@ -161,7 +129,7 @@ def bench_search(data: Path, cache: Path, work: Path) -> dict:
         "search_trial_epochs": epochs,
         "search_max_epochs": args["max_epochs"],
         "search_grace_period": args["grace_period"],
-        "search_peak_mb": round(peak),
+        "search_peak_mb": round(memory.peak_pss * 1024 / MB),
         "search_best_val_acc": summary["best_val"]["val_acc"],
         "search_test_accuracy": summary["test"]["accuracy"],
     }

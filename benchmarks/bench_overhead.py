@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,13 +33,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from runs import run_logged, trial_windows  # noqa: E402
 
 from msa.data.decode import PrepareParams  # noqa: E402
 from msa.data.experiment import prepare_experiment_data  # noqa: E402
 from msa.data.splits import SplitConfig  # noqa: E402
-from msa.experiment_dir import RESULT_FILE  # noqa: E402
 from msa.train import save_checkpoint  # noqa: E402
 from msa.trial import TrialSettings, run_epoch, setup_trial  # noqa: E402
 
@@ -56,58 +57,32 @@ def run_search(storage: Path, name: str, trials: int, epochs: int, slots: int, e
         "--search", "random", "--max-concurrent", str(slots), "--cpus-per-trial", "1",
         "--pretrained", "off", *extra,
     ]  # fmt: skip
-    started = time.perf_counter()
-    log = storage / f"{name}.log"
-    with open(log, "w") as out:
-        code = subprocess.call(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    if code != 0:
-        raise SystemExit(f"{' '.join(command)} exited {code}; see {log}")
-    return time.perf_counter() - started
+    seconds, _ = run_logged(command, storage / f"{name}.log")
+    return seconds
 
 
-def trial_records(experiment: Path) -> list[dict]:
-    """Per trial: start and end (wall clock), time inside the trial and inside its epochs."""
-    records = []
-    for path in sorted(experiment.glob(f"trial_*/{RESULT_FILE}")):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if not rows:
-            continue
-        last = rows[-1]
-        end = last.get("reported_at", last["timestamp"])  # msa before reported_at: whole seconds
-        records.append(
-            {
-                "start": end - last["time_total_s"],
-                "end": end,
-                "in_trial": last["time_total_s"],
-                "in_epochs": sum(row["epoch_seconds"] for row in rows),
-                "epochs": len(rows),
-            }
-        )
-    return records
-
-
-def shares(records: list[dict], slots: int) -> dict:
-    start = min(r["start"] for r in records)
-    window = max(r["end"] for r in records) - start
+def shares(windows: pd.DataFrame, slots: int) -> dict:
+    """The slot time's shares inside trials and epochs, from runs.trial_windows."""
+    start = windows["start"].min()
+    window = windows["end"].max() - start
     slot_time = slots * window
-    ordered = sorted(records, key=lambda r: r["start"])
     # The gap a slot sits idle between trials: each trial's start after the earliest end not yet reused.
     ends, gaps = [], []
-    for record in ordered:
+    for trial in windows.sort_values("start").itertuples():
         if len(ends) >= slots:
             ends.sort()
-            gaps.append(record["start"] - ends.pop(0))
-        ends.append(record["end"])
+            gaps.append(trial.start - ends.pop(0))
+        ends.append(trial.end)
     return {
-        "trials": len(records),
-        "trial_epochs": sum(r["epochs"] for r in records),
+        "trials": len(windows),
+        "trial_epochs": int(windows["epochs"].sum()),
         "window_s": round(window, 2),
-        "in_trial_share": round(sum(r["in_trial"] for r in records) / slot_time, 3),
-        "in_epoch_share": round(sum(r["in_epochs"] for r in records) / slot_time, 3),
+        "in_trial_share": round(windows["in_trial"].sum() / slot_time, 3),
+        "in_epoch_share": round(windows["in_epochs"].sum() / slot_time, 3),
         "trial_gap_s": round(statistics.median(gaps), 2) if gaps else None,
-        "median_trial_s": round(statistics.median(r["in_trial"] for r in records), 3),
-        "median_epochs_s": round(statistics.median(r["in_epochs"] for r in records), 3),
-        "first_epoch_lag_s": round(statistics.median(r["in_trial"] - r["in_epochs"] for r in records), 3),
+        "median_trial_s": round(windows["in_trial"].median(), 3),
+        "median_epochs_s": round(windows["in_epochs"].median(), 3),
+        "first_epoch_lag_s": round((windows["in_trial"] - windows["in_epochs"]).median(), 3),
     }
 
 
@@ -149,7 +124,7 @@ def main() -> int:
 
     run_search(work, "warmup", 2, 2, args.slots, args.extra)  # the cache and feature table
     wall = run_search(work, "search", args.trials, args.epochs, args.slots, args.extra)
-    measured = shares(trial_records(work / "search"), args.slots)
+    measured = shares(trial_windows(work / "search"), args.slots)
     measured["search_wall_s"] = round(wall, 1)
     measured["startup_s"] = round(wall - measured["window_s"], 1)
     measured["profile"] = profile_trial(args.epochs)

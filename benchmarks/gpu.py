@@ -40,8 +40,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-from msa.experiment_dir import RESULT_FILE  # noqa: E402
+import pandas as pd  # noqa: E402
+from runs import run_logged, trial_windows  # noqa: E402
+
+from msa.analysis import load_experiment  # noqa: E402
 
 SPACES = ("video_transformer", "multimodal")
 SAMPLE_INTERVAL_MS = 500  # nvidia-smi's sampling period
@@ -76,40 +80,27 @@ class GpuSampler(threading.Thread):
         return round(statistics.mean(inside) / 100, 3) if inside else None
 
 
-def epochs_of(experiment: Path) -> list[list[dict]]:
-    """Each trial's reported epochs."""
-    trials = []
-    for path in sorted(experiment.glob(f"trial_*/{RESULT_FILE}")):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if rows:
-            trials.append(rows)
-    return trials
-
-
 def measure(experiment: Path, sampler: GpuSampler | None) -> dict:
-    trials = epochs_of(experiment)
-    if not trials:
+    epochs = load_experiment(experiment).epochs
+    if epochs.empty:
         return {"trials": 0}
-    start = min(
-        rows[-1].get("reported_at", rows[-1]["timestamp"]) - rows[-1]["time_total_s"] for rows in trials
-    )
-    end = max(rows[-1].get("reported_at", rows[-1]["timestamp"]) for rows in trials)
-    epochs = [row for rows in trials for row in rows]
-    peaks = [max(row["peak_gpu_memory_mb"] for row in rows) for rows in trials]
-    wait = statistics.median(row["input_wait_seconds"] / max(row["epoch_seconds"], 1e-9) for row in epochs)
+    windows = trial_windows(experiment)
+    start, end = windows["start"].min(), windows["end"].max()
+    peaks = epochs.groupby("trial")["peak_gpu_memory_mb"].max()
+    wait = (epochs["input_wait_seconds"] / epochs["epoch_seconds"].clip(lower=1e-9)).median()
     return {
-        "trials": len(trials),
+        "trials": len(windows),
         "trial_epochs": len(epochs),
         "window_s": round(end - start, 1),
         "trial_epochs_per_min": round(len(epochs) / ((end - start) / 60), 1),
         "gpu_busy": sampler.busy(start, end) if sampler else None,
-        "peak_gpu_mb": round(max(peaks), 1),
-        "median_peak_gpu_mb": round(statistics.median(peaks), 1),
+        "peak_gpu_mb": round(peaks.max(), 1),
+        "median_peak_gpu_mb": round(peaks.median(), 1),
         "input_wait_share": round(wait, 3),
-        "starved": wait > STARVED_SHARE,
+        "starved": bool(wait > STARVED_SHARE),
         "cached": {
-            "video": any(row.get("cached_video") for row in epochs),
-            "audio": any(row.get("cached_audio") for row in epochs),
+            "video": bool(epochs.get("cached_video", pd.Series(dtype=bool)).any()),
+            "audio": bool(epochs.get("cached_audio", pd.Series(dtype=bool)).any()),
         },
     }
 
@@ -134,11 +125,7 @@ def run_search(work: Path, data: Path, space: str, cache_on: bool, args) -> Path
     else:
         command += ["--gpus-per-trial", str(args.gpus_per_trial), "--num-samples", "16",
                     "--max-epochs", "4", "--time-budget", str(args.search_seconds)]  # fmt: skip
-    log = work / f"{name}.log"
-    with open(log, "w") as out:
-        code = subprocess.call(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    if code != 0:
-        raise SystemExit(f"{' '.join(command)} exited {code}; see {log}")
+    run_logged(command, work / f"{name}.log")
     return work / "results" / name
 
 

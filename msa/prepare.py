@@ -150,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     for path, reason in report.skipped:
         print(f"  skipped {path}: {reason}")
     if params.crop == "face":
-        faceless = report.without_face()
-        print(f"face crop: no face found in {len(faceless)} of {len(report.clips)} clips (fixed crop there)")
-        for path in faceless:
-            print(f"  no face in {path}")
+        print(report.face_crop_summary())
     if args.manifest is not None:
         report.write_manifest(args.manifest)
         print(f"manifest: {args.manifest} ({len(report.found)} rows)")

@@ -28,6 +28,14 @@ CLIPS = ("01-01-01-01-01-01-01.mp4", "01-01-01-01-01-01-09.mp4")
 needs_real_clips = pytest.mark.skipif(not REAL_CLIPS.is_dir(), reason="../shared/ravdess-real is not present")
 
 
+def crop_offsets(box: tuple[int, int, int], reference: tuple[int, int, int]) -> float:
+    """The largest distance between an edge of ``box`` and the same edge of ``reference`` (both
+    (top, left, side)), as a fraction of the reference's side."""
+    (top, left, side), (ref_top, ref_left, ref_side) = box, reference
+    bottom, right = top + side - ref_top - ref_side, left + side - ref_left - ref_side
+    return max(abs(top - ref_top), abs(left - ref_left), abs(bottom), abs(right)) / ref_side
+
+
 def read_frames(path, count: int) -> np.ndarray:
     """``count`` frames sampled as decoding samples them, RGB uint8 (T, H, W, 3)."""
     import decord
@@ -62,7 +70,7 @@ def test_face_crop_matches_the_fixed_crop_on_ravdess(real_frames, clip):
     fixed = crop_box(720, 1280, PrepareParams())
     # The calibration (faces.py) puts every edge within 5.2 % of the side; the two actors' faces
     # differ in size by 10 %, so a crop that follows the face cannot match one fixed box closer.
-    assert faces.crop_offsets(box, fixed) < 0.065, (box, fixed)
+    assert crop_offsets(box, fixed) < 0.065, (box, fixed)
     assert abs(box[0] + box[2] - fixed[0] - fixed[2]) < 0.02 * fixed[2], "the chin at the fixed crop's bottom"
 
 
@@ -89,7 +97,7 @@ def test_face_found_off_centre_in_every_window(real_frames, scale, left, top, ba
             expected = faces.face_crop_box(
                 faces.FaceBox(*mapped[:2], original.width * scale, original.height * scale, 8, 8)
             )
-            assert faces.crop_offsets((top_, left_, side), expected) < 0.06, (clip, expected)
+            assert crop_offsets((top_, left_, side), expected) < 0.06, (clip, expected)
             assert abs(side - faces.CROP_SIDE_PER_FACE_WIDTH * original.width * scale) < 0.06 * side
             # A crop leaving the canvas (the corner case) is padded with the canvas's border.
             video = crop_and_resize(canvas, PrepareParams(image_size=32), (top_, left_, side))

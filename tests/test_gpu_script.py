@@ -56,6 +56,7 @@ def test_gpu_figures_are_what_the_trials_reported(tmp_path, wait, starved):
             for e in (1, 2)
         ]  # fmt: skip
         (folder / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        (folder / "params.json").write_text("{}")  # what marks a folder as a trial's
     sampler = object.__new__(gpu.GpuSampler)  # its samples without starting nvidia-smi
     sampler.samples = [(990.0, 0.0), (1005.0, 60.0), (1025.0, 80.0), (1040.0, 0.0)]
     measured = gpu.measure(tmp_path, sampler)

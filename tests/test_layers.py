@@ -41,6 +41,8 @@ FORBIDDEN = {
     "msa/train": ("msa.data", "msa.tune", "ray", "search_spaces"),
     "msa/features.py": ("msa.train", "msa.tune", "ray", "search_spaces"),
     "msa/audio_format.py": ("msa.data", "msa.models", "msa.weights", "torch"),
+    # Writing a file atomically: below every layer that writes outputs.
+    "msa/atomic.py": ("msa.data", "msa.models", "msa.train", "msa.weights", "msa.features", "torch", "ray"),
     # One trial, without Ray: what the Ray adapter (msa.tune.trainable) and benchmarks call.
     "msa/trial": ("msa.tune", "ray", "msa.analysis", "msa.report"),
     # The classical baseline, beside trial: clips and metrics only, no model, no Ray.

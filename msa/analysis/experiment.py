@@ -158,9 +158,14 @@ def best_checkpoint(experiment: Experiment, trial: str | None = None) -> str:
 def load_best_model(experiment: Experiment, trial: str | None = None, map_location: str = "cpu"):
     """(model, extra) rebuilt from the best checkpoint (see best_checkpoint) alone; ``extra``
     holds the checkpoint's epoch, labels, pretrained flags and metrics."""
+    return load_model(experiment, best_checkpoint(experiment, trial), map_location)
+
+
+def load_model(experiment: Experiment, relative: str, map_location: str = "cpu"):
+    """(model, extra) rebuilt from the checkpoint file at ``relative`` (to the experiment, as
+    best_checkpoint names it), fetched from a storage URI when the experiment is remote."""
     from msa.train import model_from_checkpoint  # torch: only when a model is wanted
 
-    relative = best_checkpoint(experiment, trial)
     with tempfile.TemporaryDirectory() as folder:
         return model_from_checkpoint(experiment.files.local_file(relative, folder), map_location=map_location)
 

@@ -83,46 +83,50 @@ def _cascade():
 def detect_faces(frame: np.ndarray) -> np.ndarray:
     """Every face the cascade finds in one RGB uint8 (H, W, 3) frame, as float (n, 4) rows of
     (left, top, width, height) in the frame's pixels, largest first."""
-    import cv2
-
     height, width = frame.shape[:2]
     scale = min(1.0, DETECT_SIZE / max(height, width))
-    grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-    smallest = max(1, round(MIN_FACE_FRACTION * min(grey.shape)))
-    boxes = _cascade().detectMultiScale(
-        grey, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBOURS, minSize=(smallest, smallest)
-    )
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
-    return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
+    shorter = min(height, width) if scale == 1 else max(1, round(min(height, width) * scale))
+    smallest = max(1, round(MIN_FACE_FRACTION * shorter))  # of the grey copy detection runs on
+    return _cascade_boxes(frame, (0, 0, width, height), scale, SCALE_FACTOR, (smallest, smallest), None)
 
 
 def detect_faces_near(frame: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The second pass: faces in the region around ``reference`` (left, top, width, height) of
     one RGB frame, searched with that face scaled to REFINE_FACE_WIDTH px; same format as
     ``detect_faces``."""
-    import cv2
-
     height, width = frame.shape[:2]
     left, top, box_width, box_height = reference
-    x0 = max(0, math.floor(left - REFINE_MARGIN * box_width))
-    y0 = max(0, math.floor(top - REFINE_MARGIN * box_height))
-    x1 = min(width, math.ceil(left + (1 + REFINE_MARGIN) * box_width))
-    y1 = min(height, math.ceil(top + (1 + REFINE_MARGIN) * box_height))
-    scale = REFINE_FACE_WIDTH / box_width
-    grey = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
-    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
-    grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    smallest, largest = (round(REFINE_FACE_WIDTH * fraction) for fraction in REFINE_SIZES)
-    boxes = _cascade().detectMultiScale(
-        grey,
-        scaleFactor=REFINE_SCALE_FACTOR,
-        minNeighbors=MIN_NEIGHBOURS,
-        minSize=(smallest, smallest),
-        maxSize=(largest, largest),
+    region = (
+        max(0, math.floor(left - REFINE_MARGIN * box_width)),
+        max(0, math.floor(top - REFINE_MARGIN * box_height)),
+        min(width, math.ceil(left + (1 + REFINE_MARGIN) * box_width)),
+        min(height, math.ceil(top + (1 + REFINE_MARGIN) * box_height)),
     )
+    smallest, largest = ((round(REFINE_FACE_WIDTH * f),) * 2 for f in REFINE_SIZES)
+    scale = REFINE_FACE_WIDTH / box_width
+    return _cascade_boxes(frame, region, scale, REFINE_SCALE_FACTOR, smallest, largest)
+
+
+def _cascade_boxes(
+    frame: np.ndarray,
+    region: tuple[int, int, int, int],
+    scale: float,
+    scale_factor: float,
+    smallest: tuple[int, int],
+    largest: tuple[int, int] | None,
+) -> np.ndarray:
+    """The cascade's faces in ``region`` (x0, y0, x1, y1) of an RGB frame, searched on a grey copy
+    resized by ``scale``, with face sizes from ``smallest`` to ``largest`` (in the resized copy's
+    pixels) -> (n, 4) boxes in the frame's pixels, largest first."""
+    import cv2
+
+    x0, y0, x1, y1 = region
+    grey = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+    if scale != 1:
+        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    sizes = {"minSize": smallest} | ({"maxSize": largest} if largest else {})
+    boxes = _cascade().detectMultiScale(grey, scaleFactor=scale_factor, minNeighbors=MIN_NEIGHBOURS, **sizes)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale + [x0, y0, 0, 0]
     return boxes[np.argsort(-boxes[:, 2] * boxes[:, 3], kind="stable")]
 
@@ -187,11 +191,3 @@ def cut_square(frames: np.ndarray, top: int, left: int, side: int) -> np.ndarray
     if any(before or after for before, after in pad):
         crop = np.pad(crop, pad, mode="edge")
     return crop
-
-
-def crop_offsets(box: tuple[int, int, int], reference: tuple[int, int, int]) -> float:
-    """The largest distance between an edge of ``box`` and the same edge of ``reference`` (both
-    (top, left, side)), as a fraction of the reference's side."""
-    (top, left, side), (ref_top, ref_left, ref_side) = box, reference
-    bottom, right = top + side - ref_top - ref_side, left + side - ref_left - ref_side
-    return max(abs(top - ref_top), abs(left - ref_left), abs(bottom), abs(right)) / ref_side

@@ -120,6 +120,16 @@ class PrepareReport:
                 faceless.append(clip.display)
         return faceless
 
+    def face_crop_summary(self, shown: int | None = None) -> str:
+        """What the face crop did, for the console: how many clips showed no face, then (up to
+        ``shown`` of) their names."""
+        faceless = self.without_face()
+        lines = [f"face crop: no face found in {len(faceless)} of {len(self.clips)} clips (fixed crop there)"]
+        lines += [f"  no face in {path}" for path in faceless[:shown]]
+        if shown is not None and len(faceless) > shown:
+            lines.append(f"  ... and {len(faceless) - shown} more")
+        return "\n".join(lines)
+
 
 def entry_key(source: Source, params: PrepareParams) -> str:
     payload = json.dumps([CACHE_FORMAT_VERSION, source.identity(), params.to_dict()], sort_keys=True)

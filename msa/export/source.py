@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -102,7 +101,7 @@ def from_experiment(location: str, trial: str | None = None) -> ModelSource:
     """An experiment directory (a local path or a storage URI): its best trial's best kept
     checkpoint (msa.analysis.best_checkpoint), or ``trial``'s."""
     # The analysis layer (pandas, matplotlib) only when a directory is exported.
-    from msa.analysis.experiment import best_checkpoint, load_experiment
+    from msa.analysis.experiment import best_checkpoint, load_experiment, load_model
     from msa.analysis.trials import CONFIG_PREFIX
 
     try:
@@ -110,10 +109,7 @@ def from_experiment(location: str, trial: str | None = None) -> ModelSource:
         relative = best_checkpoint(experiment, trial)
     except KeyError:
         raise SourceError(f"{location}: no trial {trial}") from None
-    with tempfile.TemporaryDirectory() as folder:
-        model, extra = model_from_checkpoint(
-            experiment.files.local_file(relative, folder), map_location="cpu"
-        )
+    model, extra = load_model(experiment, relative)
     chosen = relative.split("/", 1)[0]
     name = experiment.trial(chosen).get(f"{CONFIG_PREFIX}model", "")
     return ModelSource(

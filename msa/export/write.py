@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 import msa
+from msa.atomic import atomic_path
 from msa.audio_format import SAMPLE_RATE
 from msa.data.decode import PrepareParams
 from msa.export.formats import FORMATS, OUTPUT, RUNNERS, WRITERS, require_onnx
@@ -186,9 +186,7 @@ def export_model(
     static = static_model(model)
     batches = sample_batches(model, params)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(out) as tmp:  # checked before it is put in place
         exporter = WRITERS[format](static, batches[0], tmp, build_metadata(source, params, params_from))
         difference = max_difference(model, RUNNERS[format](tmp), batches)
         if not difference <= ATOL:  # NaN fails too
@@ -196,9 +194,6 @@ def export_model(
                 f"the exported {format} model differs from PyTorch's by up to {difference:.3g} "
                 f"(allowed {ATOL:g}) on inputs {', '.join(describe(b) for b in batches)}; nothing written"
             )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportResult(
         out, format, exporter, difference, [describe(b) for b in batches], time.perf_counter() - started
     )

@@ -16,8 +16,8 @@ probabilities when it could not be classified (no face on screen, no audio track
   "source", "probabilities": {label: p}}]}`` (``text`` null for windows; ``top``,
   ``probability`` null and ``probabilities`` empty where unclassified).
 
-Times are seconds, written to the millisecond. Every file is written atomically (a temporary
-file beside it, then ``os.replace``), so a failed write leaves no partial file and an existing
+Times are seconds, written to the millisecond. Every file is written atomically (msa.atomic: a
+temporary file beside it, then ``os.replace``), so a failed write leaves no partial file and an existing
 one untouched. Pure Python: the command imports torch, not this module.
 """
 
@@ -27,13 +27,13 @@ import csv
 import json
 import math
 import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 from typing import TextIO
 
+from msa.atomic import atomic_path
 from msa.predict.subtitles import (
     SUBRIP_EXTENSION,
     SUBTITLE_EXTENSIONS,
@@ -199,14 +199,13 @@ def write_output(
         or all(isinstance(item, WindowPrediction) for item in items)
     ):
         raise TypeError("write_output takes AnnotatedCue items or WindowPrediction items, not a mix")
-    if extension == CSV_EXTENSION:
-        _write_atomically(path, lambda handle: _write_csv(handle, labels, _rows(items)))
-    elif extension == JSON_EXTENSION:
-        _write_atomically(path, lambda handle: _write_json(handle, labels, _rows(items)))
-    else:
-        cues = _tagged_cues(labels, items)
-        text = SUBTITLE_FORMATTERS[extension](cues)
-        _write_atomically(path, lambda handle: handle.write(text))
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as handle:
+        if extension == CSV_EXTENSION:
+            _write_csv(handle, labels, _rows(items))
+        elif extension == JSON_EXTENSION:
+            _write_json(handle, labels, _rows(items))
+        else:
+            handle.write(SUBTITLE_FORMATTERS[extension](_tagged_cues(labels, items)))
     return path
 
 
@@ -279,16 +278,3 @@ def _write_json(handle: TextIO, labels: Sequence[str], rows: list[Row]) -> None:
 
 def _rounded(probability: float | None) -> float | None:
     return None if probability is None else round(probability, PROBABILITY_DECIMALS)
-
-
-def _write_atomically(path: Path, write: Callable[[TextIO], object]) -> None:
-    """Run ``write`` on a temporary file beside ``path`` (same filesystem, so os.replace is
-    atomic), then put it in place; on any failure remove it and leave ``path`` as it was."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

@@ -4,7 +4,7 @@ Layout (plain containers only, so torch.load(weights_only=True) reads it):
     {"format": CHECKPOINT_FORMAT, "model_config": config_to_dict(...), "model_state": state_dict,
      "extra": {...},   # e.g. optimizer / scheduler state dicts, epoch
      "frozen_omitted": [module, ...]}  # only in a trainable-only checkpoint (below)
-Writes are atomic: a temporary file in the same folder, fsynced, then os.replace.
+Writes are atomic (msa.atomic: a temporary file in the same folder, fsynced, then os.replace).
 
 A trainable-only checkpoint (``trainable_only=True``) leaves out the frozen modules' tensors
 (all of ResNet-18, 45 MB, in a video_iter2 checkpoint whose own layers are 20 KB): it resumes a
@@ -14,12 +14,12 @@ be neither their best nor a search's result (msa.tune.trainable).
 """
 
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from msa.atomic import atomic_path
 from msa.models import EmotionModel, config_from_dict, config_to_dict, create_model
 
 CHECKPOINT_FORMAT = 1
@@ -45,31 +45,20 @@ def save_checkpoint(
     checkpoint's staging folder): forcing to disk what is about to be deleted cost a cached
     trial more than an epoch."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = model.state_dict()
+    omitted = model.frozen_modules if trainable_only else ()
     payload = {
         "format": CHECKPOINT_FORMAT,
         "model_config": config_to_dict(model.config),
-        "model_state": state,
+        "model_state": {key: value for key, value in model.state_dict().items() if not _inside(key, omitted)},
         "extra": extra,
     }
-    if trainable_only:
-        omitted = model.frozen_modules
-        payload["model_state"] = {key: value for key, value in state.items() if not _inside(key, omitted)}
+    if omitted:
         payload[FROZEN_OMITTED] = list(omitted)
-    # A unique name beside the target (same filesystem, so os.replace is atomic); unlike mkstemp
-    # it gets the usual permissions rather than owner-only.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as f:
+        torch.save(payload, f)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     return path
 
 
@@ -107,15 +96,15 @@ def restore_state(
         raise CheckpointError(
             f"checkpoint {path} left out frozen modules {omitted}; this model freezes {list(model.frozen_modules)}"
         )
+    # The tensors a trainable-only checkpoint left out are the model's own: load the rest strictly.
+    kept = {key: value for key, value in model.state_dict().items() if _inside(key, omitted)}
     try:
-        missing, unexpected = model.load_state_dict(payload["model_state"], strict=False)
-    except RuntimeError as error:  # a shape that differs
-        raise CheckpointError(f"checkpoint {path} does not fit the model: {error}") from error
-    missing = [key for key in missing if not _inside(key, omitted)]
-    if missing or unexpected:
+        model.load_state_dict({**kept, **payload["model_state"]})
+    except RuntimeError as error:  # e.g. written before a layer was added to the model
+        problem = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
         raise CheckpointError(
-            f"checkpoint {path} does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
+            f"checkpoint {path} does not fit this msa's model (an older msa wrote it?): {problem}"
+        ) from error
 
 
 def model_from_checkpoint(
@@ -133,11 +122,5 @@ def model_from_checkpoint(
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"checkpoint {path} holds an invalid model config: {error}") from error
     model, _ = create_model(config, config.num_classes, pretrained="off")
-    try:
-        model.load_state_dict(payload["model_state"])
-    except RuntimeError as error:  # e.g. written before a layer was added to the model
-        problem = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
-        raise CheckpointError(
-            f"checkpoint {path} does not fit this msa's model (an older msa wrote it?): {problem}"
-        ) from error
+    restore_state(model, payload, path)
     return model.to(map_location), payload["extra"]

@@ -1,7 +1,8 @@
-"""The confusion-matrix figure, drawn the same way for TensorBoard and for the analysis.
+"""The confusion matrix drawn for the analysis (a figure) and for TensorBoard (an image and a table).
 
     fig = confusion_figure(counts, labels, title="val, epoch 3")       # one matrix
-    pixels = confusion_image(counts); text = confusion_markdown(counts, labels)  # cheap, per epoch
+    pixels = confusion_image(counts)                                   # cheap: what trials log per epoch
+    table = confusion_markdown(counts, labels)                         # ... with this labelled text
     image = draw_confusion(ax, counts, labels, title)                  # into an axes of your own
 
 Rows are the true classes, columns the predicted ones; colours are the fraction of each true

@@ -79,13 +79,8 @@ def prepare_for_cluster(options: SearchOptions, found: FoundData) -> TrialData:
 
 def print_data(data: TrialData, report) -> None:
     print(report.summary())
-    if data.location.params.crop == "face":  # as python -m msa.prepare --crop face says it
-        faceless = report.without_face()
-        shown = "".join(f"\n  no face in {path}" for path in faceless[:FACELESS_SHOWN])
-        more = f"\n  ... and {len(faceless) - FACELESS_SHOWN} more" if len(faceless) > FACELESS_SHOWN else ""
-        print(
-            f"face crop: no face found in {len(faceless)} of {len(report.clips)} clips (fixed crop there){shown}{more}"
-        )
+    if data.location.params.crop == "face":
+        print(report.face_crop_summary(shown=FACELESS_SHOWN))
     print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
 
 
