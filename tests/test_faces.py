@@ -1,6 +1,8 @@
 """The face crop (msa.data.faces, PrepareParams.crop "face"): found wherever the face is, one box
 per window, calibrated to the fixed crop on the real RAVDESS clips."""
 
+import dataclasses
+import hashlib
 import json
 from fractions import Fraction
 
@@ -20,7 +22,7 @@ from msa.data.decode import (
     decode_cropped_video,
     sample_frame_indices,
 )
-from msa.data.prepare import entry_key, prepare
+from msa.data.prepare import CACHE_FORMAT_VERSION, entry_key, prepare
 from msa.data.ravdess import Source
 from msa.prepare import main as prepare_main
 
@@ -126,9 +128,13 @@ def test_cut_square_pads_with_the_border_pixels():
 
 def test_crop_is_part_of_the_cache_key_and_fixed_keys_are_unchanged():
     source = Source("/data/Actor_01/01-01-01-01-01-01-01.mp4", 1000, 123)
-    # The key of a default (fixed-crop) entry as it was before PrepareParams had ``crop``: caches
-    # prepared then are still found.
-    assert entry_key(source, PrepareParams()) == "60c838de2290aecd22ee68678b47ad53"
+    # A default (fixed-crop) entry's key hashes its parameters without ``crop``, as before the
+    # face crop existed (the key changed with cache format 2, where the audio decoding did).
+    fields = dataclasses.asdict(PrepareParams())
+    del fields["crop"]
+    payload = json.dumps([CACHE_FORMAT_VERSION, source.identity(), fields], sort_keys=True)
+    assert entry_key(source, PrepareParams()) == hashlib.sha256(payload.encode()).hexdigest()[:32]
+    assert entry_key(source, PrepareParams()) == "4b3768cb349a21c6a2d4b0659cda6c8d"
     assert "crop" not in PrepareParams().to_dict()
     face = PrepareParams(crop="face")
     assert face.to_dict()["crop"] == "face"

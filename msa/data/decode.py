@@ -1,4 +1,5 @@
-"""Decoding one clip with decord: frame sampling, face crop, resize, and 16 kHz mono audio.
+"""Decoding one clip: frame sampling (decord), face crop, resize, and 16 kHz mono audio (PyAV,
+converted by msa.audio_format.to_model_audio).
 
 The crop is fixed (``crop_box``: where the face is on RAVDESS) or, with ``PrepareParams.crop``
 "face", around the face found in the sampled frames (``msa.data.faces``), for recordings framed
@@ -17,8 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from msa.audio_format import SAMPLE_RATE
+from msa.audio_format import SAMPLE_RATE, to_model_audio
 from msa.data.faces import FaceBox, cut_square, face_crop_box, find_face
+from msa.data.media import MediaError, read_audio
 
 NUM_FRAMES = 16
 IMAGE_SIZE = 112  # pixels, square
@@ -143,18 +145,12 @@ def decode_cropped_video(path: str, params: PrepareParams) -> CroppedVideo:
 
 
 def decode_audio(path: str, params: PrepareParams) -> np.ndarray:
-    """The whole clip's audio, mono float32 (S,) at params.sample_rate."""
-    import decord
-
+    """The whole clip's audio, mono float32 (S,) at params.sample_rate (msa.audio_format)."""
     try:
-        reader = decord.AudioReader(path, ctx=decord.cpu(0), sample_rate=params.sample_rate, mono=True)
-        audio = reader[:].asnumpy()
-    except Exception as error:
-        raise DecodeError("no audio track", f"{path}: {first_line(error)}") from None
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    if audio.size == 0:
-        raise DecodeError("no audio track", f"{path}: no audio samples")
-    return audio
+        decoded = read_audio(path)
+    except MediaError as error:
+        raise DecodeError("no audio track", str(error)) from None
+    return to_model_audio(decoded.samples, decoded.rate, decoded.layout, params.sample_rate)
 
 
 def decode_clip(path: str, params: PrepareParams) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,9 @@ from msa.data import is_uri
 from msa.data.decode import DecodeError, PrepareParams, decode_audio, decode_cropped_video
 from msa.data.ravdess import ClipName, Found, Source, discover
 
-CACHE_FORMAT_VERSION = 1  # bump when the entry layout or decoding changes meaning
+# Bump when the entry layout or decoding changes meaning. 2: audio decoded with PyAV and resampled
+# over the whole clip at once (msa.audio_format), not by decord frame by frame.
+CACHE_FORMAT_VERSION = 2
 CACHE_ID_FILE = "cache-id"
 MANIFEST_COLUMNS = ("path", "included", "reason", "actor", "emotion", "intensity", "statement", "repetition")
 

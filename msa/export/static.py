@@ -45,12 +45,8 @@ class NotExportable(ValueError):
 def video_embedding(branch: VideoBranch, video: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
     """video (B, T, C, H, W) uint8, video_mask (B, T) -> (B, embed_dim), as VideoBranch.forward in eval mode."""
     batch, frames = video_mask.shape
-    x = branch.trunk(branch.normalize(video.flatten(0, 1)))  # frozen and trainable children in turn
-    x = branch.feature_norm(x.flatten(2).mean(-1))
-    features = x.unflatten(0, (batch, frames)).masked_fill(~video_mask.unsqueeze(-1), 0.0)
-    if branch.temporal is not None:
-        features = branch.temporal(features, video_mask)
-    return masked_mean(features, video_mask)
+    features = branch.frame_vectors(video.flatten(0, 1))  # every frame, padded ones too
+    return branch.pool_frames(features.unflatten(0, (batch, frames)), video_mask)
 
 
 def normalized_waveforms(audio: torch.Tensor, audio_mask: torch.Tensor) -> torch.Tensor:

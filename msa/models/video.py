@@ -170,7 +170,26 @@ class VideoBranch(FreezableBranch):
         """The trainable rest: frame_features (B, T, *F), video_mask (B, T) -> (B, embed_dim)."""
         x = self.trunk[self.num_frozen :](_conv_layout(frame_features[video_mask]))
         x = self.feature_norm(x.flatten(2).mean(-1))  # global average pool: a no-op after ResNet's avgpool
-        features = x.new_zeros((*video_mask.shape, x.shape[-1])).index_put((video_mask,), x)
+        return self.pool_frames(
+            x.new_zeros((*video_mask.shape, x.shape[-1])).index_put((video_mask,), x), video_mask
+        )
+
+    # Evaluation in two steps. In eval mode every layer before the temporal model works on one
+    # frame at a time (the BatchNorms use their running statistics), so frames can be embedded
+    # alone, in any batch, and pooled later: prediction embeds each frame once however many
+    # overlapping windows show it, and the export gets shapes that do not depend on the mask.
+
+    def frame_vectors(self, frames: torch.Tensor) -> torch.Tensor:
+        """Evaluation only: frames (N, C, H, W) uint8 -> standardised trunk features (N, F)."""
+        if self.training:
+            raise RuntimeError("frame_vectors embeds frames one by one: call it in eval mode")
+        x = self.trunk(_conv_layout(self.normalize(frames)))
+        return self.feature_norm(x.flatten(2).mean(-1))
+
+    def pool_frames(self, features: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
+        """Frame features (B, T, F) (``frame_vectors``), video_mask (B, T) -> (B, embed_dim): the
+        temporal model over the real frames, then their mean."""
+        features = features.masked_fill(~video_mask.unsqueeze(-1), 0.0)
         if self.temporal is not None:
             features = self.temporal(features, video_mask)
         return masked_mean(features, video_mask)

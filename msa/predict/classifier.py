@@ -1,0 +1,174 @@
+"""The tuned model, behind one interface for ``python -m msa.predict``: class probabilities for
+one span's inputs.
+
+MODEL is an experiment directory (its best trial's best checkpoint; ``--trial`` for another), a
+checkpoint file, or an ONNX file written by ``python -m msa.export``:
+
+- ``TorchClassifier`` runs the checkpoint's EmotionModel in evaluation mode, in pieces: each
+  frame's trunk features once (``VideoBranch.frame_vectors``, kept per frame and crop, so
+  overlapping windows share them), then per span the temporal model, the audio branch and the
+  head. Without a face on screen a model with audio still predicts: its video branch sees
+  ``num_frames`` average frames (zero standardised trunk features, the BatchNorm's running mean),
+  so the prediction rests on the audio.
+- ``OnnxClassifier`` runs the exported graph with ONNX Runtime on whole spans. It imports
+  neither msa.models nor msa.train nor transformers. The graph needs real frames: a multimodal
+  ONNX model marks a span without a face "no face".
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from msa.data.decode import PrepareParams
+
+ONNX_SUFFIX = ".onnx"
+FRAME_CACHE_SIZE = 2048  # frame vectors kept (512 floats each for ResNet-18: 4 MB)
+
+
+@dataclass(frozen=True)
+class SpanInputs:
+    """One span, as the model takes it: ``video`` uint8 (T, S, S, 3) cropped frames (None: no
+    face, or no video) with one cache key per frame (``frame_keys``: frame index and crop box),
+    ``audio`` float32 (N,) mono at the model's rate (None: no audio)."""
+
+    video: np.ndarray | None = None
+    frame_keys: tuple[Hashable, ...] = ()
+    audio: np.ndarray | None = None
+
+
+class Classifier(ABC):
+    """``labels`` in the model's class order; ``params`` the preprocessing it was trained with;
+    ``uses_video`` / ``uses_audio`` its inputs; ``min_audio_samples`` the shortest audio it takes;
+    ``predicts_without_video``: whether a span without a face can be classified from its audio."""
+
+    labels: tuple[str, ...]
+    params: PrepareParams
+    uses_video: bool
+    uses_audio: bool
+    min_audio_samples: int = 1
+    predicts_without_video: bool = False
+    description: str = ""
+
+    @abstractmethod
+    def probabilities(self, inputs: SpanInputs) -> np.ndarray:
+        """(K,) class probabilities of one span."""
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max())
+    return shifted / shifted.sum()
+
+
+def _labels(labels, num_classes: int, where: str) -> tuple[str, ...]:
+    if not labels or len(labels) != num_classes:
+        raise ValueError(f"{where} does not record its {num_classes} class labels")
+    return tuple(labels)
+
+
+class TorchClassifier(Classifier):
+    def __init__(self, model, labels, params: PrepareParams, description: str):
+        import torch
+
+        self.torch = torch
+        self.model = model.eval()
+        self.labels = _labels(labels, model.config.num_classes, description)
+        self.params = params
+        self.description = description
+        self.uses_video = "video" in model.branches
+        self.uses_audio = "audio" in model.branches
+        self.predicts_without_video = self.uses_audio
+        if self.uses_audio:
+            self.min_audio_samples = model.branches["audio"].min_samples
+        self.frame_cache: OrderedDict[Hashable, object] = OrderedDict()
+
+    def _frame_features(self, branch, inputs: SpanInputs):
+        """(1, T, F): each frame's vector from the cache, the missing ones embedded together."""
+        torch = self.torch
+        missing = [i for i, key in enumerate(inputs.frame_keys) if key not in self.frame_cache]
+        if missing:
+            frames = torch.from_numpy(np.ascontiguousarray(inputs.video[missing])).permute(0, 3, 1, 2)
+            for i, vector in zip(missing, branch.frame_vectors(frames), strict=True):
+                self.frame_cache[inputs.frame_keys[i]] = vector
+        for key in inputs.frame_keys:
+            self.frame_cache.move_to_end(key)
+        while len(self.frame_cache) > FRAME_CACHE_SIZE:
+            self.frame_cache.popitem(last=False)
+        return torch.stack([self.frame_cache[key] for key in inputs.frame_keys]).unsqueeze(0)
+
+    def probabilities(self, inputs: SpanInputs) -> np.ndarray:
+        torch = self.torch
+        embeddings = []
+        with torch.no_grad():
+            for name, branch in self.model.branches.items():
+                if name == "video":
+                    if inputs.video is not None:
+                        features = self._frame_features(branch, inputs)
+                    else:  # no face: average frames, so that the audio decides
+                        features = torch.zeros(1, self.params.num_frames, branch.feature_norm.num_features)
+                    mask = torch.ones(features.shape[:2], dtype=torch.bool)
+                    embeddings.append(branch.pool_frames(features, mask))
+                else:
+                    audio = torch.from_numpy(inputs.audio).unsqueeze(0)
+                    embeddings.append(branch(audio, torch.ones(audio.shape, dtype=torch.bool)))
+            logits = self.model.head(self.model.pool_dropout(torch.cat(embeddings, dim=-1)))
+        return _softmax(logits[0].double().numpy())
+
+
+class OnnxClassifier(Classifier):
+    def __init__(self, path: str | Path):
+        import onnx
+        import onnxruntime
+
+        path = Path(path)
+        metadata = {}
+        for prop in onnx.load(str(path), load_external_data=False).metadata_props:
+            try:
+                metadata[prop.key] = json.loads(prop.value)
+            except ValueError:
+                metadata[prop.key] = prop.value
+        if "input_names" not in metadata:
+            raise ValueError(f"{path} holds no msa export metadata (write it with python -m msa.export)")
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = tuple(metadata["input_names"])
+        self.input_names = names
+        self.labels = _labels(metadata.get("labels"), metadata["output_shape"][-1], str(path))
+        known = {f.name for f in fields(PrepareParams)}
+        self.params = PrepareParams(**{key: value for key, value in metadata.items() if key in known})
+        self.uses_video, self.uses_audio = "video" in names, "audio" in names
+        self.min_audio_samples = int(metadata.get("min_audio_samples", 1))
+        self.description = f"{path} ({metadata.get('model') or 'exported model'}, ONNX Runtime)"
+
+    def probabilities(self, inputs: SpanInputs) -> np.ndarray:
+        feed = {}
+        if self.uses_video:
+            video = np.ascontiguousarray(inputs.video.transpose(0, 3, 1, 2))[None]
+            feed["video"], feed["video_mask"] = video, np.ones(video.shape[:2], dtype=bool)
+        if self.uses_audio:
+            audio = inputs.audio[None].astype(np.float32)
+            feed["audio"], feed["audio_mask"] = audio, np.ones(audio.shape, dtype=bool)
+        (logits,) = self.session.run(["logits"], {name: feed[name] for name in self.input_names})
+        return _softmax(logits[0].astype(np.float64))
+
+
+def load_classifier(location: str, trial: str | None = None) -> Classifier:
+    """MODEL -> a Classifier. Raises ValueError, FileNotFoundError or the loaders' own errors
+    (msa.export.source.SourceError, msa.train.CheckpointError), one line each."""
+    if location.endswith(ONNX_SUFFIX):
+        if trial:
+            raise ValueError(f"--trial needs an experiment directory; {location} is an ONNX file")
+        if not Path(location).is_file():
+            raise FileNotFoundError(f"{location} does not exist")
+        return OnnxClassifier(location)
+    from msa.export.source import load_source  # torch and the models: only for a checkpoint
+
+    source = load_source(location, trial)
+    params, _ = source.prepare_params()
+    where = f"{source.location}" + (f" (trial {source.trial}, {source.checkpoint})" if source.trial else "")
+    return TorchClassifier(source.model, source.extra.get("labels"), params, where)

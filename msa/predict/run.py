@@ -1,0 +1,191 @@
+"""Classifying a recording's spans in one streamed pass (``predict_spans``).
+
+The recording is decoded once, front to back. Each span is classified as soon as both tracks
+have been decoded past it; then the frames and audio no later span needs are dropped. What is
+held at any time: the RGB frames the pending spans picked (``num_frames`` per span, shared by
+overlapping windows) and their audio at the source's rate, so memory depends on the window (or
+the longest cue), not on the recording's length (README.md, Using a tuned model: predict).
+
+Per span, in the order training prepares a clip: the frames are cropped (the fixed RAVDESS crop,
+or around the face ``msa.data.faces.find_face`` finds in them) and resized
+(``msa.data.decode.crop_and_resize``); the audio is mixed down and resampled over the span
+(``msa.audio_format.to_model_audio``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from msa.audio_format import to_model_audio
+from msa.data.decode import crop_and_resize, crop_box
+from msa.data.faces import face_crop_box, find_face
+from msa.predict.classifier import Classifier, SpanInputs
+from msa.predict.media import AudioChunk, MediaError, MediaInfo, stream
+from msa.predict.spans import Span
+from msa.predict.timeline import WindowPrediction
+
+# A window's face box is kept from the window before when it moved and changed size by less than
+# this (relative to its side): a steady crop, and frames shared by overlapping windows keep one
+# crop, so their features are computed once.
+BOX_STEADY_FRACTION = 0.05
+# Containers interleave their tracks within a second or so. A span whose audio has not arrived
+# when the video is this far past its end gets what there is (an audio track that ends early),
+# so frames do not pile up waiting for audio that never comes.
+AUDIO_LAG_LIMIT = 10.0  # s
+# Audio frames are taken as contiguous unless their timestamps say otherwise by more than this:
+# containers round timestamps (Matroska to the millisecond), never the samples.
+AUDIO_TIMESTAMP_JITTER = 0.02  # s
+
+
+@dataclass
+class SpanCounts:
+    """How the spans were classified, for the command's summary."""
+
+    by_source: dict[str, int]
+    frames_embedded: int = 0
+
+
+def steady_box(previous: tuple[int, int, int] | None, box: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``previous`` when ``box`` (top, left, side) lies within BOX_STEADY_FRACTION of it, else ``box``."""
+    if previous is None:
+        return box
+    top, left, side = previous
+    moved = max(abs(box[0] - top), abs(box[1] - left), abs(box[2] - side))
+    return previous if moved <= BOX_STEADY_FRACTION * side else box
+
+
+class AudioBuffer:
+    """The decoded audio from sample ``origin`` on, planar float32 (C, n) at the track's rate."""
+
+    def __init__(self, channels: int):
+        self.channels = channels
+        self.origin = 0
+        self.samples = np.zeros((channels, 0), dtype=np.float32)
+        self.chunks: list[np.ndarray] = []
+
+    @property
+    def end(self) -> int:
+        return self.origin + self.samples.shape[1] + sum(chunk.shape[1] for chunk in self.chunks)
+
+    def add(self, chunk: AudioChunk, rate: int) -> None:
+        """Append a chunk after the samples before it; where its timestamp is further from there
+        than AUDIO_TIMESTAMP_JITTER, at its timestamp (a gap is silence, an overlap dropped)."""
+        samples = chunk.samples
+        if samples.shape[0] != self.channels:
+            raise MediaError(f"the audio track changes from {self.channels} to {samples.shape[0]} channels")
+        gap = chunk.offset - self.end
+        if abs(gap) <= AUDIO_TIMESTAMP_JITTER * rate:
+            gap = 0
+        if gap > 0:
+            self.chunks.append(np.zeros((samples.shape[0], gap), dtype=np.float32))
+        elif gap < 0:
+            samples = samples[:, -gap:]
+        if samples.shape[1]:
+            self.chunks.append(samples)
+
+    def span(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) of the recording's clock (shorter where the audio ended)."""
+        if self.chunks:
+            self.samples = np.concatenate([self.samples, *self.chunks], axis=1)
+            self.chunks = []
+        return self.samples[:, max(0, start - self.origin) : max(0, stop - self.origin)]
+
+    def drop_before(self, sample: int) -> None:
+        self.span(sample, sample)  # joins the chunks
+        cut = min(max(0, sample - self.origin), self.samples.shape[1])
+        self.samples, self.origin = self.samples[:, cut:], self.origin + cut
+
+
+def predict_spans(
+    classifier: Classifier,
+    info: MediaInfo,
+    spans: Sequence[Span],
+    crop: str,
+    steady: bool = False,
+    on_progress: Callable[[float], None] | None = None,
+) -> tuple[list[WindowPrediction], SpanCounts]:
+    """One WindowPrediction per span, in order. ``crop``: "fixed" or "face"; ``steady``: keep a
+    window's face box from the window before while the face stays put (timeline mode);
+    ``on_progress(seconds)`` is called as decoding advances."""
+    params = classifier.params
+    use_video = classifier.uses_video and info.has_video
+    use_audio = classifier.uses_audio and info.has_audio
+    wanted = {index for span in spans for index in span.frames} if use_video else set()
+    frames: dict[int, np.ndarray] = {}
+    audio = AudioBuffer(info.audio_channels)
+    rate = info.audio_rate or 1
+    counts = SpanCounts({})
+    predictions: list[WindowPrediction] = []
+    last_frame, video_time, previous_box = -1, 0.0, None
+
+    def ready(span: Span) -> bool:
+        video_done = not use_video or not span.frames or last_frame >= max(span.frames)
+        audio_done = (
+            not use_audio
+            or audio.end >= math.ceil(span.end * rate)
+            or (use_video and video_time > span.end + AUDIO_LAG_LIMIT)
+        )
+        return video_done and audio_done
+
+    def classify(span: Span) -> WindowPrediction:
+        nonlocal previous_box
+        inputs = {}
+        if use_video and span.frames:
+            pixels = np.stack([frames[i] for i in span.frames if i in frames])
+            box = crop_box(pixels.shape[1], pixels.shape[2], params) if crop == "fixed" else None
+            if crop == "face":
+                face = find_face(pixels)
+                box = None if face is None else face_crop_box(face)
+                if box is not None and steady:
+                    box = previous_box = steady_box(previous_box, box)
+            if box is not None:
+                inputs["video"] = crop_and_resize(pixels, params, box)
+                inputs["frame_keys"] = tuple((i, box) for i in span.frames if i in frames)
+        if use_audio:
+            samples = audio.span(round(span.start * rate), round(span.end * rate))
+            if samples.shape[1]:
+                waveform = to_model_audio(samples, rate, info.audio_layout, params.sample_rate)
+                if len(waveform) >= classifier.min_audio_samples:
+                    inputs["audio"] = waveform
+        if classifier.uses_audio and "audio" not in inputs:
+            return WindowPrediction(span.start, span.end, (), "no audio")
+        if classifier.uses_video and "video" not in inputs:
+            if not (classifier.predicts_without_video and "audio" in inputs):
+                return WindowPrediction(span.start, span.end, (), "no face")
+            source = "audio"
+        else:
+            source = "audio+video" if classifier.uses_audio and classifier.uses_video else "video"
+            source = "audio" if not classifier.uses_video else source
+        counts.frames_embedded += len(inputs.get("frame_keys", ()))
+        return WindowPrediction(span.start, span.end, classifier.probabilities(SpanInputs(**inputs)), source)
+
+    def flush(finished: bool) -> None:
+        while len(predictions) < len(spans) and (finished or ready(spans[len(predictions)])):
+            prediction = classify(spans[len(predictions)])
+            predictions.append(prediction)
+            counts.by_source[prediction.source] = counts.by_source.get(prediction.source, 0) + 1
+            if len(predictions) < len(spans):  # spans start in time order: drop what is behind the next
+                following = spans[len(predictions)]
+                keep_from = min(following.frames, default=0)
+                for index in [i for i in frames if i < keep_from]:
+                    del frames[index]
+                audio.drop_before(round(following.start * rate))
+
+    for item in stream(info, wanted, video=use_video, audio=use_audio):
+        if isinstance(item, AudioChunk):
+            audio.add(item, rate)
+            progress = item.offset / rate
+        else:
+            if item.rgb is not None:
+                frames[item.index] = item.rgb
+            last_frame, video_time = item.index, item.time
+            progress = item.time
+        flush(finished=False)
+        if on_progress is not None:
+            on_progress(progress)
+    flush(finished=True)
+    return predictions, counts
