@@ -74,3 +74,25 @@ def ravdess_name(
     repetition: int = 1,
 ) -> str:
     return f"{modality:02d}-{channel:02d}-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.mp4"
+
+
+OFF_CENTRE = (620, 340, 0.5)  # left, top (px) and scale of the frames pasted by write_off_centre_clip
+
+
+def write_off_centre_clip(path, frames: np.ndarray) -> None:
+    """An mp4 (H.264, no audio) of ``frames`` (1280x720) at half size, off-centre (OFF_CENTRE)
+    on a grey 1280x720 canvas."""
+    import cv2
+
+    canvas = np.full((len(frames), 720, 1280, 3), 128, dtype=np.uint8)
+    small = [cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA) for frame in frames]
+    canvas[:, 340:700, 620:1260] = np.stack(small)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(30000, 1001))
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for pixels in canvas:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

@@ -4,14 +4,12 @@ per window, calibrated to the fixed crop on the real RAVDESS clips."""
 import dataclasses
 import hashlib
 import json
-from fractions import Fraction
 
-import av
 import cv2
 import numpy as np
 import pytest
 from conftest import REAL_CLIPS
-from media import ravdess_name, write_clip
+from media import ravdess_name, write_clip, write_off_centre_clip
 
 from msa.data import faces
 from msa.data.decode import (
@@ -141,22 +139,6 @@ def test_crop_is_part_of_the_cache_key_and_fixed_keys_are_unchanged():
     assert entry_key(source, face) != entry_key(source, PrepareParams())
     with pytest.raises(ValueError):
         PrepareParams(crop="centre")
-
-
-def write_off_centre_clip(path, frames: np.ndarray) -> None:
-    """An mp4 (H.264, no audio) of ``frames`` placed off-centre on a grey 1280x720 canvas."""
-    canvas = np.full((len(frames), 720, 1280, 3), 128, dtype=np.uint8)
-    small = [cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA) for frame in frames]
-    canvas[:, 340:700, 620:1260] = np.stack(small)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(30000, 1001))
-        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "18"}
-        for pixels in canvas:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 @needs_real_clips

@@ -160,7 +160,7 @@ def annotate(args: argparse.Namespace, classifier: Classifier, recording: Path) 
             bar.update(max(0.0, round(min(seconds, info.duration), 1) - bar.n))
 
     try:
-        predictions, counts = predict_spans(
+        predictions, stats = predict_spans(
             classifier, info, spans, crop, steady=cues is None, on_progress=progress
         )
     finally:
@@ -173,7 +173,7 @@ def annotate(args: argparse.Namespace, classifier: Classifier, recording: Path) 
     if args.plot:
         draw_timeline(args.plot, classifier.labels, predictions, cues, args.plot_style, title=recording.name)
         written.append(args.plot)
-    sources = ", ".join(f"{n} {source}" for source, n in counts.by_source.items())
+    sources = ", ".join(f"{n} {source}" for source, n in stats.by_source.items())
     tops = Counter(p.label(classifier.labels) for p in predictions if p.classified).most_common(3)
     top = ", ".join(f"{label} {n}" for label, n in tops) or "none"
     speed = info.duration / elapsed if elapsed > 0 else float("inf")

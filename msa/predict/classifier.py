@@ -57,8 +57,8 @@ class Classifier(ABC):
     description: str = ""
 
     @abstractmethod
-    def probabilities(self, inputs: SpanInputs) -> np.ndarray:
-        """(K,) class probabilities of one span."""
+    def probabilities(self, inputs: SpanInputs) -> tuple[np.ndarray, int]:
+        """One span -> ((K,) class probabilities, how many of its frames the model embedded)."""
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -89,7 +89,8 @@ class TorchClassifier(Classifier):
         self.frame_cache: OrderedDict[Hashable, object] = OrderedDict()
 
     def _frame_features(self, branch, inputs: SpanInputs):
-        """(1, T, F): each frame's vector from the cache, the missing ones embedded together."""
+        """-> (1, T, F) and how many frames were embedded: each frame's vector from the cache,
+        the missing ones embedded together."""
         torch = self.torch
         missing = [i for i, key in enumerate(inputs.frame_keys) if key not in self.frame_cache]
         if missing:
@@ -100,16 +101,16 @@ class TorchClassifier(Classifier):
             self.frame_cache.move_to_end(key)
         while len(self.frame_cache) > FRAME_CACHE_SIZE:
             self.frame_cache.popitem(last=False)
-        return torch.stack([self.frame_cache[key] for key in inputs.frame_keys]).unsqueeze(0)
+        return torch.stack([self.frame_cache[key] for key in inputs.frame_keys]).unsqueeze(0), len(missing)
 
-    def probabilities(self, inputs: SpanInputs) -> np.ndarray:
+    def probabilities(self, inputs: SpanInputs) -> tuple[np.ndarray, int]:
         torch = self.torch
-        embeddings = []
+        embeddings, embedded = [], 0
         with torch.no_grad():
             for name, branch in self.model.branches.items():
                 if name == "video":
                     if inputs.video is not None:
-                        features = self._frame_features(branch, inputs)
+                        features, embedded = self._frame_features(branch, inputs)
                     else:  # no face: average frames, so that the audio decides
                         features = torch.zeros(1, self.params.num_frames, branch.feature_norm.num_features)
                     mask = torch.ones(features.shape[:2], dtype=torch.bool)
@@ -118,7 +119,7 @@ class TorchClassifier(Classifier):
                     audio = torch.from_numpy(inputs.audio).unsqueeze(0)
                     embeddings.append(branch(audio, torch.ones(audio.shape, dtype=torch.bool)))
             logits = self.model.head(self.model.pool_dropout(torch.cat(embeddings, dim=-1)))
-        return _softmax(logits[0].double().numpy())
+        return _softmax(logits[0].double().numpy()), embedded
 
 
 class OnnxClassifier(Classifier):
@@ -145,7 +146,7 @@ class OnnxClassifier(Classifier):
         self.min_audio_samples = int(metadata.get("min_audio_samples", 1))
         self.description = f"{path} ({metadata.get('model') or 'exported model'}, ONNX Runtime)"
 
-    def probabilities(self, inputs: SpanInputs) -> np.ndarray:
+    def probabilities(self, inputs: SpanInputs) -> tuple[np.ndarray, int]:
         feed = {}
         if self.uses_video:
             video = np.ascontiguousarray(inputs.video.transpose(0, 3, 1, 2))[None]
@@ -154,7 +155,7 @@ class OnnxClassifier(Classifier):
             audio = inputs.audio[None].astype(np.float32)
             feed["audio"], feed["audio_mask"] = audio, np.ones(audio.shape, dtype=bool)
         (logits,) = self.session.run(["logits"], {name: feed[name] for name in self.input_names})
-        return _softmax(logits[0].astype(np.float64))
+        return _softmax(logits[0].astype(np.float64)), len(inputs.frame_keys)
 
 
 def load_classifier(location: str, trial: str | None = None) -> Classifier:

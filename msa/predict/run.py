@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,11 +42,15 @@ AUDIO_TIMESTAMP_JITTER = 0.02  # s
 
 
 @dataclass
-class SpanCounts:
-    """How the spans were classified, for the command's summary."""
+class PredictStats:
+    """What a pass did: spans by source, frames embedded (by the model, not found in its frame
+    cache), each span's crop box in source pixels (top, left, side; None without one), and the
+    most RGB frames held at once (the memory bound)."""
 
-    by_source: dict[str, int]
+    by_source: dict[str, int] = field(default_factory=dict)
     frames_embedded: int = 0
+    boxes: list[tuple[int, int, int] | None] = field(default_factory=list)
+    max_frames_held: int = 0
 
 
 def steady_box(previous: tuple[int, int, int] | None, box: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -107,7 +111,7 @@ def predict_spans(
     crop: str,
     steady: bool = False,
     on_progress: Callable[[float], None] | None = None,
-) -> tuple[list[WindowPrediction], SpanCounts]:
+) -> tuple[list[WindowPrediction], PredictStats]:
     """One WindowPrediction per span, in order. ``crop``: "fixed" or "face"; ``steady``: keep a
     window's face box from the window before while the face stays put (timeline mode);
     ``on_progress(seconds)`` is called as decoding advances."""
@@ -118,7 +122,7 @@ def predict_spans(
     frames: dict[int, np.ndarray] = {}
     audio = AudioBuffer(info.audio_channels)
     rate = info.audio_rate or 1
-    counts = SpanCounts({})
+    stats = PredictStats()
     predictions: list[WindowPrediction] = []
     last_frame, video_time, previous_box = -1, 0.0, None
 
@@ -133,7 +137,7 @@ def predict_spans(
 
     def classify(span: Span) -> WindowPrediction:
         nonlocal previous_box
-        inputs = {}
+        inputs, box = {}, None
         if use_video and span.frames:
             pixels = np.stack([frames[i] for i in span.frames if i in frames])
             box = crop_box(pixels.shape[1], pixels.shape[2], params) if crop == "fixed" else None
@@ -145,6 +149,7 @@ def predict_spans(
             if box is not None:
                 inputs["video"] = crop_and_resize(pixels, params, box)
                 inputs["frame_keys"] = tuple((i, box) for i in span.frames if i in frames)
+        stats.boxes.append(box)
         if use_audio:
             samples = audio.span(round(span.start * rate), round(span.end * rate))
             if samples.shape[1]:
@@ -160,14 +165,15 @@ def predict_spans(
         else:
             source = "audio+video" if classifier.uses_audio and classifier.uses_video else "video"
             source = "audio" if not classifier.uses_video else source
-        counts.frames_embedded += len(inputs.get("frame_keys", ()))
-        return WindowPrediction(span.start, span.end, classifier.probabilities(SpanInputs(**inputs)), source)
+        probabilities, embedded = classifier.probabilities(SpanInputs(**inputs))
+        stats.frames_embedded += embedded
+        return WindowPrediction(span.start, span.end, probabilities, source)
 
     def flush(finished: bool) -> None:
         while len(predictions) < len(spans) and (finished or ready(spans[len(predictions)])):
             prediction = classify(spans[len(predictions)])
             predictions.append(prediction)
-            counts.by_source[prediction.source] = counts.by_source.get(prediction.source, 0) + 1
+            stats.by_source[prediction.source] = stats.by_source.get(prediction.source, 0) + 1
             if len(predictions) < len(spans):  # spans start in time order: drop what is behind the next
                 following = spans[len(predictions)]
                 keep_from = min(following.frames, default=0)
@@ -182,10 +188,11 @@ def predict_spans(
         else:
             if item.rgb is not None:
                 frames[item.index] = item.rgb
+                stats.max_frames_held = max(stats.max_frames_held, len(frames))
             last_frame, video_time = item.index, item.time
             progress = item.time
         flush(finished=False)
         if on_progress is not None:
             on_progress(progress)
     flush(finished=True)
-    return predictions, counts
+    return predictions, stats
