@@ -6,7 +6,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-from fractions import Fraction
 
 import av
 import numpy as np
