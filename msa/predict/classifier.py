@@ -161,11 +161,13 @@ class OnnxClassifier(Classifier):
 def load_classifier(location: str, trial: str | None = None) -> Classifier:
     """MODEL -> a Classifier. Raises ValueError, FileNotFoundError or the loaders' own errors
     (msa.export.source.SourceError, msa.train.CheckpointError), one line each."""
+    if "://" not in location and not Path(location).exists():
+        raise FileNotFoundError(
+            f"{location} does not exist (MODEL is an experiment directory, a checkpoint file or an ONNX file)"
+        )
     if location.endswith(ONNX_SUFFIX):
         if trial:
             raise ValueError(f"--trial needs an experiment directory; {location} is an ONNX file")
-        if not Path(location).is_file():
-            raise FileNotFoundError(f"{location} does not exist")
         return OnnxClassifier(location)
     from msa.export.source import load_source  # torch and the models: only for a checkpoint
 
