@@ -16,10 +16,12 @@ timed apart from prediction and each run's peak memory is its own. The worker do
 
 Per run: the real-time factor (recording seconds / ``predict_spans`` seconds; > 1 keeps up),
 the load, probe and import times, the windows by source ("audio+video", "video", "audio" for a
-window without a face that the audio classifies, "no face"), the frames embedded, the peak RSS
-of the whole process and of the prediction alone (sampled, benchmarks/runs.PeakMemory). Audio-only
-models ignore the crop and run once. The issue's targets: >= 1x real time for multimodal_iter2
-and video_iter3.
+window without a face that the audio classifies, "no face"), the frames embedded, the CPU cores
+prediction got (CPU seconds / seconds: well under --threads means something else had the cores),
+the peak RSS of the whole process (getrusage) and of the prediction alone (the peak restarted
+after loading, /proc/self/clear_refs; null where the kernel refuses). The RSS includes torch's
+own libraries (about 0.5 GB for a CUDA build). Audio-only models ignore the crop and run once.
+The issue's targets: >= 1x real time for multimodal_iter2 and video_iter3.
 
 The recording: the embedded sample's 2.5 s talking heads (``msa.data.sample.ensure_sample``, in
 the msa cache) decoded and re-encoded back to back into one 1280x720 29.97 fps H.264 (libx264
@@ -160,7 +162,7 @@ def describe_recording(path: Path) -> dict:
     info = probe(path)
     return {
         "path": str(path),
-        "duration_s": round(info.duration, 3),
+        "duration_s": round(float(info.duration), 3),
         "megabytes": round(path.stat().st_size / 1e6, 1),
         "video": f"{info.width}x{info.height}, {len(info.frame_times)} frames",
         "audio": f"{info.audio_rate} Hz {info.audio_layout}",
@@ -219,20 +221,24 @@ def worker(args: argparse.Namespace) -> int:
         import cProfile
 
         profiler = cProfile.Profile()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    _, counts = predict_spans(classifier, info, spans, args.crops, steady=True)
+    _, stats = predict_spans(classifier, info, spans, args.crops, steady=True)
     if profiler:
         profiler.disable()
     result["predict_s"] = time.perf_counter() - started
+    # CPU seconds per second of prediction: near --threads when the run had the cores to itself
+    # (decoding, face detection and the Python in between run on one core; torch on --threads).
+    result["predict_cores_used"] = (time.process_time() - cpu_started) / result["predict_s"]
     result["predict_peak_rss_mb"] = peak_rss_mb() if predict_peak_known else None
     result |= {
         "recording_s": info.duration,
         "realtime_factor": info.duration / result["predict_s"],
         "windows": len(spans),
-        "by_source": counts.by_source,
-        "frames_embedded": counts.frames_embedded,
+        "by_source": stats.by_source,
+        "frames_embedded": stats.frames_embedded,  # by the model: overlapping windows share frames
+        "max_frames_held": getattr(stats, "max_frames_held", None),  # RGB frames at once
         "peak_rss_mb": max(result["load_peak_rss_mb"], peak_rss_mb()),  # the whole process
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -266,6 +272,7 @@ def run_one(args, model: str, checkpoint: Path, crop: str, path: Path, logs: Pat
     """One run in a fresh process -> its figures (or its error)."""
     tag = f"{model}-{crop}-{path.stem}"
     result_file = logs / f"{tag}.json"
+    result_file.unlink(missing_ok=True)  # never an earlier run's figures
     command = [
         sys.executable, __file__, "--worker", str(checkpoint), str(path), "--crops", crop,
         "--threads", str(args.threads), "--result", str(result_file),
@@ -273,7 +280,6 @@ def run_one(args, model: str, checkpoint: Path, crop: str, path: Path, logs: Pat
     ]  # fmt: skip
     from runs import run_logged  # here: its pandas would add to the worker's import time and memory
 
-    load_before = os.getloadavg()[0]
     print(f"{model} ({crop}) on {path.name} ...", file=sys.stderr, flush=True)
     try:
         process_s, _ = run_logged(command, logs / f"{tag}.log")
@@ -282,7 +288,6 @@ def run_one(args, model: str, checkpoint: Path, crop: str, path: Path, logs: Pat
     result = json.loads(result_file.read_text())
     rounded = {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
     run = {"model": model, "crop": crop, **rounded, "process_s": round(process_s, 2)}
-    run["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # before, after
     if model in TARGETS:
         run["target"] = TARGETS[model]
         run["meets_target"] = result["realtime_factor"] >= TARGETS[model]
@@ -303,7 +308,10 @@ def sources(run: dict) -> str:
 
 
 def print_table(runs: list[dict]) -> None:
-    header = f"{'model':<17} {'crop':<5} {'x real time':>11} {'predict s':>9} {'load s':>6} {'peak MB':>7}  sources"
+    header = (
+        f"{'model':<17} {'crop':<5} {'x real time':>11} {'predict s':>9} {'load s':>6} {'peak MB':>7} "
+        f"{'cores':>5}  sources"
+    )
     print(header)
     print("-" * len(header))
     for run in runs:
@@ -315,7 +323,7 @@ def print_table(runs: list[dict]) -> None:
             mark = " ok" if run["meets_target"] else f" MISSES {run['target']:g}x"
         print(
             f"{run['model']:<17} {run['crop']:<5} {run['realtime_factor']:>10.2f}x {run['predict_s']:>9.1f} "
-            f"{run['load_s']:>6.1f} {run['peak_rss_mb']:>7.0f}  {sources(run)}{mark}"
+            f"{run['load_s']:>6.1f} {run['peak_rss_mb']:>7.0f} {run['predict_cores_used']:>5.1f}  {sources(run)}{mark}"
         )
 
 
@@ -327,8 +335,8 @@ def print_long(long: dict) -> None:
             continue
         print(
             f"  {run['recording_s']:>6.0f} s: peak RSS {run['peak_rss_mb']:.0f} MB (after load "
-            f"{run['rss_after_load_mb']:.0f} MB, predicting {run['predict_peak_rss_mb']:.0f} MB), "
-            f"{run['realtime_factor']:.2f}x real time"
+            f"{run['rss_after_load_mb']:.0f} MB, predicting {run['predict_peak_rss_mb'] or float('nan'):.0f} MB), "
+            f"{run['max_frames_held']} frames held at most, {run['realtime_factor']:.2f}x real time"
         )
 
 
@@ -378,6 +386,8 @@ def main() -> int:
     import av
     import torch
 
+    load_at_start = os.getloadavg()  # before this script's own work
+
     logs = args.work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     base = recording(args.work, args.seconds)
@@ -408,6 +418,7 @@ def main() -> int:
             "torch": torch.__version__,
             "torch_threads": args.threads,
             "pyav": av.__version__,
+            "load_average_at_start": load_at_start,  # 1, 5, 15 min: near 0 on an idle machine
         },
         "settings": {"window_s": WINDOW, "hop_s": HOP, "crops": args.crops, "targets": TARGETS},
         "recording": describe_recording(base),

@@ -140,16 +140,18 @@ def _distance(boxes: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return offset + np.abs(np.log(boxes[:, 2] / reference[2]))
 
 
-def find_face(frames: np.ndarray) -> FaceBox | None:
+def find_face(frames: np.ndarray, first_pass: list[np.ndarray] | None = None) -> FaceBox | None:
     """The face in RGB uint8 frames (T, H, W, 3) of one clip or window, or None when no frame
     shows one.
 
     Each frame's largest detection gives a first median box; the second pass looks again around
     it in every frame (``detect_faces_near``), each frame contributes its detection nearest to
     the first box unless it is an outlier, and the face is the median of those (per coordinate):
-    one box for all the frames, robust to a missed or a wrong frame.
+    one box for all the frames, robust to a missed or a wrong frame. ``first_pass``: each
+    frame's ``detect_faces`` already computed (overlapping windows share frames; the second pass
+    depends on the window's first box, so it runs per window).
     """
-    detections = [detect_faces(frame) for frame in frames]
+    detections = first_pass if first_pass is not None else [detect_faces(frame) for frame in frames]
     largest = np.array([boxes[0] for boxes in detections if len(boxes)])
     if len(largest) == 0:
         return None

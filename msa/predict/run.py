@@ -22,7 +22,7 @@ import numpy as np
 
 from msa.audio_format import to_model_audio
 from msa.data.decode import crop_and_resize, crop_box
-from msa.data.faces import face_crop_box, find_face
+from msa.data.faces import detect_faces, face_crop_box, find_face
 from msa.predict.classifier import Classifier, SpanInputs
 from msa.predict.media import AudioChunk, MediaError, MediaInfo, stream
 from msa.predict.spans import Span
@@ -125,6 +125,7 @@ def predict_spans(
     stats = PredictStats()
     predictions: list[WindowPrediction] = []
     last_frame, video_time, previous_box = -1, 0.0, None
+    detections: dict[int, np.ndarray] = {}  # a frame's first-pass faces, for every window showing it
 
     def ready(span: Span) -> bool:
         video_done = not use_video or not span.frames or last_frame >= max(span.frames)
@@ -142,7 +143,11 @@ def predict_spans(
             pixels = np.stack([frames[i] for i in span.frames if i in frames])
             box = crop_box(pixels.shape[1], pixels.shape[2], params) if crop == "fixed" else None
             if crop == "face":
-                face = find_face(pixels)
+                shown = [i for i in span.frames if i in frames]
+                for index in shown:
+                    if index not in detections:
+                        detections[index] = detect_faces(frames[index])
+                face = find_face(pixels, [detections[index] for index in shown])
                 box = None if face is None else face_crop_box(face)
                 if box is not None and steady:
                     box = previous_box = steady_box(previous_box, box)
@@ -179,6 +184,7 @@ def predict_spans(
                 keep_from = min(following.frames, default=0)
                 for index in [i for i in frames if i < keep_from]:
                     del frames[index]
+                    detections.pop(index, None)
                 audio.drop_before(round(following.start * rate))
 
     for item in stream(info, wanted, video=use_video, audio=use_audio):
