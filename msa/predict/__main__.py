@@ -171,7 +171,9 @@ def annotate(args: argparse.Namespace, classifier: Classifier, recording: Path) 
     write_output(out, classifier.labels, items)
     written = [str(out)]
     if args.plot:
-        draw_timeline(args.plot, classifier.labels, predictions, cues, args.plot_style, title=recording.name)
+        draw_timeline(
+            args.plot, classifier.labels, predictions, cues, args.plot_style, recording.name, info.duration
+        )
         written.append(args.plot)
     sources = ", ".join(f"{n} {source}" for source, n in stats.by_source.items())
     tops = Counter(p.label(classifier.labels) for p in predictions if p.classified).most_common(3)

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 PLOT_STYLES = ("stacked", "lines")
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf")
 DEFAULT_TITLE = "Emotions over time"
-CLASS_COLOURS = "tab10"  # qualitative colour map: class i gets its colour i (mod its 10 colours)
+# Qualitative colour map: class i gets its i-th colour (mod 9). tab10 without its grey (index 7),
+# which the grey shading of spans without a prediction would be mistaken for.
+CLASS_COLOURS = "tab10"
+CLASS_COLOUR_INDICES = (0, 1, 2, 3, 4, 5, 6, 8, 9)
 UNCLASSIFIED_COLOURS = {"no face": "#dee2e6", "no audio": "#ced4da"}  # light greys behind the gaps
 CUE_BOUNDARY_COLOUR = "#495057"
 CUE_BOUNDARY_WIDTH = 0.6  # points
@@ -51,9 +54,11 @@ def timeline_figure(
     cues: Sequence[Cue] | None = None,
     style: str = "stacked",
     title: str = "",
+    duration: float | None = None,
 ) -> Figure:
     """The figure of the predictions (one per cue, in the cues' order, when ``cues`` are given;
-    otherwise a timeline's windows, in time order) for classes ``labels``."""
+    otherwise a timeline's windows, in time order) for classes ``labels``; the time axis spans
+    the predictions, or the whole recording when its ``duration`` is given."""
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.figure import Figure
@@ -70,6 +75,8 @@ def timeline_figure(
         prediction.label(labels)  # raises when a classified one's probability count is not len(labels)
 
     start, end = min(p.start for p in predictions), max(p.end for p in predictions)
+    if duration is not None:
+        start, end = 0.0, max(end, duration)
     duration = end - start
     width = min(MAX_WIDTH, MIN_WIDTH + max(0.0, duration - SHORT_RECORDING) / SECONDS_PER_EXTRA_INCH)
     fig = Figure(figsize=(width, HEIGHT), layout="constrained")
@@ -77,7 +84,7 @@ def timeline_figure(
     x, probabilities = _series(predictions, len(labels), steps=cues is not None)
     x, probabilities = np.array(x), np.array(probabilities).T  # one row per class
     palette = colormaps[CLASS_COLOURS]
-    colours = [palette(index % palette.N) for index in range(len(labels))]
+    colours = [palette(CLASS_COLOUR_INDICES[i % len(CLASS_COLOUR_INDICES)]) for i in range(len(labels))]
     if style == "stacked":
         ax.stackplot(x, probabilities, labels=labels, colors=colours, alpha=0.9)
     else:
@@ -115,8 +122,9 @@ def draw_timeline(
     cues: Sequence[Cue] | None = None,
     style: str = "stacked",
     title: str = "",
+    duration: float | None = None,
 ) -> Path:
-    """Draw ``timeline_figure(labels, predictions, cues, style, title)`` into ``path`` (.png,
+    """Draw ``timeline_figure(labels, predictions, cues, style, title, duration)`` into ``path`` (.png,
     .svg or .pdf, by its extension), atomically; returns the path."""
     path = Path(path)
     extension = path.suffix.lower()
@@ -124,7 +132,7 @@ def draw_timeline(
         raise ValueError(
             f"{path}: unknown plot extension {extension or '(none)'!r} (expected {', '.join(PLOT_EXTENSIONS)})"
         )
-    fig = timeline_figure(labels, predictions, cues, style, title)
+    fig = timeline_figure(labels, predictions, cues, style, title, duration)
     with atomic_path(path) as temporary:  # its name ends in .tmp: the format goes explicitly
         fig.savefig(temporary, format=extension[1:], dpi=DPI, bbox_inches="tight", facecolor="white")
     return path

@@ -294,3 +294,5 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
         f"crossval:    python -m msa.crossval {experiment} --folds {suggested_folds(summary['data']['actors'])}"
     )
     print(f"notebook:    make notebook EXPERIMENT={experiment}   (or make notebook-html: headless)")
+    print(f"predict:     python -m msa.predict {experiment} RECORDING.mp4 [--subtitles RECORDING.vtt]")
+    print(f"export:      python -m msa.export {experiment} --format onnx --out model.onnx")
