@@ -9,6 +9,19 @@ sys.path.insert(0, str(REPO))  # tune_main.py and search_spaces/
 REAL_CLIPS = REPO.parent / "shared" / "ravdess-real"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run quicker on one thread than on two that share the CPUs with other work
+    (export tests: 45 s instead of 80 on a busy 2-core machine). Use it per module:
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def cache(tmp_path) -> Path:
     return tmp_path / "cache"

@@ -48,14 +48,7 @@ def tiny_checkpoint(folder, name: str, trainable_only: bool = False):
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is quicker than two that share the CPUs with other work (45 s
-    for this file instead of 80 on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -35,12 +35,7 @@ MODELS = ("video_iter3", "audio_last2", "multimodal_iter2")
 TOLERANCE = 1e-4  # the issue's: a cue's probabilities vs the model's on the prepared clip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

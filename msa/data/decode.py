@@ -84,9 +84,11 @@ class CroppedVideo:
     face: FaceBox | None
 
 
-def first_line(error: Exception) -> str:
-    """decord's errors carry a C++ backtrace; the first line says what went wrong."""
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+def first_line(error: BaseException) -> str:
+    """An error in one line: decord's carry a C++ backtrace, exporters' pages of context; the
+    first line says what went wrong."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def sample_frame_indices(num_source_frames: int, num_frames: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from msa.data.decode import first_line
 from msa.export import (
     FORMATS,
     MissingExtra,
@@ -21,11 +22,6 @@ from msa.export import (
 )
 from msa.export.formats import require_onnx
 from msa.train import CheckpointError
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         source = load_source(args.model, args.trial)
         result = export_model(source, args.format, args.out, args.frames, args.image_size)
     except (MissingExtra, SourceError, CheckpointError, FileNotFoundError, NotExportable) as error:
-        print(f"error: {one_line(error)}", file=sys.stderr)
+        print(f"error: {first_line(error)}", file=sys.stderr)
         return 2
     except ParityError as error:
-        print(f"error: {one_line(error)}", file=sys.stderr)
+        print(f"error: {first_line(error)}", file=sys.stderr)
         return 1
     except Exception as error:  # the exporter's own failure, often pages long
         print(
-            f"error: exporting to {args.format} failed: {type(error).__name__}: {one_line(error)}",
+            f"error: exporting to {args.format} failed: {type(error).__name__}: {first_line(error)}",
             file=sys.stderr,
         )
         return 1

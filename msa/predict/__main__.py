@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from msa.data.decode import CROPS
+from msa.data.decode import CROPS, first_line
 from msa.data.media import MediaError
 from msa.data.ravdess import BadNameError, ClipName
 from msa.predict.classifier import Classifier, load_classifier
@@ -199,21 +199,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.model}: {error} (ONNX models need the export extra)", file=sys.stderr)
         return 2
     except Exception as error:  # SourceError, CheckpointError, FileNotFoundError, ValueError
-        print(f"error: {one_line(error)}", file=sys.stderr)
+        print(f"error: {first_line(error)}", file=sys.stderr)
         return 2
     print(f"model: {classifier.description}; labels {', '.join(classifier.labels)}", file=sys.stderr)
     for recording in args.inputs:
         try:
             print(annotate(args, classifier, Path(recording)))
         except (InputError, MediaError, SubtitleError) as error:
-            print(f"error: {one_line(error)}", file=sys.stderr)
+            print(f"error: {first_line(error)}", file=sys.stderr)
             return 2
     return 0
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from msa.data import is_uri
+from msa.data.decode import first_line
 from msa.experiment_dir import WANDB_SUMMARY_DIR
 from msa.tune.options import SearchOptions
 from msa.tune.tracking.options import (
@@ -174,8 +175,3 @@ def warn_on_failure(tracker: str, log: Callable[[], None]) -> None:
         log()
     except Exception as error:  # a tracker's outage must not cost the search its results
         print(f"warning: {tracker} did not record the search's result: {first_line(error)}", file=sys.stderr)
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
