@@ -112,7 +112,7 @@ def choose_crop(requested: str | None, trained: str, recording: Path) -> tuple[s
 def check_input(classifier: Classifier, info: MediaInfo, recording: Path) -> None:
     if classifier.uses_audio and not info.has_audio:
         raise InputError(f"{recording}: no audio track, and the model classifies audio")
-    if classifier.uses_video and not classifier.uses_audio and not info.has_video:
+    if classifier.uses_video and not info.has_video and not classifier.predicts_without_video:
         raise InputError(f"{recording}: no video track, and the model classifies video only")
 
 

@@ -108,11 +108,11 @@ def predict_spans(
     classifier: Classifier,
     info: MediaInfo,
     spans: Sequence[Span],
-    crop: str,
+    crop_mode: str,
     steady: bool = False,
     on_progress: Callable[[float], None] | None = None,
 ) -> tuple[list[WindowPrediction], PredictStats]:
-    """One WindowPrediction per span, in order. ``crop``: "fixed" or "face"; ``steady``: keep a
+    """One WindowPrediction per span, in order. ``crop_mode``: "fixed" or "face"; ``steady``: keep a
     window's face box from the window before while the face stays put (timeline mode);
     ``on_progress(seconds)`` is called as decoding advances."""
     params = classifier.params
@@ -136,24 +136,32 @@ def predict_spans(
         )
         return video_done and audio_done
 
-    def classify(span: Span) -> WindowPrediction:
+    def crop(span: Span) -> tuple[tuple[int, int, int] | None, np.ndarray | None, tuple]:
+        """(box, cropped frames (T, S, S, 3), their cache keys) of a span; no frames without a face."""
         nonlocal previous_box
-        inputs, box = {}, None
+        shown = [index for index in span.frames if index in frames]
+        pixels = np.stack([frames[index] for index in shown])
+        if crop_mode == "fixed":
+            box = crop_box(pixels.shape[1], pixels.shape[2], params)
+        else:
+            for index in shown:
+                if index not in detections:
+                    detections[index] = detect_faces(frames[index])
+            face = find_face(pixels, [detections[index] for index in shown])
+            box = None if face is None else face_crop_box(face)
+            if box is not None and steady:
+                box = previous_box = steady_box(previous_box, box)
+        if box is None:
+            return None, None, ()
+        return box, crop_and_resize(pixels, params, box), tuple((index, box) for index in shown)
+
+    def classify(span: Span) -> WindowPrediction:
+        inputs = {}
+        box = None
         if use_video and span.frames:
-            pixels = np.stack([frames[i] for i in span.frames if i in frames])
-            box = crop_box(pixels.shape[1], pixels.shape[2], params) if crop == "fixed" else None
-            if crop == "face":
-                shown = [i for i in span.frames if i in frames]
-                for index in shown:
-                    if index not in detections:
-                        detections[index] = detect_faces(frames[index])
-                face = find_face(pixels, [detections[index] for index in shown])
-                box = None if face is None else face_crop_box(face)
-                if box is not None and steady:
-                    box = previous_box = steady_box(previous_box, box)
-            if box is not None:
-                inputs["video"] = crop_and_resize(pixels, params, box)
-                inputs["frame_keys"] = tuple((i, box) for i in span.frames if i in frames)
+            box, video, keys = crop(span)
+            if video is not None:
+                inputs.update(video=video, frame_keys=keys)
         stats.boxes.append(box)
         if use_audio:
             samples = audio.span(round(span.start * rate), round(span.end * rate))
@@ -163,15 +171,11 @@ def predict_spans(
                     inputs["audio"] = waveform
         if classifier.uses_audio and "audio" not in inputs:
             return WindowPrediction(span.start, span.end, (), "no audio")
-        if classifier.uses_video and "video" not in inputs:
-            if not (classifier.predicts_without_video and "audio" in inputs):
-                return WindowPrediction(span.start, span.end, (), "no face")
-            source = "audio"
-        else:
-            source = "audio+video" if classifier.uses_audio and classifier.uses_video else "video"
-            source = "audio" if not classifier.uses_video else source
+        if classifier.uses_video and "video" not in inputs and not classifier.predicts_without_video:
+            return WindowPrediction(span.start, span.end, (), "no face")
         probabilities, embedded = classifier.probabilities(SpanInputs(**inputs))
         stats.frames_embedded += embedded
+        source = "+".join(modality for modality in ("audio", "video") if modality in inputs)
         return WindowPrediction(span.start, span.end, probabilities, source)
 
     def flush(finished: bool) -> None:
