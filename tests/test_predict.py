@@ -165,9 +165,18 @@ def test_command_annotates_subtitles_and_draws_the_timeline(checkpoints, recordi
 
 @pytest.fixture(scope="module")
 def onnx_model(checkpoints, tmp_path_factory):
-    out = tmp_path_factory.mktemp("onnx") / "video.onnx"
+    out = tmp_path_factory.mktemp("onnx") / "multimodal.onnx"
     result = subprocess.run(
-        [sys.executable, "-m", "msa.export", checkpoints["video_iter3"], "--format", "onnx", "--out", out],
+        [
+            sys.executable,
+            "-m",
+            "msa.export",
+            checkpoints["multimodal_iter2"],
+            "--format",
+            "onnx",
+            "--out",
+            out,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -192,12 +201,22 @@ def test_an_onnx_model_predicts_without_the_training_code(onnx_model, checkpoint
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
-    classifier = load_classifier(str(checkpoints["video_iter3"]))
+    classifier = load_classifier(str(checkpoints["multimodal_iter2"]))
     expected, _ = cue_predictions(classifier, path, read_subtitles(vtt))
     rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
     for row, prediction in zip(rows, expected, strict=True):
-        assert row[5] == "video"
+        assert row[5] == "audio+video"
         assert np.abs(np.array(row[6:], dtype=float) - prediction.probabilities).max() < TOLERANCE
+
+    # Without a face the exported model, like the checkpoint, predicts from the audio.
+    grey = write_clip(tmp_path / "grey.mp4", num_frames=90, width=128, height=96)
+    info = probe(grey)
+    spans = window_spans(info.duration, 2.0, 1.0, info.frame_times, PARAMS.num_frames)
+    from_onnx, _ = predict_spans(load_classifier(str(onnx_model)), info, spans, "face")
+    from_checkpoint, _ = predict_spans(classifier, info, spans, "face")
+    assert [p.source for p in from_onnx] == [p.source for p in from_checkpoint] == ["audio"] * 3
+    for onnx_prediction, prediction in zip(from_onnx, from_checkpoint, strict=True):
+        assert np.abs(np.array(onnx_prediction.probabilities) - prediction.probabilities).max() < TOLERANCE
 
 
 def write_wav(path, seconds: float) -> None:

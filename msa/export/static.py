@@ -22,9 +22,9 @@ from running every frame and every sample and masking afterwards:
 The weights are the model's own modules, not copies. This form is checked against
 EmotionModel.forward on every export (msa.export.check), so a change to the model that it does not
 follow fails the export instead of writing a wrong file. What it drops are the forward's input
-checks: the audio mask must mark a prefix of real samples, each clip needs at least
-``min_audio_samples`` of them, and every clip at least one real frame (the exported file's
-metadata says so).
+checks: the audio mask must mark a prefix of real samples, and each clip needs at least
+``min_audio_samples`` of them (the exported file's metadata says so). A clip without a real frame
+is classified as the model classifies it (average frames, VideoBranch.pool_frames).
 """
 
 from __future__ import annotations

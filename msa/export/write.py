@@ -20,7 +20,9 @@ from msa.export.source import ModelSource
 from msa.export.static import static_model
 from msa.models import EmotionModel, config_to_dict
 
-METADATA_VERSION = 1
+# 2: a clip whose video_mask holds no real frame is classified from its other inputs (its video
+# stands for average frames, msa.models.video.VideoBranch.pool_frames).
+METADATA_VERSION = 2
 ATOL = 1e-4  # max |exported logits - PyTorch's logits|
 CHECK_SECONDS = 2.0  # audio of the example clip; the checks use other lengths around it
 

@@ -188,8 +188,13 @@ class VideoBranch(FreezableBranch):
 
     def pool_frames(self, features: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
         """Frame features (B, T, F) (``frame_vectors``), video_mask (B, T) -> (B, embed_dim): the
-        temporal model over the real frames, then their mean."""
+        temporal model over the real frames, then their mean.
+
+        A clip without a real frame (never in training; a span without a face at prediction
+        time) stands for T average frames: zero standardised features, the BatchNorm's running
+        mean, so that a multimodal model's other branch decides."""
         features = features.masked_fill(~video_mask.unsqueeze(-1), 0.0)
+        video_mask = video_mask | ~video_mask.any(dim=1, keepdim=True)
         if self.temporal is not None:
             features = self.temporal(features, video_mask)
         return masked_mean(features, video_mask)

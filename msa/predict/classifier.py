@@ -7,12 +7,13 @@ checkpoint file, or an ONNX file written by ``python -m msa.export``:
 - ``TorchClassifier`` runs the checkpoint's EmotionModel in evaluation mode, in pieces: each
   frame's trunk features once (``VideoBranch.frame_vectors``, kept per frame and crop, so
   overlapping windows share them), then per span the temporal model, the audio branch and the
-  head. Without a face on screen a model with audio still predicts: its video branch sees
-  ``num_frames`` average frames (zero standardised trunk features, the BatchNorm's running mean),
-  so the prediction rests on the audio.
+  head.
 - ``OnnxClassifier`` runs the exported graph with ONNX Runtime on whole spans. It imports
-  neither msa.models nor msa.train nor transformers. The graph needs real frames: a multimodal
-  ONNX model marks a span without a face "no face".
+  neither msa.models nor msa.train nor transformers.
+
+Without a face on screen a model with audio still predicts: its video branch gets no real frame
+and so sees ``num_frames`` average frames (``VideoBranch.pool_frames``), and the prediction rests
+on the audio. Files exported before that rule (metadata version 1) mark such spans "no face".
 """
 
 from __future__ import annotations
@@ -111,9 +112,10 @@ class TorchClassifier(Classifier):
                 if name == "video":
                     if inputs.video is not None:
                         features, embedded = self._frame_features(branch, inputs)
-                    else:  # no face: average frames, so that the audio decides
+                        mask = torch.ones(features.shape[:2], dtype=torch.bool)
+                    else:  # no face: no real frame
                         features = torch.zeros(1, self.params.num_frames, branch.feature_norm.num_features)
-                    mask = torch.ones(features.shape[:2], dtype=torch.bool)
+                        mask = torch.zeros(features.shape[:2], dtype=torch.bool)
                     embeddings.append(branch.pool_frames(features, mask))
                 else:
                     audio = torch.from_numpy(inputs.audio).unsqueeze(0)
@@ -143,14 +145,19 @@ class OnnxClassifier(Classifier):
         known = {f.name for f in fields(PrepareParams)}
         self.params = PrepareParams(**{key: value for key, value in metadata.items() if key in known})
         self.uses_video, self.uses_audio = "video" in names, "audio" in names
+        self.predicts_without_video = self.uses_audio and metadata.get("msa_export_version", 1) >= 2
         self.min_audio_samples = int(metadata.get("min_audio_samples", 1))
         self.description = f"{path} ({metadata.get('model') or 'exported model'}, ONNX Runtime)"
 
     def probabilities(self, inputs: SpanInputs) -> tuple[np.ndarray, int]:
         feed = {}
-        if self.uses_video:
+        if self.uses_video and inputs.video is not None:
             video = np.ascontiguousarray(inputs.video.transpose(0, 3, 1, 2))[None]
             feed["video"], feed["video_mask"] = video, np.ones(video.shape[:2], dtype=bool)
+        elif self.uses_video:  # no face: frames that are no real frame (VideoBranch.pool_frames)
+            size = self.params.image_size
+            feed["video"] = np.zeros((1, self.params.num_frames, 3, size, size), dtype=np.uint8)
+            feed["video_mask"] = np.zeros((1, self.params.num_frames), dtype=bool)
         if self.uses_audio:
             audio = inputs.audio[None].astype(np.float32)
             feed["audio"], feed["audio_mask"] = audio, np.ones(audio.shape, dtype=bool)
