@@ -95,6 +95,10 @@ def output_path(args: argparse.Namespace, recording: Path) -> Path:
     return out
 
 
+def count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
 def choose_crop(requested: str | None, trained: str, recording: Path) -> tuple[str, str]:
     """(crop, why): --crop; else the face crop, unless the model trained on RAVDESS's fixed
     framing and INPUT is a RAVDESS clip."""
@@ -145,7 +149,8 @@ def annotate(args: argparse.Namespace, classifier: Classifier, recording: Path) 
         spans = cue_spans(cues, info.frame_times, frames)
     else:
         spans = window_spans(info.duration, args.window, args.hop, info.frame_times, frames)
-    print(f"{recording}: {info.describe()}; {len(spans)} {'cues' if cues else 'windows'}", file=sys.stderr)
+    kind = "cue" if cues else "window"
+    print(f"{recording}: {info.describe()}; {count(len(spans), kind)}", file=sys.stderr)
     if classifier.uses_video and info.has_video:
         print(f"  crop: {crop} ({why})", file=sys.stderr)
     started = time.perf_counter()
@@ -180,7 +185,7 @@ def annotate(args: argparse.Namespace, classifier: Classifier, recording: Path) 
     top = ", ".join(f"{label} {n}" for label, n in tops) or "none"
     speed = info.duration / elapsed if elapsed > 0 else float("inf")
     return (
-        f"{recording}: {len(predictions)} {'cues' if cues else 'windows'} ({sources}); most often {top}; "
+        f"{recording}: {count(len(predictions), kind)} ({sources}); most often {top}; "
         f"{elapsed:.1f} s, {speed:.1f}x real time -> {', '.join(written)}"
     )
 
