@@ -135,3 +135,16 @@ def test_bad_input_is_one_clear_error_and_no_file(tmp_path, predictions, style, 
     with pytest.raises(ValueError, match=message):
         draw_timeline(tmp_path / "timeline.png", LABELS, predictions, cues=cues, style=style)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_windows_a_multimodal_model_classified_from_audio_alone_are_hatched():
+    predictions = windows()
+    predictions[7] = WindowPrediction(7, 9, (0.3, 0.3, 0.4), "audio")  # no face: the audio decided
+    fig = timeline_figure(LABELS, predictions)
+    hatched = [patch for patch in fig.axes[0].patches if patch.get_hatch()]
+    assert [(patch.get_x(), patch.get_width()) for patch in hatched] == [(7, 2)]
+    assert legend_texts(fig) == [*LABELS, "no face", "audio only (no face)"]
+    audio_model = [
+        WindowPrediction(p.start, p.end, p.probabilities, "audio") for p in predictions if p.classified
+    ]
+    assert not [patch for patch in timeline_figure(LABELS, audio_model).axes[0].patches if patch.get_hatch()]

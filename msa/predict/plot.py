@@ -36,6 +36,8 @@ DEFAULT_TITLE = "Emotions over time"
 CLASS_COLOURS = "tab10"
 CLASS_COLOUR_INDICES = (0, 1, 2, 3, 4, 5, 6, 8, 9)
 UNCLASSIFIED_COLOURS = {"no face": "#dee2e6", "no audio": "#ced4da"}  # light greys behind the gaps
+# Hatching over spans a model with audio and video classified from the audio alone (no face).
+AUDIO_ONLY_HATCH, AUDIO_ONLY_COLOUR, AUDIO_ONLY_LABEL = "//", "#343a40", "audio only (no face)"
 CUE_BOUNDARY_COLOUR = "#495057"
 CUE_BOUNDARY_WIDTH = 0.6  # points
 LINE_WIDTH = 1.6  # points
@@ -103,6 +105,17 @@ def timeline_figure(
                 lw=0,
                 zorder=0,
                 label=prediction.source if first else None,
+            )
+    if "audio+video" in {p.source for p in predictions}:  # a multimodal model: mark its audio-only spans
+        for index, prediction in enumerate(p for p in predictions if p.source == "audio"):
+            ax.axvspan(
+                prediction.start,
+                prediction.end,
+                fill=False,
+                hatch=AUDIO_ONLY_HATCH,
+                edgecolor=AUDIO_ONLY_COLOUR,
+                lw=0,
+                label=AUDIO_ONLY_LABEL if index == 0 else None,
             )
     if cues:
         boundaries = sorted({time for cue in cues for time in (cue.start, cue.end)})
