@@ -286,7 +286,9 @@ def test_memory_does_not_grow_with_the_recording(checkpoints, tmp_path):
         ("no audio", "no audio track, and the model classifies audio"),
         ("audio only", "no video track, and the model classifies video only"),
         ("subtitle syntax", "broken.vtt line 3: "),
-        ("cue past the end", "ends after the media"),
+        ("cue past the end", "lies past the end of the media"),
+        ("missing subtitles", "--subtitles"),
+        ("plot extension", "--plot"),
         ("output extension", "unknown extension"),
     ],
 )
@@ -313,6 +315,10 @@ def test_bad_input_is_one_line_and_writes_nothing(case, message, checkpoints, re
         extra = ["--subtitles", write_vtt([Cue(4.0, 9.0, "after the end")], tmp_path / "late.vtt")]
     elif case == "output extension":
         out = tmp_path / "out" / "annotated.txt"
+    elif case == "missing subtitles":
+        extra = ["--subtitles", tmp_path / "absent.vtt"]
+    elif case == "plot extension":
+        extra = ["--plot", tmp_path / "out" / "timeline.jpg"]
     code = main([str(model), str(path), "--out", str(out), "--quiet", *map(str, extra)])
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and error.startswith("error: ") and message in error, error

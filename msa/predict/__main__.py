@@ -121,6 +121,9 @@ def check_input(classifier: Classifier, info: MediaInfo, recording: Path) -> Non
 
 
 def read_cues(path: str, info: MediaInfo) -> list[Cue]:
+    """The subtitle file's cues, each ending no later than the media (see CUE_END_TOLERANCE)."""
+    if not Path(path).is_file():
+        raise InputError(f"--subtitles {path}: no such file")
     cues = read_subtitles(path)
     if not cues:
         raise InputError(f"{path}: no cues")
@@ -128,7 +131,7 @@ def read_cues(path: str, info: MediaInfo) -> list[Cue]:
     for number, cue in enumerate(cues, start=1):
         if cue.start >= info.duration or cue.end > info.duration + CUE_END_TOLERANCE:
             raise InputError(
-                f"{path}: cue {number} ({cue.start:.3f}-{cue.end:.3f} s) ends after the media "
+                f"{path}: cue {number} ({cue.start:.3f}-{cue.end:.3f} s) lies past the end of the media "
                 f"({info.duration:.3f} s in {info.path})"
             )
         clipped.append(Cue(cue.start, min(cue.end, info.duration), cue.text, cue.identifier, cue.settings))
@@ -192,12 +195,12 @@ def annotate(args: argparse.Namespace, classifier: Classifier, recording: Path) 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for path, extensions, flag in ((args.plot, PLOT_EXTENSIONS, "--plot"),):
-        if path and Path(path).suffix.lower() not in extensions:
-            print(
-                f"error: {flag} {path}: unknown extension (expected {', '.join(extensions)})", file=sys.stderr
-            )
-            return 2
+    if args.plot and Path(args.plot).suffix.lower() not in PLOT_EXTENSIONS:
+        print(
+            f"error: --plot {args.plot}: unknown extension (expected {', '.join(PLOT_EXTENSIONS)})",
+            file=sys.stderr,
+        )
+        return 2
     try:
         classifier = load_classifier(args.model, args.trial)
     except ImportError as error:
