@@ -9,6 +9,22 @@ sys.path.insert(0, str(REPO))  # tune_main.py and search_spaces/
 REAL_CLIPS = REPO.parent / "shared" / "ravdess-real"
 
 
+def tiny_trained_model(name: str, num_classes: int):
+    """Registered model ``name`` made tiny (msa.models.tiny_overrides), seeded, with the
+    BatchNorm running statistics a trained model has rather than 0 and 1."""
+    import torch
+
+    from msa.models import create_model, tiny_overrides
+
+    torch.manual_seed(0)
+    model, _ = create_model(name, num_classes, "off", **tiny_overrides(name))
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models run quicker on one thread than on two that share the CPUs with other work

@@ -13,7 +13,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, tiny_trained_model
 
 from msa.export import ATOL, load_source, read_metadata, static_model
 from msa.export import formats as export_formats
@@ -31,12 +31,7 @@ NEW_FRAMES, NEW_SAMPLES = [5, 2, 5, 1], [7_000, 3_000, 9_000, 1_000]
 
 
 def tiny_checkpoint(folder, name: str, trainable_only: bool = False):
-    torch.manual_seed(0)
-    model, _ = create_model(name, len(LABELS), "off", **tiny_overrides(name))
-    for module in model.modules():  # running statistics a trained model has, not 0 and 1
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
+    model = tiny_trained_model(name, len(LABELS))
     suffix = "-trainable" if trainable_only else ""
     return save_checkpoint(
         folder / f"{name}{suffix}.pt",

@@ -11,14 +11,13 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import REAL_CLIPS, REPO
+from conftest import REAL_CLIPS, REPO, tiny_trained_model
 from media import OFF_CENTRE, write_clip, write_off_centre_clip
 from recordings import concatenate_clips, write_vtt
 
 from msa.data.decode import PrepareParams, decode_clip
 from msa.data.faces import find_face
 from msa.data.sample import SampleSpec, generate_sample
-from msa.models import create_model, tiny_overrides
 from msa.predict.__main__ import main
 from msa.predict.classifier import TorchClassifier, load_classifier
 from msa.predict.media import probe
@@ -53,12 +52,7 @@ def recording(clips, tmp_path_factory):
 
 
 def tiny_checkpoint(folder, name):
-    torch.manual_seed(0)
-    model, _ = create_model(name, len(LABELS), "off", **tiny_overrides(name))
-    for module in model.modules():  # running statistics of a trained model, not 0 and 1
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
+    model = tiny_trained_model(name, len(LABELS))
     with torch.no_grad():  # confident enough that a wrong input moves the probabilities
         model.head.weight.mul_(4)
     return save_checkpoint(
