@@ -390,18 +390,20 @@ def test_a_hub_speech_encoder_is_downloaded_before_ray_and_reaches_every_trial(t
         )
 
 
-def test_the_best_model_annotates_a_clip(smoke_run, tiny_sample, tmp_path):
-    """The search's last lines name msa.predict, which takes the experiment directory as it is."""
+def test_the_best_model_annotates_a_clip(smoke_run, tiny_sample, tmp_path, capsys):
+    """The search's last lines name msa.predict, which takes the experiment directory as it is
+    (run in this process: tests/test_predict.py runs the command line)."""
+    from msa.predict.__main__ import main as predict_main
+
     experiment, result = smoke_run
     assert f"predict:     python -m msa.predict {experiment} RECORDING.mp4" in result.stdout
     clip = sorted(tiny_sample.rglob("*.mp4"))[0]
     out = tmp_path / "clip.json"
-    command = [sys.executable, "-m", "msa.predict", str(experiment), str(clip), "--out", str(out), "--quiet"]
-    predicted = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert predicted.returncode == 0, predicted.stderr
+    assert predict_main([str(experiment), str(clip), "--out", str(out), "--quiet"]) == 0
+    stderr = capsys.readouterr().err
     summary = json.loads((experiment / "summary.json").read_text())
-    assert f"(trial {summary['best_trial']}, " in predicted.stderr, "the best trial's checkpoint"
-    assert "crop: fixed (a RAVDESS clip, and the model was trained on RAVDESS framing)" in predicted.stderr
+    assert f"(trial {summary['best_trial']}, " in stderr, "the best trial's checkpoint"
+    assert "crop: fixed (a RAVDESS clip, and the model was trained on RAVDESS framing)" in stderr
     annotated = json.loads(out.read_text())
     assert annotated["labels"] == ["sad", "happy", "disgust", "angry"], "--classes seed4, in its order"
     (window,) = annotated["items"]  # a 1 s clip is one window
