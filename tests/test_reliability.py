@@ -98,6 +98,7 @@ def state_saved_after_checkpoints(experiment: Path) -> bool:
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # a search killed and resumed, 75 s: make test-all (make test stays under 10 minutes)
 def test_killed_driver_resumes_where_it_stopped(tiny_sample, tmp_path):
     """SIGKILL mid-search: no Ray process outlives the driver; --resume keeps finished trials as
     they were, redoes at most one epoch per running trial, and summarises every trial. While it
