@@ -1,6 +1,9 @@
-"""``python -m msa.predict``: emotion-annotated transcripts of any recording (issue #16).
+"""``python -m msa.predict``: a tuned model on any recording, per subtitle cue or over sliding
+windows (README.md, Using a tuned model: predict).
 
-``subtitles`` reads and writes WebVTT / SubRip cues; ``timeline`` holds the predictions of a
-recording's windows, merges them into segments and writes the annotated outputs (.vtt, .srt,
-.csv, .json). Neither imports torch: the command that classifies windows imports them.
+In reading order: ``media`` (probe a file, stream its decoded tracks), ``spans`` (which frames
+each cue or window shows the model), ``classifier`` (a checkpoint's model or an ONNX file behind
+one interface), ``run`` (the streamed pass: crop, resample, classify), ``subtitles`` and
+``timeline`` (the files read and written; pure Python), ``plot`` (the figure), ``__main__`` (the
+command line).
 """
