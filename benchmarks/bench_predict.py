@@ -48,6 +48,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
@@ -224,7 +225,7 @@ def worker(args: argparse.Namespace) -> int:
     started, cpu_started = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    _, stats = predict_spans(classifier, info, spans, args.crops, steady=True)
+    predictions, stats = predict_spans(classifier, info, spans, args.crops, steady=True)
     if profiler:
         profiler.disable()
     result["predict_s"] = time.perf_counter() - started
@@ -236,7 +237,7 @@ def worker(args: argparse.Namespace) -> int:
         "recording_s": info.duration,
         "realtime_factor": info.duration / result["predict_s"],
         "windows": len(spans),
-        "by_source": stats.by_source,
+        "by_source": dict(Counter(prediction.source for prediction in predictions)),
         "frames_embedded": stats.frames_embedded,  # by the model: overlapping windows share frames
         "max_frames_held": getattr(stats, "max_frames_held", None),  # RGB frames at once
         "peak_rss_mb": max(result["load_peak_rss_mb"], peak_rss_mb()),  # the whole process

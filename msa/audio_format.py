@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 SAMPLE_RATE = 16_000  # Hz, mono: what wav2vec 2.0, HuBERT and WavLM were trained on
-CHANNEL_LAYOUTS = {1: "mono", 2: "stereo"}  # more channels: PyAV's default layout for the count
+CHANNEL_LAYOUTS = {1: "mono", 2: "stereo"}  # more channels: the layout the decoder gives
 
 
 def to_model_audio(

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from msa.audio_format import SAMPLE_RATE, to_model_audio
 from msa.data.faces import FaceBox, cut_square, face_crop_box, find_face
-from msa.data.media import MediaError, read_audio
+from msa.data.media import MediaError, first_line, read_audio
 
 NUM_FRAMES = 16
 IMAGE_SIZE = 112  # pixels, square
@@ -82,13 +82,6 @@ class CroppedVideo:
     frames: np.ndarray  # uint8 (T, S, S, C)
     crop: str
     face: FaceBox | None
-
-
-def first_line(error: BaseException) -> str:
-    """An error in one line: decord's carry a C++ backtrace, exporters' pages of context; the
-    first line says what went wrong."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def sample_frame_indices(num_source_frames: int, num_frames: int) -> np.ndarray:

@@ -26,15 +26,18 @@ class DecodedAudio:
     rate: int
     layout: str
 
-    @property
-    def seconds(self) -> float:
-        return self.samples.shape[1] / self.rate
 
-
-def error_line(error: Exception) -> str:
-    """What went wrong, in a few words: FFmpeg's message without its errno and file name."""
-    text = (getattr(error, "strerror", None) or str(error)).strip()
+def first_line(error: BaseException) -> str:
+    """An error in one line: decord's carry a C++ backtrace, exporters' pages of context; the
+    first line says what went wrong."""
+    text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def error_line(error: BaseException) -> str:
+    """FFmpeg's message without its errno and file name (the caller names the file)."""
+    strerror = getattr(error, "strerror", None)
+    return strerror.strip() if strerror else first_line(error)
 
 
 def planar_samples(frame) -> np.ndarray:

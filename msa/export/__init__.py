@@ -10,28 +10,36 @@ lengths, padded clips among them, or nothing is written.
 
 Modules: ``source`` (MODEL -> the model and what is known of it), ``static`` (the evaluation
 forward without data-dependent shapes, which both exporters need), ``formats`` (ONNX and
-TorchScript: write, run, read the metadata), ``write`` (one export and its check), and the
-command line in ``__main__``. A layer at the height of msa.report: it reads experiments through
-msa.analysis and models through msa.train; nothing imports it, and it never imports Ray.
+TorchScript: write, run, read the metadata), ``metadata`` (ONNX's metadata encoding, torch-free),
+``write`` (one export and its check), and the command line in ``__main__``. A layer at the height of msa.report: it reads experiments through
+msa.analysis and models through msa.train; only msa.predict imports it, and it never imports Ray.
 """
 
-from msa.export.formats import FORMATS, METADATA_FILE, MissingExtra, read_metadata
-from msa.export.source import ModelSource, SourceError, load_source
-from msa.export.static import NotExportable, static_model
-from msa.export.write import ATOL, ExportResult, ParityError, export_model
+import importlib
 
-__all__ = [
-    "ATOL",
-    "ExportResult",
-    "FORMATS",
-    "METADATA_FILE",
-    "MissingExtra",
-    "ModelSource",
-    "NotExportable",
-    "ParityError",
-    "SourceError",
-    "export_model",
-    "load_source",
-    "read_metadata",
-    "static_model",
-]
+# Names resolved on first use (PEP 562), so that importing msa.export.metadata alone (what
+# msa.predict does for an ONNX file) pulls in neither torch nor the models.
+_EXPORTS = {
+    "FORMATS": "formats",
+    "METADATA_FILE": "formats",
+    "MissingExtra": "formats",
+    "read_metadata": "formats",
+    "ModelSource": "source",
+    "SourceError": "source",
+    "load_source": "source",
+    "NotExportable": "static",
+    "static_model": "static",
+    "ATOL": "write",
+    "ExportResult": "write",
+    "ParityError": "write",
+    "export_model": "write",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'msa.export' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"msa.export.{_EXPORTS[name]}"), name)
+
+
+__all__ = list(_EXPORTS)

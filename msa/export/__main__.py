@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from msa.data.decode import first_line
+from msa.data.media import first_line
 from msa.export import (
     FORMATS,
     MissingExtra,

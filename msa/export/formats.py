@@ -1,5 +1,6 @@
 """The exported files: ONNX (torch's dynamo exporter, run with onnxruntime) and TorchScript
-(torch.jit.trace, run with torch.jit.load), each with the export's metadata inside.
+(torch.jit.trace, run with torch.jit.load), each with the export's metadata inside (ONNX's
+encoding: msa.export.metadata).
 
 Both take the model's inputs by name (``video`` (B, T, 3, H, W) uint8 + ``video_mask`` (B, T)
 bool; ``audio`` (B, S) float32 + ``audio_mask`` (B, S) bool) and return ``logits`` (B, K), with
@@ -20,11 +21,12 @@ from typing import Any
 
 import torch
 
+from msa.export.metadata import OUTPUT, read_onnx_metadata, to_props
+
 FORMATS = ("onnx", "torchscript")
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # the export extra (pyproject.toml)
 EXTRA_HINT = "pip install -e '.[export]'"
 METADATA_FILE = "msa_export.json"  # TorchScript: the extra file holding the metadata
-OUTPUT = "logits"
 # torch.export's names of the free axes, which the ONNX file's inputs carry as dim_params.
 AXES = {
     "video": ("batch", "frames"),
@@ -70,9 +72,7 @@ def write_onnx(static: torch.nn.Module, example: dict[str, torch.Tensor], path: 
             dynamo=True,
             verbose=False,
         )
-    program.model.metadata_props.update(
-        {key: value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()}
-    )
+    program.model.metadata_props.update(to_props(metadata))
     # One self-contained file (under ONNX's 2 GB protobuf limit: wav2vec2-large is 1.3 GB), so
     # that the temporary name can simply be renamed.
     program.save(path, external_data=False)
@@ -89,19 +89,6 @@ def onnx_runner(path: Path) -> Runner:
         return torch.from_numpy(session.run([OUTPUT], feed)[0])
 
     return run
-
-
-def read_onnx_metadata(path: Path) -> dict[str, Any]:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    metadata = {}
-    for prop in model.metadata_props:
-        try:
-            metadata[prop.key] = json.loads(prop.value)
-        except ValueError:
-            metadata[prop.key] = prop.value
-    return metadata
 
 
 # ----------------------------------------------------------------------------- TorchScript

@@ -15,14 +15,12 @@ import msa
 from msa.atomic import atomic_path
 from msa.audio_format import SAMPLE_RATE
 from msa.data.decode import PrepareParams
-from msa.export.formats import FORMATS, OUTPUT, RUNNERS, WRITERS, require_onnx
+from msa.export.formats import FORMATS, RUNNERS, WRITERS, require_onnx
+from msa.export.metadata import METADATA_VERSION, OUTPUT
 from msa.export.source import ModelSource
 from msa.export.static import static_model
 from msa.models import EmotionModel, config_to_dict
 
-# 2: a clip whose video_mask holds no real frame is classified from its other inputs (its video
-# stands for average frames, msa.models.video.VideoBranch.pool_frames).
-METADATA_VERSION = 2
 ATOL = 1e-4  # max |exported logits - PyTorch's logits|
 CHECK_SECONDS = 2.0  # audio of the example clip; the checks use other lengths around it
 

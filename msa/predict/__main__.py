@@ -13,8 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from msa.data.decode import CROPS, first_line
-from msa.data.media import MediaError
+from msa.data.decode import CROPS
+from msa.data.media import MediaError, first_line
 from msa.data.ravdess import BadNameError, ClipName
 from msa.predict.classifier import Classifier, load_classifier
 from msa.predict.media import MediaInfo, probe
@@ -183,7 +183,7 @@ def annotate(args: argparse.Namespace, classifier: Classifier, recording: Path) 
             args.plot, classifier.labels, predictions, cues, args.plot_style, recording.name, info.duration
         )
         written.append(args.plot)
-    sources = ", ".join(f"{n} {source}" for source, n in stats.by_source.items())
+    sources = ", ".join(f"{n} {source}" for source, n in Counter(p.source for p in predictions).items())
     tops = Counter(p.label(classifier.labels) for p in predictions if p.classified).most_common(3)
     top = ", ".join(f"{label} {n}" for label, n in tops) or "none"
     speed = info.duration / elapsed if elapsed > 0 else float("inf")

@@ -9,7 +9,8 @@ checkpoint file, or an ONNX file written by ``python -m msa.export``:
   overlapping windows share them), then per span the temporal model, the audio branch and the
   head.
 - ``OnnxClassifier`` runs the exported graph with ONNX Runtime on whole spans. It imports
-  neither msa.models nor msa.train nor transformers.
+  neither msa.models nor msa.train nor transformers, and of msa.export only its torch-free
+  ``metadata``.
 
 Without a face on screen a model with audio still predicts: its video branch gets no real frame
 and so sees ``num_frames`` average frames (``VideoBranch.pool_frames``), and the prediction rests
@@ -18,7 +19,6 @@ on the audio. Files exported before that rule (metadata version 1) mark such spa
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from msa.data.decode import PrepareParams
+from msa.export.metadata import OUTPUT, read_onnx_metadata
 
 ONNX_SUFFIX = ".onnx"
 FRAME_CACHE_SIZE = 2048  # frame vectors kept (512 floats each for ResNet-18: 4 MB)
@@ -126,16 +127,10 @@ class TorchClassifier(Classifier):
 
 class OnnxClassifier(Classifier):
     def __init__(self, path: str | Path):
-        import onnx
         import onnxruntime
 
         path = Path(path)
-        metadata = {}
-        for prop in onnx.load(str(path), load_external_data=False).metadata_props:
-            try:
-                metadata[prop.key] = json.loads(prop.value)
-            except ValueError:
-                metadata[prop.key] = prop.value
+        metadata = read_onnx_metadata(path)
         if "input_names" not in metadata:
             raise ValueError(f"{path} holds no msa export metadata (write it with python -m msa.export)")
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -145,6 +140,7 @@ class OnnxClassifier(Classifier):
         known = {f.name for f in fields(PrepareParams)}
         self.params = PrepareParams(**{key: value for key, value in metadata.items() if key in known})
         self.uses_video, self.uses_audio = "video" in names, "audio" in names
+        # Version 2 on: a clip without a real frame is classified from its audio (msa.export.metadata).
         self.predicts_without_video = self.uses_audio and metadata.get("msa_export_version", 1) >= 2
         self.min_audio_samples = int(metadata.get("min_audio_samples", 1))
         self.description = f"{path} ({metadata.get('model') or 'exported model'}, ONNX Runtime)"
@@ -161,7 +157,7 @@ class OnnxClassifier(Classifier):
         if self.uses_audio:
             audio = inputs.audio[None].astype(np.float32)
             feed["audio"], feed["audio_mask"] = audio, np.ones(audio.shape, dtype=bool)
-        (logits,) = self.session.run(["logits"], {name: feed[name] for name in self.input_names})
+        (logits,) = self.session.run([OUTPUT], {name: feed[name] for name in self.input_names})
         return _softmax(logits[0].astype(np.float64)), len(inputs.frame_keys)
 
 

@@ -43,11 +43,10 @@ AUDIO_TIMESTAMP_JITTER = 0.02  # s
 
 @dataclass
 class PredictStats:
-    """What a pass did: spans by source, frames embedded (by the model, not found in its frame
-    cache), each span's crop box in source pixels (top, left, side; None without one), and the
-    most RGB frames held at once (the memory bound)."""
+    """What a pass did besides its predictions: frames embedded (by the model, not found in its
+    frame cache), each span's crop box in source pixels (top, left, side; None without one), and
+    the most RGB frames held at once (the memory bound)."""
 
-    by_source: dict[str, int] = field(default_factory=dict)
     frames_embedded: int = 0
     boxes: list[tuple[int, int, int] | None] = field(default_factory=list)
     max_frames_held: int = 0
@@ -91,15 +90,19 @@ class AudioBuffer:
         if samples.shape[1]:
             self.chunks.append(samples)
 
-    def span(self, start: int, stop: int) -> np.ndarray:
-        """Samples [start, stop) of the recording's clock (shorter where the audio ended)."""
+    def _join(self) -> None:
+        """Chunks are appended as they come and joined when read: one copy per span, not per chunk."""
         if self.chunks:
             self.samples = np.concatenate([self.samples, *self.chunks], axis=1)
             self.chunks = []
+
+    def span(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) of the recording's clock (shorter where the audio ended)."""
+        self._join()
         return self.samples[:, max(0, start - self.origin) : max(0, stop - self.origin)]
 
     def drop_before(self, sample: int) -> None:
-        self.span(sample, sample)  # joins the chunks
+        self._join()
         cut = min(max(0, sample - self.origin), self.samples.shape[1])
         self.samples, self.origin = self.samples[:, cut:], self.origin + cut
 
@@ -125,7 +128,10 @@ def predict_spans(
     stats = PredictStats()
     predictions: list[WindowPrediction] = []
     last_frame, video_time, previous_box = -1, 0.0, None
-    detections: dict[int, np.ndarray] = {}  # a frame's first-pass faces, for every window showing it
+    # Per frame, for every span that shows it (dropped with the frame): its first-pass faces, and
+    # its crop by each box a span used (so that a frame is cropped and resized once per box).
+    detections: dict[int, np.ndarray] = {}
+    crops: dict[tuple[int, tuple[int, int, int]], np.ndarray] = {}
 
     def ready(span: Span) -> bool:
         video_done = not use_video or not span.frames or last_frame >= max(span.frames)
@@ -140,20 +146,23 @@ def predict_spans(
         """(box, cropped frames (T, S, S, 3), their cache keys) of a span; no frames without a face."""
         nonlocal previous_box
         shown = [index for index in span.frames if index in frames]
-        pixels = np.stack([frames[index] for index in shown])
         if crop_mode == "fixed":
-            box = crop_box(pixels.shape[1], pixels.shape[2], params)
+            box = crop_box(*frames[shown[0]].shape[:2], params)
         else:
             for index in shown:
                 if index not in detections:
                     detections[index] = detect_faces(frames[index])
-            face = find_face(pixels, [detections[index] for index in shown])
+            face = find_face(np.stack([frames[i] for i in shown]), [detections[i] for i in shown])
             box = None if face is None else face_crop_box(face)
             if box is not None and steady:
                 box = previous_box = steady_box(previous_box, box)
         if box is None:
             return None, None, ()
-        return box, crop_and_resize(pixels, params, box), tuple((index, box) for index in shown)
+        keys = tuple((index, box) for index in shown)
+        new = [key for key in dict.fromkeys(keys) if key not in crops]
+        if new:
+            crops.update(zip(new, crop_and_resize(np.stack([frames[i] for i, _ in new]), params, box)))
+        return box, np.stack([crops[key] for key in keys]), keys
 
     def classify(span: Span) -> WindowPrediction:
         inputs = {}
@@ -182,13 +191,14 @@ def predict_spans(
         while len(predictions) < len(spans) and (finished or ready(spans[len(predictions)])):
             prediction = classify(spans[len(predictions)])
             predictions.append(prediction)
-            stats.by_source[prediction.source] = stats.by_source.get(prediction.source, 0) + 1
             if len(predictions) < len(spans):  # spans start in time order: drop what is behind the next
                 following = spans[len(predictions)]
                 keep_from = min(following.frames, default=0)
                 for index in [i for i in frames if i < keep_from]:
                     del frames[index]
                     detections.pop(index, None)
+                for key in [key for key in crops if key[0] < keep_from]:
+                    del crops[key]
                 audio.drop_before(round(following.start * rate))
 
     for item in stream(info, wanted, video=use_video, audio=use_audio):

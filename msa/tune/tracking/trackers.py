@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from msa.data import is_uri
-from msa.data.decode import first_line
+from msa.data.media import first_line
 from msa.experiment_dir import WANDB_SUMMARY_DIR
 from msa.tune.options import SearchOptions
 from msa.tune.tracking.options import (
