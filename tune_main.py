@@ -3,6 +3,7 @@
     python tune_main.py --space video_transformer            # embedded sample, ASHA + Optuna
     python tune_main.py --list-spaces
     python tune_main.py --space multimodal --data ~/RAVDESS --gpus-per-trial 0.5
+    python tune_main.py --space audio_wav2vec --data labels.csv   # path,label,speaker[,gender][,start,end]
 
 Arguments and data are checked before Ray starts: a problem exits 2 with one line.
 """
@@ -15,11 +16,9 @@ from msa.tune.environment import set_tune_defaults
 
 set_tune_defaults()  # before anything imports Ray
 
-from msa.data.folds import FoldError, folds_of, make_folds  # noqa: E402
-from msa.data.prepare import NoUsableClipsError  # noqa: E402
-from msa.data.splits import SplitError  # noqa: E402
 from msa.tune.command_line import build_parser  # noqa: E402
-from msa.tune.options import SearchOptions, UsageError  # noqa: E402
+from msa.tune.inputs import INPUT_ERRORS, settle_data  # noqa: E402
+from msa.tune.options import SearchOptions  # noqa: E402
 from msa.tune.tracking.options import TrackingError  # noqa: E402
 from msa.tune.tracking.trackers import start_trackers  # noqa: E402
 from search_spaces import SPACES  # noqa: E402
@@ -48,21 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         options.check()
         if options.output.resume:
             options = options.resumed()
-        from msa.data.experiment import find_data, prepare_locally, split_data
         from msa.tune.weights import resolve_search_weights
 
         weights = resolve_search_weights(
             SPACES[options.space].backbones, options.weights, real_data=options.data.data is not None
         )
-        data = find_data(options.data.data, options.data.cache, options.prepare_params)
-        if options.evaluation.crossval:  # folds the actors cannot make fail now, not after the search
-            make_folds(options.evaluation.crossval, data.actors, options.budget.seed, "--crossval")
-        if not options.resources.address:  # on a cluster, the nodes prepare the clips once Ray is up
-            data, report = split_data(data, *prepare_locally(data), options.data.classes, options.split)
+        # Folds the speakers cannot make fail now, not after the search.
+        data, report = settle_data(options, options.evaluation.crossval, "--crossval")
+        if report is not None:
             options = options.sized_for(len(data.clips("train")))  # the epochs not given
-            if options.evaluation.crossval:  # and every fold's training actors have every class
-                folds_of(data, options.evaluation.crossval, options.budget.seed, "--crossval")
-    except (UsageError, FileNotFoundError, NoUsableClipsError, SplitError, FoldError) as error:
+    except INPUT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 SAMPLE_RATE = 16_000  # Hz, mono: what wav2vec 2.0, HuBERT and WavLM were trained on
+# The shortest audio a clip may have: one frame of wav2vec 2.0's feature encoder (its first
+# convolutions see 400 samples, 25 ms); shorter clips are left out when prepared.
+MIN_AUDIO_SAMPLES = 400  # samples at SAMPLE_RATE
 CHANNEL_LAYOUTS = {1: "mono", 2: "stereo"}  # more channels: the layout the decoder gives
 
 

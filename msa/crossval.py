@@ -25,11 +25,10 @@ from msa.tune.environment import set_tune_defaults
 set_tune_defaults()  # before anything imports Ray
 
 from msa.data import is_uri, remote_filesystem  # noqa: E402
-from msa.data.folds import PRESETS, FoldError, check_folds_arg, folds_of, make_folds  # noqa: E402
-from msa.data.prepare import NoUsableClipsError  # noqa: E402
-from msa.data.splits import SplitError  # noqa: E402
+from msa.data.folds import PRESETS, check_folds_arg  # noqa: E402
 from msa.experiment_dir import ARGS_FILE, CROSSVAL_PREFIX, STATE_PREFIX, SUMMARY_FILE, crossval_folder  # noqa: E402
 from msa.tune.command_line import add_resource_arguments  # noqa: E402
+from msa.tune.inputs import INPUT_ERRORS, settle_data  # noqa: E402
 from msa.tune.options import (  # noqa: E402
     CrossvalOptions,
     EvaluationOptions,
@@ -181,19 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         options, cv, config, experiment = settle(args)
-        from msa.data.experiment import find_data, prepare_locally, split_data
         from msa.tune.weights import resolve_search_weights
         from search_spaces import SPACES
 
         weights = resolve_search_weights(
             SPACES[options.space].backbones, options.weights, real_data=options.data.data is not None
         )
-        data = find_data(options.data.data, options.data.cache, options.prepare_params)
-        make_folds(cv.folds, data.actors, options.budget.seed)  # before any clip is prepared
-        if not options.resources.address:  # on a cluster, the nodes prepare the clips once Ray is up
-            data, _ = split_data(data, *prepare_locally(data), options.data.classes, options.split)
-            folds_of(data, cv.folds, options.budget.seed)
-    except (UsageError, FileNotFoundError, NoUsableClipsError, SplitError, FoldError) as error:
+        data, _ = settle_data(options, cv.folds)
+    except INPUT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -33,8 +33,6 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 
-from msa.data.labels import get_label_set
-
 # ----------------------------------------------------------------------------- files
 
 ARGS_FILE = "msa_args.json"  # the parsed command line, saved for --resume
@@ -127,11 +125,6 @@ def lineage(histories: Mapping[str, Sequence[Mapping]], trial: str, until: int |
     own = rows[copies[-1] :] if copies else rows
     inherited = lineage(histories, own[0][COPIED_FROM], own[0]["epoch"] - 1) if copies else []
     return inherited + [{**row, "trial": trial} for row in own]
-
-
-def class_labels(classes: str) -> tuple[str, ...]:
-    """The emotions of a --classes label set, in class-index order (summary.json's test.labels)."""
-    return get_label_set(classes).labels
 
 
 # ----------------------------------------------------------------------------- ASHA

@@ -44,7 +44,6 @@ from torch import nn
 from tqdm import tqdm
 
 from msa.data.dataset import ClipDataset, make_loader
-from msa.data.labels import get_label_set
 from msa.data.prepare import PreparedClip, exclusive_lock
 
 FEATURES_DIR = "features"
@@ -126,9 +125,7 @@ class FeatureTable:
                 return 0
             self._write_meta(branch)
             modality = branch.input_keys[0]
-            loader = make_loader(
-                ClipDataset(todo, get_label_set("all8"), modalities=(modality,)), batch_size, shuffle=False
-            )
+            loader = make_loader(ClipDataset(todo, None, modalities=(modality,)), batch_size, shuffle=False)
             device = next(branch.parameters()).device
             done = 0
             bar = tqdm(

@@ -1,7 +1,8 @@
-"""``python -m msa.prepare --data PATH``: find, check and prepare every RAVDESS clip under PATH.
+"""``python -m msa.prepare --data PATH``: read the dataset at PATH, check and prepare every clip.
 
-Prints a summary; ``--manifest OUT.csv`` writes one row per file found with whether it is
-included and, if not, why. Exits 2 with one line when PATH is missing or holds no usable clip.
+PATH is a folder, a storage URI or a manifest CSV; ``--dataset`` says how to read it (auto:
+detected from the names, and the evidence printed). Prints a summary; ``--manifest OUT.csv`` writes one row per file found with whether it is
+included and, if not, why. Exits 2 with one line when PATH is missing, is not the dataset, or holds no usable clip.
 
 ``--cache-info`` lists what the cache holds (prepared clips by decoding parameters, the
 frozen-prefix feature tables trials computed, and the pretrained weights searches shipped here); ``--clear-features`` deletes the feature tables
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from msa.data import default_cache_dir
+from msa.data.datasets import AUTO, DATASET_CHOICES, DatasetError
 from msa.data.decode import CROPS, IMAGE_SIZE, NUM_FRAMES, PrepareParams
 from msa.data.prepare import NoUsableClipsError, clips_dir, prepare
 from msa.features import clear_features, list_tables
@@ -37,7 +39,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m msa.prepare", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data",
-        help="RAVDESS root, a folder or a storage URI (gs://, s3://, file://): Actor_XX/ folders and/or Video_Speech_Actor_XX.zip files",
+        help="a dataset folder or storage URI (gs://, s3://, file://; zips read in place), or a manifest CSV "
+        "path,label,speaker[,gender][,start,end]",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=DATASET_CHOICES,
+        default=AUTO,
+        help="how to read --data: auto detects it from the names and prints why (default auto)",
     )
     parser.add_argument(
         "--cache", type=Path, default=None, help="cache folder (default: $MSA_CACHE or ~/.cache/msa)"
@@ -139,17 +148,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = PrepareParams(num_frames=args.frames, image_size=args.image_size, crop=args.crop)
         started = time.perf_counter()
-        report = prepare(args.data, cache, params, workers=args.workers)
-    except (FileNotFoundError, NoUsableClipsError, ValueError) as error:
+        report = prepare(args.data, cache, params, workers=args.workers, dataset=args.dataset)
+    except (FileNotFoundError, DatasetError, NoUsableClipsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
+    print(report.corpus.describe())
+    for note in report.corpus.notes:
+        print(f"note: {note}")
     print(report.summary())
     rate = f", {report.decoded / seconds:.1f} clips/s" if report.decoded else ""
     print(f"prepared into {cache} in {seconds:.1f} s{rate}")
     for path, reason in report.skipped:
         print(f"  skipped {path}: {reason}")
-    if params.crop == "face":
+    if params.crop == "face" and report.corpus.has_video:
         print(report.face_crop_summary())
     if args.manifest is not None:
         report.write_manifest(args.manifest)

@@ -1,5 +1,11 @@
+import os
 import sys
 from pathlib import Path
+
+# The bf16 tolerances of test_autocast hold for oneDNN's AVX-512 kernels; on CPUs with AMX its
+# bf16 matmuls round differently (logits 0.15 apart on tiny random models). Tests pin the ISA,
+# before torch is imported, so that they check the same thing on every machine.
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
 
 import pytest
 
@@ -7,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # the tests' media helpers
 sys.path.insert(0, str(REPO))  # tune_main.py and search_spaces/
 REAL_CLIPS = REPO.parent / "shared" / "ravdess-real"
+REAL_SPEECH = REPO.parent / "shared" / "ravdess-speech"
 
 
 def tiny_trained_model(name: str, num_classes: int):

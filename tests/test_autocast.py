@@ -49,8 +49,9 @@ import torch
 from media import ravdess_name, write_clip
 
 from msa.data.dataset import ClipDataset, make_loader
+from msa.data.datasets.ravdess import CLASS_PRESETS
 from msa.data.decode import PrepareParams
-from msa.data.labels import get_label_set
+from msa.data.labels import LabelSet
 from msa.data.prepare import prepare
 from msa.features import FeatureTable, PrefixCachedModel, cache_plan, feature_key
 from msa.models import create_model, list_models, tiny_overrides
@@ -187,7 +188,7 @@ def test_float32_feature_tables_under_bf16_autocast(name, clips, tmp_path):
         tables[branch].compute(model.branches[branch], clips, progress=False)
         assert tables[branch].load(clips[0]).dtype == np.float32
     cached = PrefixCachedModel(model, tables)
-    labels = get_label_set("all8")
+    labels = LabelSet("all8", CLASS_PRESETS["all8"])
     raw = ClipDataset(clips, labels, list(model.branches))
     fed = ClipDataset(
         clips,

@@ -164,7 +164,7 @@ def test_baseline_for_returns_the_summary_block(tiny_trial_data):
     block = baseline_for(tiny_trial_data)
     assert set(block) == {*FEATURE_SETS, "seconds"} and block["seconds"] > 0
     label_set = LabelSet("x", tiny_trial_data.labels)
-    test_labels = [label_set.index(clip.name.emotion_name) for clip in tiny_trial_data.clips("test")]
+    test_labels = [label_set.index(clip.record.label) for clip in tiny_trial_data.clips("test")]
     k = len(tiny_trial_data.labels)
     for name in FEATURE_SETS:
         result = block[name]
@@ -239,15 +239,15 @@ def test_cli_prints_the_table_and_writes_the_block(tiny_sample, tiny_trial_data,
 def test_cli_refuses_a_missing_data_folder_in_one_line(tmp_path):
     result = run_cli("--data", str(tmp_path / "nowhere"))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: --data {tmp_path / 'nowhere'}: no such folder"
+    assert result.stderr.strip() == f"error: --data {tmp_path / 'nowhere'}: no such file or folder"
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["--bogus"], "unrecognized arguments: --bogus"),
-        (["--val-actors", "3,x", "--test-actors", "4"], "expected comma-separated actor ids"),
-        (["--val-actors", "0"], "expected positive actor ids"),
+        (["--val-actors", ",", "--test-actors", "4"], "expected comma-separated speaker ids"),
+        (["--folds", "4", "--val-actors", "1", "--test-actors", "2"], "--folds makes its own"),
         (["--frames", "0"], "--frames must be at least 1"),
     ],
 )
@@ -262,4 +262,4 @@ def test_cli_bad_actor_split_is_one_line(tiny_sample, tiny_trial_data, capsys):
     argv += ["--frames", "4", "--image-size", "32", "--val-actors", "1", "--test-actors", "99"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: actors [99] have no clips") and err.count("\n") == 1
+    assert err.startswith("error: speakers [99] have no clips") and err.count("\n") == 1

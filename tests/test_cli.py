@@ -40,7 +40,7 @@ def test_list_spaces(capsys):
         ([*GOOD, "--max-epochs", "-1"], "--max-epochs must be at least 1"),
         ([*GOOD, "--time-budget", "0"], "--time-budget must be positive"),
         ([*GOOD, "--grace-period", "5", "--max-epochs", "2"], "exceeds --max-epochs"),
-        ([*GOOD, "--data", "/no/such/folder"], "--data /no/such/folder: no such folder"),
+        ([*GOOD, "--data", "/no/such/folder"], "--data /no/such/folder: no such file or folder"),
         ([*GOOD, "--gpus-per-trial", "0.5"], "has no CUDA GPU"),
         ([*GOOD, "--val-actors", "3"], "give both --val-actors and --test-actors"),
         ([*GOOD, "--val-actors", "3", "--test-actors", "3"], "in both"),
@@ -62,7 +62,7 @@ def test_bad_arguments_exit_2(args, message, tmp_path, capsys):
 
 def test_unparsable_flag_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_:
-        tune_main.main([*GOOD, "--val-actors", "x"])
+        tune_main.main([*GOOD, "--val-actors", ","])
     assert exit_.value.code == 2 and "--val-actors" in capsys.readouterr().err
 
 

@@ -230,7 +230,7 @@ CONFIG = (
     [
         (["--folds", "ravdess6", "--config", CONFIG], "--folds ravdess6 needs RAVDESS's actors 1-24"),
         (["--folds", "2"], "--folds 2: use one of ravdess6, chumachenko5, lunajimenez5"),
-        (["--folds", "5", "--config", CONFIG], "--folds 5: the data has only 4 actors (1-4)"),
+        (["--folds", "5", "--config", CONFIG], "--folds 5: the data has only 4 speakers (1-4)"),
         (["--folds", "3"], "no summary.json with a best trial"),
         (
             ["--folds", "3", "--config", '{"model": "video_iter3", "bogus": 1}'],

@@ -2,8 +2,9 @@ import torch
 from media import ravdess_name, write_clip
 
 from msa.data.dataset import ClipDataset, collate, make_loader
+from msa.data.datasets.ravdess import CLASS_PRESETS
 from msa.data.decode import PrepareParams
-from msa.data.labels import get_label_set
+from msa.data.labels import LabelSet
 from msa.data.prepare import prepare
 
 
@@ -12,7 +13,7 @@ def sample(frames, samples, label=0):
         "video": torch.full((frames, 3, 4, 4), 7, dtype=torch.uint8),
         "audio": torch.ones(samples),
         "label": label,
-        "actor": 1,
+        "speaker": 1,
         "path": "p",
     }
 
@@ -45,16 +46,16 @@ def prepared(tmp_path):
 
 def test_dataset_labels_and_loader(tmp_path):
     clips = prepared(tmp_path)
-    all8 = ClipDataset(clips, get_label_set("all8"))
+    all8 = ClipDataset(clips, LabelSet("all8", CLASS_PRESETS["all8"]))
     assert len(all8) == 16
     item = all8[0]
     assert item["video"].shape[1:] == (3, 8, 8) and item["video"].dtype == torch.uint8
     assert item["audio"].dtype == torch.float32 and item["audio"].ndim == 1
     assert {all8.label(i) for i in range(16)} == set(range(8))
 
-    seed4 = ClipDataset(clips, get_label_set("seed4"), modalities=("video",))
+    seed4 = ClipDataset(clips, LabelSet("seed4", CLASS_PRESETS["seed4"]), modalities=("video",))
     assert len(seed4) == 8, "emotions outside seed4 are dropped"
-    names = [seed4.clips[i].name.emotion_name for i in range(8)]
+    names = [seed4.clips[i].record.label for i in range(8)]
     assert all(seed4.label(i) == ("sad", "happy", "disgust", "angry").index(n) for i, n in enumerate(names))
     assert "audio" not in seed4[0]
 

@@ -220,10 +220,6 @@ def test_the_spaces_search_the_schedules_training_knows():
     assert SEARCHED == SCHEDULES
 
 
-def test_class_labels_are_the_label_sets():
-    assert len(contract.class_labels("all8")) == 8 and len(contract.class_labels("seed4")) == 4
-
-
 def test_a_checkpoint_can_be_the_best_if_no_earlier_epoch_beats_it_by_either_ordering():
     from msa.experiment_dir import RUNG_SCORE, can_be_best
 

@@ -12,6 +12,7 @@ from conftest import REAL_CLIPS
 from media import ravdess_name, write_clip, write_off_centre_clip
 
 from msa.data import faces
+from msa.data.datasets.ravdess import ClipName
 from msa.data.decode import (
     PrepareParams,
     crop_and_resize,
@@ -21,7 +22,7 @@ from msa.data.decode import (
     sample_frame_indices,
 )
 from msa.data.prepare import CACHE_FORMAT_VERSION, entry_key, prepare
-from msa.data.ravdess import Source
+from msa.data.sources import Source
 from msa.prepare import main as prepare_main
 
 CLIPS = ("01-01-01-01-01-01-01.mp4", "01-01-01-01-01-01-09.mp4")
@@ -131,12 +132,13 @@ def test_crop_is_part_of_the_cache_key_and_fixed_keys_are_unchanged():
     fields = dataclasses.asdict(PrepareParams())
     del fields["crop"]
     payload = json.dumps([CACHE_FORMAT_VERSION, source.identity(), fields], sort_keys=True)
-    assert entry_key(source, PrepareParams()) == hashlib.sha256(payload.encode()).hexdigest()[:32]
-    assert entry_key(source, PrepareParams()) == "4b3768cb349a21c6a2d4b0659cda6c8d"
+    record = ClipName.parse(source.filename).record()
+    assert entry_key(source, PrepareParams(), record) == hashlib.sha256(payload.encode()).hexdigest()[:32]
+    assert entry_key(source, PrepareParams(), record) == "4b3768cb349a21c6a2d4b0659cda6c8d"
     assert "crop" not in PrepareParams().to_dict()
     face = PrepareParams(crop="face")
     assert face.to_dict()["crop"] == "face"
-    assert entry_key(source, face) != entry_key(source, PrepareParams())
+    assert entry_key(source, face, record) != entry_key(source, PrepareParams(), record)
     with pytest.raises(ValueError):
         PrepareParams(crop="centre")
 

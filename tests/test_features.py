@@ -15,8 +15,9 @@ from conftest import REPO
 from media import ravdess_name, write_clip
 
 from msa.data.dataset import ClipDataset, make_loader
+from msa.data.datasets.ravdess import CLASS_PRESETS
 from msa.data.decode import PrepareParams
-from msa.data.labels import get_label_set
+from msa.data.labels import LabelSet
 from msa.data.prepare import prepare
 from msa.data.transforms import FrameAugment
 from msa.features import (
@@ -84,7 +85,10 @@ def tables_for(model, cache, clips, audio="float32"):
 def fed_batch(tables, clips):
     """One batch of every clip's cached features, as a trial's loader gives them."""
     fed = ClipDataset(
-        clips, get_label_set("all8"), [], arrays={feature_key(n): t.load for n, t in tables.items()}
+        clips,
+        LabelSet("all8", CLASS_PRESETS["all8"]),
+        [],
+        arrays={feature_key(n): t.load for n, t in tables.items()},
     )
     return next(iter(make_loader(fed, len(clips), shuffle=False)))
 
@@ -94,7 +98,9 @@ def test_cached_logits_equal_uncached(name, overrides, clips, tmp_path):
     model = tiny_model(name, **overrides)
     tables = tables_for(model, tmp_path / "cache", clips)
     raw = ClipDataset(
-        clips, get_label_set("all8"), [key for key in ("video", "audio") if key in model.input_keys]
+        clips,
+        LabelSet("all8", CLASS_PRESETS["all8"]),
+        [key for key in ("video", "audio") if key in model.input_keys],
     )
     cached = PrefixCachedModel(model, tables)
     raw_batch = next(iter(make_loader(raw, len(clips), shuffle=False)))

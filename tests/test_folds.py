@@ -71,7 +71,8 @@ def test_chumachenko5_as_published_actors_21_to_24_only_validate():
 )
 def test_k_folds_are_gender_balanced_and_test_every_actor_once(k, actors):
     actors = list(actors)
-    folds = make_folds(str(k), actors, seed=7)
+    genders = {a: "male" if a % 2 else "female" for a in actors}  # RAVDESS's rule
+    folds = make_folds(str(k), actors, seed=7, genders=genders)
     assert len(folds) == k
     assert_disjoint_and_complete(folds, actors)
     assert Counter(a for fold in folds for a in fold.test) == Counter(actors)
@@ -101,7 +102,7 @@ def test_bad_folds_values_are_refused(bad):
 
 
 def test_more_folds_than_actors_is_refused():
-    with pytest.raises(FoldError, match="only 4 actors"):
+    with pytest.raises(FoldError, match="only 4 speakers"):
         make_folds("5", range(1, 5))
 
 
@@ -116,7 +117,7 @@ def test_fold_data_regroups_every_clip_by_the_fold(tiny_trial_data):
         data = fold_data(tiny_trial_data, fold)
         assert sorted(item.key for items in data.parts.values() for item in items) == all_clips
         for part, wanted in (("train", fold.train), ("val", fold.val), ("test", fold.test)):
-            assert {item.name.actor for item in data.parts[part]} == set(wanted)
+            assert {item.record.speaker for item in data.parts[part]} == set(wanted)
             assert data.actors[part] == sorted(wanted)
 
 
@@ -131,11 +132,26 @@ def test_fold_data_refuses_training_actors_without_a_class(tiny_trial_data):
         part: [
             item
             for item in items
-            if not (item.name.actor == train_actor and item.name.emotion_name == tiny_trial_data.labels[0])
+            if not (item.record.speaker == train_actor and item.record.label == tiny_trial_data.labels[0])
         ]
         for part, items in tiny_trial_data.parts.items()
     }
     data = replace(tiny_trial_data, parts=items)
     fold = Fold(1, (train_actor,), (actors[1],), tuple(actors[2:]))
-    with pytest.raises(SplitError, match="no clips of emotion"):
+    with pytest.raises(SplitError, match=f"no clips of {tiny_trial_data.labels[0]}"):
         fold_data(data, fold)
+
+
+def test_presets_belong_to_ravdess():
+    with pytest.raises(
+        FoldError, match=r"--folds ravdess6 is a RAVDESS protocol .* the data is crema-d: use --folds K"
+    ):
+        make_folds("ravdess6", RAVDESS_ACTORS, dataset="crema-d")
+    assert len(make_folds("ravdess6", RAVDESS_ACTORS, dataset="ravdess-audio")) == 6
+
+
+def test_k_folds_of_named_speakers_with_unknown_genders():
+    speakers = [f"spk{n:02d}" for n in range(1, 8)]
+    folds = make_folds("3", speakers, seed=1, dataset="manifest")
+    assert_disjoint_and_complete(folds, speakers)
+    assert sorted(len(fold.test) for fold in folds) == [2, 2, 3]

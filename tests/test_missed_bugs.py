@@ -42,7 +42,7 @@ def test_the_test_evaluation_reads_exactly_the_test_actors(tiny_sample, tmp_path
 
     monkeypatch.setattr(evaluation, "ClipDataset", RecordingDataset)
     test = evaluation.evaluate_test_actors(checkpoint, data, seed=0, threads=1)
-    assert sorted({clip.name.actor for clip in seen}) == [2, 4] and len(seen) == 8
+    assert sorted({clip.record.speaker for clip in seen}) == [2, 4] and len(seen) == 8
     assert sum(map(sum, test["confusion_matrix"])) == 8, "every test clip once, no validation clip"
 
 

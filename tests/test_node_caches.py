@@ -32,7 +32,7 @@ def all_clips(data):
 
 def test_a_node_with_its_own_cache_prepares_every_clip_once(tiny_sample, tmp_path, monkeypatch):
     data = driver_data(tiny_sample, monkeypatch, tmp_path / "driver")
-    on_driver = {clip.name: clip.load(mmap=False) for clip in all_clips(data)}
+    on_driver = {clip.record: clip.load(mmap=False) for clip in all_clips(data)}
     monkeypatch.setenv("MSA_CACHE", str(tmp_path / "node"))  # another node's default cache
 
     counts = []
@@ -45,7 +45,7 @@ def test_a_node_with_its_own_cache_prepares_every_clip_once(tiny_sample, tmp_pat
     assert data.ensure_here() == 0
     for clip in all_clips(data):
         assert clip.entry.is_relative_to(tmp_path / "node")
-        assert all(np.array_equal(a, b) for a, b in zip(clip.load(), on_driver[clip.name]))
+        assert all(np.array_equal(a, b) for a, b in zip(clip.load(), on_driver[clip.record]))
 
 
 def test_a_node_generates_the_embedded_sample_into_its_own_cache(tmp_path, monkeypatch):

@@ -154,7 +154,10 @@ def test_command_annotates_subtitles_and_draws_the_timeline(checkpoints, recordi
     items = json.loads(table.read_text())["items"]
     assert [round(item["start"], 3) for item in items] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 2.9]
     assert all(abs(sum(item["probabilities"].values()) - 1) < 1e-3 for item in items if item["top"])
-    assert plot.stat().st_size > 10_000 and "crop: face (not a RAVDESS clip)" in capsys.readouterr().err
+    assert (
+        plot.stat().st_size > 10_000
+        and "crop: face (not a clip of the dataset the fixed crop is framed for)" in capsys.readouterr().err
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.vtt", "windows.json", "windows.png"]
 
 

@@ -8,6 +8,7 @@ import pytest
 from media import ravdess_name, write_clip
 
 from msa.data import prepare as prepare_module
+from msa.data.datasets import DatasetError
 from msa.data.decode import PrepareParams
 from msa.data.prepare import NoUsableClipsError, prepare
 
@@ -107,9 +108,17 @@ def test_zip_members_are_extracted_only_into_the_cache(data_root, cache):
     assert not list((cache / "clips").rglob("*.mp4"))
 
 
-def test_no_usable_clip(tmp_path, cache):
+def test_data_of_no_dataset_is_named(tmp_path, cache):
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(NoUsableClipsError, match="no usable"):
+    with pytest.raises(DatasetError, match="cannot tell the dataset: 1 files, 0 of them media"):
+        prepare(tmp_path, cache, PARAMS, progress=False)
+
+
+def test_no_usable_clip_says_why(tmp_path, cache):
+    for emotion in (1, 2):
+        (tmp_path / ravdess_name(emotion, 1, channel=2)).write_bytes(b"x")  # songs
+    (tmp_path / ravdess_name(3, 1)).write_bytes(b"")
+    with pytest.raises(NoUsableClipsError, match=r"among 3 files \(1 empty, 2 song\)"):
         prepare(tmp_path, cache, PARAMS, progress=False)
 
 
@@ -137,20 +146,11 @@ def test_cli_manifest(data_root, cache, tmp_path):
     assert "5 usable clips" in result.stdout
     with open(tmp_path / "m.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == [
-        "path",
-        "included",
-        "reason",
-        "actor",
-        "emotion",
-        "intensity",
-        "statement",
-        "repetition",
-    ]
+    assert list(rows[0]) == ["path", "included", "reason", "label", "speaker", "gender", "start", "end"]
     reasons = sorted((row["included"], row["reason"]) for row in rows)
     assert reasons == [("no", "no audio track"), ("no", "song"), ("no", "unreadable")] + [("yes", "")] * 5
     zipped = next(row for row in rows if "::" in row["path"])
-    assert zipped["actor"] == "3" and zipped["emotion"] == "angry"
+    assert (zipped["speaker"], zipped["label"], zipped["gender"]) == ("3", "angry", "male")
 
     again = run_cli("--data", str(data_root), "--cache", str(cache), "--frames", "4", "--image-size", "16")
     assert "0 decoded, 5 already prepared" in again.stdout
@@ -171,7 +171,7 @@ def test_cli_exits_2_with_one_line(tmp_path, cache, make_data):
 def test_a_storage_uri_is_prepared_like_the_folder(data_root, cache, tmp_path):
     local = prepare(data_root, tmp_path / "local-cache", PARAMS, workers=1, progress=False)
     remote = prepare(data_root.as_uri(), cache, PARAMS, workers=2, progress=False)
-    assert [c.name for c in remote.clips] == [c.name for c in local.clips]
+    assert [c.record for c in remote.clips] == [c.record for c in local.clips]
     assert sorted(reason for _, reason in remote.skipped) == sorted(reason for _, reason in local.skipped)
     for a, b in zip(local.clips, remote.clips):
         assert all(np.array_equal(x, y) for x, y in zip(a.load(), b.load()))

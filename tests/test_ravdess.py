@@ -3,8 +3,14 @@ import zipfile
 import pytest
 from media import ravdess_name, write_clip
 
-from msa.data import ravdess
-from msa.data.ravdess import BadNameError, ClipName, discover
+from msa.data.datasets import ravdess, read_dataset
+from msa.data.datasets.ravdess import AUDIO_ONLY, BadNameError, ClipName
+from msa.data.sources import Source
+
+
+def discover(root):
+    """Every file under root, as the audio-video RAVDESS adapter classifies it."""
+    return read_dataset(root, "ravdess").found
 
 
 def test_parse_every_field():
@@ -12,21 +18,27 @@ def test_parse_every_field():
     assert (name.modality, name.vocal_channel, name.emotion, name.intensity) == (1, 1, 6, 2)
     assert (name.statement, name.repetition, name.actor) == (1, 2, 12)
     assert name.emotion_name == "fearful"
-    assert not name.is_male and ClipName.parse("01-01-06-02-01-02-11.mp4").is_male
+    assert name.gender == "female" and ClipName.parse("01-01-06-02-01-02-11.mp4").gender == "male"
     assert name.clip_id == "01-01-06-02-01-02-12"
-    assert name.exclusion_reason() is None
+    record = name.record()
+    assert (record.label, record.speaker, record.gender, record.has_video) == ("fearful", 12, "female", True)
 
 
 @pytest.mark.parametrize(
-    "filename, reason",
+    "filename, audio_video, audio_only",
     [
-        ("02-01-01-01-01-01-01.mp4", "video-only"),
-        ("03-01-01-01-01-01-01.wav", "audio-only"),
-        ("01-02-01-01-01-01-01.mp4", "song"),
+        ("01-01-01-01-01-01-01.mp4", None, "audio-video (read it with --dataset ravdess)"),
+        ("02-01-01-01-01-01-01.mp4", "video-only", "video-only"),
+        ("03-01-01-01-01-01-01.wav", AUDIO_ONLY, None),
+        ("03-01-01-01-01-01-01.flac", AUDIO_ONLY, None),
+        ("01-02-01-01-01-01-01.mp4", "song", "audio-video (read it with --dataset ravdess)"),
+        ("03-02-01-01-01-01-01.wav", AUDIO_ONLY, "song"),
     ],
 )
-def test_exclusion_reasons(filename, reason):
-    assert ClipName.parse(filename).exclusion_reason() == reason
+def test_each_set_keeps_its_own_speech(filename, audio_video, audio_only):
+    source = Source(f"/data/{filename}", 100, 0)
+    assert ravdess.classify(source, ravdess.AUDIO_VIDEO).reason == audio_video
+    assert ravdess.classify(source, ravdess.AUDIO_ONLY_MODALITY).reason == audio_only
 
 
 @pytest.mark.parametrize(
@@ -85,10 +97,10 @@ def test_discovery_over_folders_and_zips(messy_root):
         ravdess_name(6, 3): None,
         ravdess_name(3, 1, channel=2): "song",
         ravdess_name(3, 1, modality=2): "video-only",
-        "03-01-03-01-01-01-01.wav": "audio-only",
-        ravdess_name(7, 3, modality=3): "audio-only",
+        "03-01-03-01-01-01-01.wav": AUDIO_ONLY,
+        ravdess_name(7, 3, modality=3): AUDIO_ONLY,
         "holiday.mp4": "bad name",
-        "notes.txt": "not a video",
+        "notes.txt": "not a media file",
         ravdess_name(5, 1): "empty",
         "Video_Speech_Actor_04.zip": "unreadable",
     }
@@ -123,7 +135,7 @@ def test_same_clip_in_zip_and_folder_is_used_once(tmp_path):
 
 
 def test_missing_root(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such folder"):
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
         discover(tmp_path / "absent")
 
 
@@ -132,7 +144,7 @@ def test_source_identity_changes_with_content(tmp_path):
     before = discover(tmp_path)[0].source.identity()
     path.write_bytes(path.read_bytes() + b"\0")
     assert discover(tmp_path)[0].source.identity() != before
-    assert ravdess.classify(discover(tmp_path)[0].source).included
+    assert ravdess.classify(discover(tmp_path)[0].source, ravdess.AUDIO_VIDEO).included
 
 
 def test_a_storage_uri_is_discovered_like_the_folder(messy_root):

@@ -13,8 +13,8 @@ import decord
 import numpy as np
 import pytest
 
-from msa.data.labels import EMOTIONS
-from msa.data.ravdess import discover
+from msa.data.datasets import read_dataset
+from msa.data.datasets.ravdess import EMOTIONS, ClipName
 from msa.data.sample import (
     GENERATOR_VERSION,
     MARKER,
@@ -360,16 +360,19 @@ def ravdess_speech_clips(actors) -> dict[str, tuple[int, int, int, int, int]]:
 def check_parsed_as_intended(root: Path, clips: dict[str, tuple[int, int, int, int, int]]) -> None:
     """msa's RAVDESS discovery finds exactly these files under ``root``, includes every one as
     an audio-video speech clip, and reads from each the labels it stands for."""
-    found = discover(root)
+    corpus = read_dataset(root)
+    assert corpus.dataset == "ravdess", corpus.evidence
+    found = corpus.found
     assert sorted(Path(f.source.path).relative_to(root).as_posix() for f in found) == sorted(clips)
     for item in found:
         actor, emotion, intensity, statement, repetition = clips[
             Path(item.source.path).relative_to(root).as_posix()
         ]
         assert item.included, (item.source.path, item.reason)
-        assert (item.name.modality, item.name.vocal_channel) == (1, 1)
-        assert item.name.emotion_name == EMOTIONS[emotion - 1]
-        assert (item.name.actor, item.name.intensity, item.name.statement, item.name.repetition) == (
+        name = ClipName.parse(item.source.filename)
+        assert (name.modality, name.vocal_channel) == (1, 1)
+        assert item.record.label == EMOTIONS[emotion - 1]
+        assert (item.record.speaker, name.intensity, name.statement, name.repetition) == (
             actor,
             intensity,
             statement,

@@ -2,14 +2,18 @@ import itertools
 
 import pytest
 
-from msa.data.ravdess import ClipName
-from msa.data.splits import SplitConfig, SplitError, actor_split, split_actors, split_clips
+from msa.data.datasets.ravdess import EMOTIONS, ClipName
+from msa.data.datasets.records import ClipRecord
+from msa.data.splits import SplitConfig, SplitError, actor_list, actor_split, split_actors, split_clips
 
-ALL_EMOTIONS = range(1, 9)
+ALL_EMOTIONS = EMOTIONS  # the labels every train part must have
 
 
-def clips_of(actors, emotions=ALL_EMOTIONS, statements=(1, 2)):
-    return [ClipName(1, 1, e, 1, s, 1, a) for a, e, s in itertools.product(actors, emotions, statements)]
+def clips_of(actors, emotions=range(1, 9), statements=(1, 2)):
+    """Records of RAVDESS clips (emotion codes), as the RAVDESS adapter makes them."""
+    return [
+        ClipName(1, 1, e, 1, s, 1, a).record() for a, e, s in itertools.product(actors, emotions, statements)
+    ]
 
 
 def males(actors):
@@ -69,17 +73,17 @@ def test_bad_explicit_actors(val, test, message):
 
 
 def test_too_few_actors():
-    with pytest.raises(SplitError, match="at least 3 actors"):
+    with pytest.raises(SplitError, match="at least 3 speakers"):
         actor_split(clips_of([1, 2]), SplitConfig(), ALL_EMOTIONS)
 
 
 def test_random_split_is_stratified_and_warns():
     names = clips_of(range(1, 9))
-    with pytest.warns(UserWarning, match="leaks actors"):
+    with pytest.warns(UserWarning, match="leaks speakers"):
         parts = split_clips(names, SplitConfig(method="random", seed=0), ALL_EMOTIONS)
     assert sorted(sum(parts.values(), [])) == list(range(len(names)))
     for emotion in ALL_EMOTIONS:
-        counts = [sum(names[i].emotion == emotion for i in parts[p]) for p in ("train", "val", "test")]
+        counts = [sum(names[i].label == emotion for i in parts[p]) for p in ("train", "val", "test")]
         assert counts == [10, 3, 3]  # 16 clips each: round(16 / 6) = 3 held out per part
     with pytest.warns(UserWarning):
         assert parts == split_clips(names, SplitConfig(method="random", seed=0), ALL_EMOTIONS)
@@ -88,3 +92,18 @@ def test_random_split_is_stratified_and_warns():
 def test_unknown_method():
     with pytest.raises(SplitError, match="unknown split"):
         SplitConfig(method="speaker")
+
+
+def test_string_speakers_and_unknown_genders():
+    """A manifest's speakers: string ids, no genders; the split is still speaker-disjoint."""
+    records = [
+        ClipRecord(label, f"spk{speaker}", None) for speaker in range(1, 7) for label in ("angry", "happy")
+    ]
+    split = actor_split(records, SplitConfig(seed=1), ("angry", "happy"))
+    assert sorted(sum(split.values(), [])) == [f"spk{n}" for n in range(1, 7)]
+    assert all(len(split[part]) == 1 for part in ("val", "test"))
+
+
+def test_actor_list_reads_numbers_and_names():
+    assert actor_list("4,3") == (3, 4)
+    assert actor_list("spk2, spk1") == ("spk1", "spk2")

@@ -6,7 +6,7 @@ import pandas as pd
 
 from msa.analysis.experiment import Experiment
 from msa.analysis.trials import CONFIG_PREFIX, best_epoch_rows
-from msa.experiment_dir import TRIAL_OUTCOMES, class_labels, ranking_key
+from msa.experiment_dir import TRIAL_OUTCOMES, ranking_key
 
 # How people read the metrics (the frames keep the reported names).
 LABELS = {
@@ -32,14 +32,10 @@ def outcome(trial: pd.Series) -> str:
 
 
 def num_classes(experiment: Experiment) -> int | None:
-    """Classes of the search: summary.json's test labels, else msa_args.json's --classes label set."""
+    """Classes of the search: summary.json's test labels (None before the search has finished:
+    the classes depend on the data, which msa_args.json names but does not hold)."""
     test = (experiment.summary or {}).get("test") or {}
-    if test.get("labels"):
-        return len(test["labels"])
-    try:
-        return len(class_labels(experiment.args["classes"]))
-    except (KeyError, ValueError):  # no msa_args.json, or a label set this version does not know
-        return None
+    return len(test["labels"]) if test.get("labels") else None
 
 
 def overview(experiment: Experiment) -> pd.DataFrame:

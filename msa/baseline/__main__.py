@@ -1,6 +1,7 @@
-"""`python -m msa.baseline [--data DIR] [--classes all8|seed4] [--val-actors 3,4 --test-actors 5,6]
-[--seed N] [--frames N] [--image-size N] [--cache DIR] [--json OUT]`: the classical baseline on
-the data, classes and actor split a search with the same flags would use.
+"""`python -m msa.baseline [--data PATH] [--dataset NAME] [--classes all|A,B|JSON] [--val-actors 3,4
+--test-actors 5,6 | --folds K|PRESET] [--seed N] [--frames N] [--image-size N] [--cache DIR] [--json OUT]`:
+the classical baseline on the data, classes and speaker split a search with the same flags would
+use, or on every fold of a cross-validation (mean +- std over the folds).
 
 Without --data it runs on the embedded sample, as tune_main.py does; clips are prepared into
 the same cache with the same parameters, so a later search reuses them. Bad input exits 2 with
@@ -14,15 +15,19 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from msa.baseline.classifier import EmptyPartError
 from msa.baseline.features import FEATURE_SETS
-from msa.baseline.run import baseline_for
+from msa.baseline.run import baseline_for, baseline_for_folds
 from msa.data import is_uri
+from msa.data.datasets import AUTO, DATASET_CHOICES, DatasetError
 from msa.data.decode import IMAGE_SIZE, NUM_FRAMES, PrepareParams
 from msa.data.experiment import prepare_experiment_data
-from msa.data.labels import LABEL_SETS
+from msa.data.folds import FoldError, folds_of, protocol
+from msa.data.labels import ALL
 from msa.data.prepare import NoUsableClipsError
-from msa.data.splits import PARTS, SplitConfig, SplitError, actor_list
+from msa.data.splits import PARTS, SPLIT_METHODS, SplitConfig, SplitError, actor_list
 
 MIN_IMAGE_SIZE = 16  # pixels: what tune_main.py accepts
 
@@ -39,9 +44,25 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     p = Parser(prog="python -m msa.baseline", description=__doc__.splitlines()[0].strip("`"))
-    p.add_argument("--data", help="RAVDESS root: a folder or a storage URI (default: the embedded sample)")
+    p.add_argument(
+        "--data",
+        help="a dataset folder, a storage URI or a manifest CSV (default: the embedded sample)",
+    )
+    p.add_argument(
+        "--dataset", choices=DATASET_CHOICES, default=AUTO, help="how to read --data (default auto)"
+    )
     p.add_argument("--cache", help="prepared-clip cache (default: $MSA_CACHE or ~/.cache/msa)")
-    p.add_argument("--classes", choices=sorted(LABEL_SETS), default="all8", help="label set (default all8)")
+    p.add_argument(
+        "--classes",
+        default=ALL,
+        help="all, a preset of the dataset, labels a,b,c, or a JSON mapping of classes to labels (default all)",
+    )
+    p.add_argument(
+        "--split", choices=SPLIT_METHODS, default="actor", help="actor (speaker-disjoint, default) or random"
+    )
+    p.add_argument(
+        "--folds", help="every fold of a cross-validation instead of one split: K or a RAVDESS preset"
+    )
     p.add_argument("--val-actors", type=actor_list, default=(), help="explicit validation actors, e.g. 3,4")
     p.add_argument("--test-actors", type=actor_list, default=(), help="explicit test actors, e.g. 5,6")
     p.add_argument("--seed", type=int, default=0, help="seed of the actor split (default 0)")
@@ -57,19 +78,23 @@ def build_parser() -> Parser:
 
 
 def check(args: argparse.Namespace) -> None:
-    if args.data is not None and not is_uri(args.data) and not Path(args.data).expanduser().is_dir():
-        raise UsageError(f"--data {args.data}: no such folder")
+    if args.data is not None and not is_uri(args.data) and not Path(args.data).expanduser().exists():
+        raise UsageError(f"--data {args.data}: no such file or folder")
+    if args.folds and (args.val_actors or args.test_actors or args.split != "actor"):
+        raise UsageError(
+            "--folds makes its own speaker-disjoint splits: drop --val-actors/--test-actors/--split"
+        )
     if args.frames < 1:
         raise UsageError(f"--frames must be at least 1, got {args.frames}")
     if args.image_size < MIN_IMAGE_SIZE:
         raise UsageError(f"--image-size must be at least {MIN_IMAGE_SIZE} pixels, got {args.image_size}")
 
 
-def table(block: dict, actors: dict[str, list[int]], num_classes: int) -> str:
+def table(block: dict, actors: dict[str, list], num_classes: int) -> str:
     lines = [
         f"{'features':<12} {'dims':>5} {'C':>7} {'val acc':>8} {'test acc':>9} {'UAR':>6} {'macro-F1':>9}",
     ]
-    for name in FEATURE_SETS:
+    for name in (name for name in FEATURE_SETS if name in block):  # audio files: "audio" alone
         r = block[name]
         lines.append(
             f"{name:<12} {r['dims']:>5} {r['c']:>7g} {r['val_accuracy']:>8.3f} {r['accuracy']:>9.3f} "
@@ -85,18 +110,52 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         check(args)
-        split = SplitConfig("actor", args.seed, args.val_actors, args.test_actors)
+        split = SplitConfig(args.split, args.seed, args.val_actors, args.test_actors)
         params = PrepareParams(num_frames=args.frames, image_size=args.image_size)
-        data, report = prepare_experiment_data(args.data, args.cache, args.classes, split, params)
+        data, report = prepare_experiment_data(
+            args.data, args.cache, args.classes, split, params, dataset=args.dataset
+        )
         print(report.summary())
-        block = baseline_for(data)
-    except (UsageError, FileNotFoundError, NoUsableClipsError, SplitError, EmptyPartError) as error:
+        if args.folds:
+            folds = folds_of(data, args.folds, args.seed)
+            blocks = baseline_for_folds([fold_data for _, fold_data in folds])
+        else:
+            blocks = [baseline_for(data)]
+    except (
+        UsageError,
+        FileNotFoundError,
+        DatasetError,
+        NoUsableClipsError,
+        SplitError,
+        FoldError,
+        EmptyPartError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(table(block, data.actors, len(data.labels)))
+    if not args.folds:
+        print(table(blocks[0], data.actors, len(data.labels)))
+    else:
+        print(f"folds: {protocol(args.folds)}")
+        for (fold, fold_data), block in zip(folds, blocks):
+            print(f"fold {fold.number} (test {','.join(map(str, fold.test))}):")
+            print(table(block, fold_data.actors, len(data.labels)))
+        print(folds_summary(blocks))
     if args.json:
-        Path(args.json).write_text(json.dumps(block, indent=2) + "\n")
+        payload = blocks[0] if not args.folds else {"protocol": protocol(args.folds), "folds": blocks}
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
     return 0
+
+
+def folds_summary(blocks: list[dict]) -> str:
+    """Per feature set: test WAR and UAR, mean +- sample std over the folds (as crossval.json)."""
+    lines = [f"over {len(blocks)} folds (mean +- std):"]
+    for name in (name for name in FEATURE_SETS if name in blocks[0]):
+        war = np.array([block[name]["accuracy"] for block in blocks])
+        uar = np.array([block[name]["uar"] for block in blocks])
+        lines.append(
+            f"  {name:<12} WAR {war.mean():.3f} +- {war.std(ddof=1):.3f}   UAR {uar.mean():.3f} +- {uar.std(ddof=1):.3f}"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from msa.baseline.features import FEATURE_SETS, feature_set
+from msa.baseline.features import available_sets, feature_set
 from msa.data.splits import PARTS
 from msa.train.metrics import classification_metrics, confusion_matrix
 
@@ -119,7 +119,7 @@ def select_c(
 def fit_and_score(
     features: dict[str, np.ndarray], labels: np.ndarray, parts: dict[str, np.ndarray], num_classes: int
 ) -> dict[str, dict]:
-    """Per feature set of FEATURE_SETS: choose C on val, score on test ->
+    """Per feature set the features make (available_sets): choose C on val, score on test ->
     {"accuracy", "uar", "f1_macro", "confusion_matrix" (K x K, rows true), "val_accuracy", "c", "dims"}.
 
     ``features``: {"audio": (N, Da), "video": (N, Dv)}; ``labels``: int (N,); ``parts``:
@@ -130,7 +130,7 @@ def fit_and_score(
         if len(parts[part]) == 0:
             raise EmptyPartError(f"the baseline needs clips in train, val and test; the {part} part has none")
     results = {}
-    for name in FEATURE_SETS:
+    for name in available_sets(features):
         x = feature_set(features, name)
         model, c, val_accuracy = select_c(x, labels, parts, num_classes)
         test = parts["test"]

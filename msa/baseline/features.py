@@ -79,12 +79,21 @@ def video_features(video: np.ndarray) -> np.ndarray:
 
 
 def clip_features(clips: Sequence[PreparedClip]) -> dict[str, np.ndarray]:
-    """{"audio": float64 (N, AUDIO_DIMS), "video": float64 (N, VIDEO_DIMS)}, row i = clips[i]."""
+    """{"audio": float64 (N, AUDIO_DIMS), "video": float64 (N, VIDEO_DIMS)}, row i = clips[i];
+    "audio" only when a clip is an audio file (it has no frames)."""
+    with_video = all(clip.record.has_video for clip in clips)
     audio, video = np.zeros((len(clips), AUDIO_DIMS)), np.zeros((len(clips), VIDEO_DIMS))
     for row, clip in enumerate(clips):
         frames, waveform = clip.load(mmap=True)
-        audio[row], video[row] = audio_features(waveform), video_features(frames)
-    return {"audio": audio, "video": video}
+        audio[row] = audio_features(waveform)
+        if with_video:
+            video[row] = video_features(frames)
+    return {"audio": audio, "video": video} if with_video else {"audio": audio}
+
+
+def available_sets(features: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """The FEATURE_SETS these features make: all of them, or "audio" alone without video."""
+    return tuple(name for name in FEATURE_SETS if name == "audio" or "video" in features)
 
 
 def feature_set(features: dict[str, np.ndarray], name: str) -> np.ndarray:

@@ -54,7 +54,7 @@ def labelled_fold(data: TrialData, features: FeatureRows) -> Fold:
         start = len(rows)
         # data.clips(part) lists the part's items in order: the pairs belong together.
         for item, clip in zip(data.parts[part], data.clips(part)):
-            label = label_set.index(clip.name.emotion_name)
+            label = label_set.index(clip.record.label)
             if label is not None:
                 rows.append(features.row(item.key, clip))
                 labels.append(label)

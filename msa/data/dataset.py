@@ -2,13 +2,13 @@
 
 A sample is a dict::
 
-    {"video": uint8 (T, C, H, W), "audio": float32 (S,), "label": int, "actor": int, "path": str}
+    {"video": uint8 (T, C, H, W), "audio": float32 (S,), "label": int, "speaker": int | str | None, "path": str}
 
 and a batch, after ``collate``::
 
     {"video": uint8 (B, T, C, H, W), "video_mask": bool (B, T),
      "audio": float32 (B, S),        "audio_mask": bool (B, S),
-     "label": int64 (B,), "actor": int64 (B,), "path": list[str]}
+     "label": int64 (B,), "speaker": list, "path": list[str]}
 
 Masks are True where there is real data and False over padding. Arrays looked up per clip
 (``arrays={"video_features": table.load}``: cached features of a frozen prefix, say) arrive
@@ -29,12 +29,13 @@ from msa.data.labels import LabelSet
 from msa.data.prepare import PreparedClip
 
 MODALITIES = ("video", "audio")
-METADATA_KEYS = ("label", "actor", "path")  # per-sample fields that are not padded
+METADATA_KEYS = ("label", "speaker", "path")  # per-sample fields that are not padded
 
 
 class ClipDataset(Dataset):
-    """Prepared clips of the emotions in ``label_set`` (others are dropped), read
-    memory-mapped. ``modalities`` limits what is read, so a video model never touches audio.
+    """Prepared clips of the classes in ``label_set`` (others are dropped; None: every clip,
+    label -1), read memory-mapped. ``modalities`` limits what is read, so a video model never
+    touches audio (and an audio file's clip, which has no frames, can only be read for audio).
 
     ``arrays`` maps extra sample keys to a function of the clip returning an array (L, ...);
     ``transform`` is applied to each finished sample (e.g. frame augmentation for training)."""
@@ -42,7 +43,7 @@ class ClipDataset(Dataset):
     def __init__(
         self,
         clips: Sequence[PreparedClip],
-        label_set: LabelSet,
+        label_set: LabelSet | None,
         modalities: Sequence[str] = MODALITIES,
         arrays: Mapping[str, Callable[[PreparedClip], np.ndarray]] | None = None,
         transform: Callable[[dict], dict] | None = None,
@@ -57,17 +58,23 @@ class ClipDataset(Dataset):
         self.modalities = tuple(modalities)
         self.arrays = arrays
         self.transform = transform
-        self.clips = [clip for clip in clips if label_set.index(clip.name.emotion_name) is not None]
+        self.clips = [
+            clip for clip in clips if label_set is None or label_set.index(clip.record.label) is not None
+        ]
+        if "video" in self.modalities:
+            audio_only = next((clip.display for clip in self.clips if not clip.record.has_video), None)
+            if audio_only is not None:
+                raise ValueError(f"{audio_only} is an audio file: it has no frames for a video model")
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def label(self, index: int) -> int:
-        return self.label_set.index(self.clips[index].name.emotion_name)
+        return -1 if self.label_set is None else self.label_set.index(self.clips[index].record.label)
 
     def __getitem__(self, index: int) -> dict:
         clip = self.clips[index]
-        sample = {"label": self.label(index), "actor": clip.name.actor, "path": clip.display}
+        sample = {"label": self.label(index), "speaker": clip.record.speaker, "path": clip.display}
         if self.modalities:
             video, audio = clip.load(mmap=True)
             if "video" in self.modalities:
@@ -97,7 +104,7 @@ def collate(samples: Sequence[dict]) -> dict:
     the longest in the batch; each gets a ``<key>_mask``, True = real data, False = padding."""
     batch = {
         "label": torch.tensor([s["label"] for s in samples], dtype=torch.long),
-        "actor": torch.tensor([s["actor"] for s in samples], dtype=torch.long),
+        "speaker": [s["speaker"] for s in samples],
         "path": [s["path"] for s in samples],
     }
     for key in samples[0]:

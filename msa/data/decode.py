@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from msa.audio_format import SAMPLE_RATE, to_model_audio
+from msa.audio_format import MIN_AUDIO_SAMPLES, SAMPLE_RATE, to_model_audio
+from msa.data.datasets.records import NO_AUDIO, NO_VIDEO, TOO_SHORT, UNREADABLE
 from msa.data.faces import FaceBox, cut_square, face_crop_box, find_face
 from msa.data.media import MediaError, first_line, read_audio
 
@@ -35,8 +36,8 @@ CROPS = ("fixed", "face")
 
 
 class DecodeError(RuntimeError):
-    """A file decord cannot read as video, or that has no audio track. ``reason`` is the
-    manifest reason ("unreadable" or "no audio track")."""
+    """A file that cannot be prepared: ``reason`` is the report's reason (unreadable, no audio
+    track, no video track, too short), the message adds the detail."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
@@ -84,6 +85,9 @@ class CroppedVideo:
     face: FaceBox | None
 
 
+Span = tuple[float, float] | None  # (start, end) seconds within the file; None: all of it
+
+
 def sample_frame_indices(num_source_frames: int, num_frames: int) -> np.ndarray:
     """Indices of ``num_frames`` frames spread uniformly over the clip: the centre of each of
     ``num_frames`` equal segments. A clip shorter than that gives all its frames."""
@@ -114,40 +118,63 @@ def crop_and_resize(
     return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def decode_video(path: str, params: PrepareParams) -> np.ndarray:
+def decode_video(path: str, params: PrepareParams, span: Span = None) -> np.ndarray:
     """The clip's sampled, cropped and resized frames, uint8 (T, H, W, C)."""
-    return decode_cropped_video(path, params).frames
+    return decode_cropped_video(path, params, span).frames
 
 
-def decode_cropped_video(path: str, params: PrepareParams) -> CroppedVideo:
-    """The clip's sampled, cropped and resized frames and the crop they got. With params.crop
+def decode_cropped_video(path: str, params: PrepareParams, span: Span = None) -> CroppedVideo:
+    """The clip's sampled, cropped and resized frames and the crop they got: ``num_frames``
+    spread over the whole file, or over the frames that start within ``span``. With params.crop
     "face" the face is searched in the sampled frames themselves: one box for the clip."""
     import decord
 
     try:
         reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-        indices = sample_frame_indices(len(reader), params.num_frames)
+        candidates = np.arange(len(reader))
+        if span is not None and len(reader):
+            starts = reader.get_frame_timestamp(candidates)[:, 0]
+            candidates = candidates[(starts >= span[0]) & (starts < span[1])]
+        indices = candidates[sample_frame_indices(len(candidates), params.num_frames)]
         if len(indices) == 0:
-            raise DecodeError("unreadable", f"{path}: no video frames")
+            raise DecodeError(
+                NO_VIDEO, f"{path}: no video frames" + (f" in {span[0]:g}-{span[1]:g} s" if span else "")
+            )
         frames = reader.get_batch(indices.tolist()).asnumpy()
     except DecodeError:
         raise
     except Exception as error:  # decord raises its own DECORDError and RuntimeErrors
-        raise DecodeError("unreadable", f"{path}: {first_line(error)}") from None
+        raise DecodeError(UNREADABLE, f"{path}: {first_line(error)}") from None
     face = find_face(frames) if params.crop == "face" else None
     box = None if face is None else face_crop_box(face)
     return CroppedVideo(crop_and_resize(frames, params, box), "fixed" if face is None else "face", face)
 
 
-def decode_audio(path: str, params: PrepareParams) -> np.ndarray:
-    """The whole clip's audio, mono float32 (S,) at params.sample_rate (msa.audio_format)."""
+def decode_audio(path: str, params: PrepareParams, span: Span = None) -> np.ndarray:
+    """The clip's audio (all of it, or ``span``), mono float32 (S,) at params.sample_rate
+    (msa.audio_format). Audio shorter than MIN_AUDIO_SAMPLES (at SAMPLE_RATE) is TOO_SHORT."""
     try:
         decoded = read_audio(path)
     except MediaError as error:
-        raise DecodeError("no audio track", str(error)) from None
-    return to_model_audio(decoded.samples, decoded.rate, decoded.layout, params.sample_rate)
+        reason = NO_AUDIO if str(error).endswith(NO_AUDIO) else UNREADABLE
+        raise DecodeError(reason, str(error)) from None
+    samples = decoded.samples
+    if span is not None:
+        start, end = (round(seconds * decoded.rate) for seconds in span)
+        samples = samples[:, start:end]
+    minimum = MIN_AUDIO_SAMPLES * decoded.rate / SAMPLE_RATE
+    if samples.shape[1] < minimum:
+        seconds = samples.shape[1] / decoded.rate
+        raise DecodeError(
+            TOO_SHORT,
+            f"{path}: {seconds * 1000:.0f} ms of audio, under {minimum / decoded.rate * 1000:.0f} ms",
+        )
+    try:
+        return to_model_audio(samples, decoded.rate, decoded.layout, params.sample_rate)
+    except (ValueError, RuntimeError) as error:  # a channel layout libswresample cannot mix down
+        raise DecodeError(UNREADABLE, f"{path}: {first_line(error)}") from None
 
 
-def decode_clip(path: str, params: PrepareParams) -> tuple[np.ndarray, np.ndarray]:
+def decode_clip(path: str, params: PrepareParams, span: Span = None) -> tuple[np.ndarray, np.ndarray]:
     """(video uint8 (T, H, W, C), audio float32 (S,)) of one audio-video file."""
-    return decode_video(path, params), decode_audio(path, params)
+    return decode_video(path, params, span), decode_audio(path, params, span)

@@ -11,8 +11,9 @@ actor::
 Presets (``PRESETS``) fix their test actors as published; where the publication names no
 validation actors, a fold validates on the next fold's test actors (the last on the first's),
 so every fold keeps its validation and test actors disjoint and each actor is tested once.
-``K`` (an integer) deals the actors present into K gender-balanced folds (RAVDESS: odd actors
-male, even female) in a seeded order, validating the same way.
+``K`` (an integer) deals the speakers present, on any dataset, into K gender-balanced folds (where
+genders are known) in a seeded order, validating the same way. The presets are RAVDESS's: on
+another dataset they are refused, naming the dataset they belong to.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from msa.data.datasets import RAVDESS_ACTORS, RAVDESS_DATASETS, SpeakerId
+from msa.data.datasets.records import MALE
 from msa.data.experiment import TrialData
-from msa.data.labels import EMOTIONS
 from msa.data.splits import PARTS, SplitConfig, split_actors, split_clips
 
-RAVDESS_ACTORS = tuple(range(1, 25))
 MIN_FOLDS = 3  # a test, a validation and at least one training fold
 
 
@@ -36,9 +37,9 @@ class FoldError(ValueError):
 @dataclass(frozen=True)
 class Fold:
     number: int  # 1-based, as tables show it
-    train: tuple[int, ...]
-    val: tuple[int, ...]
-    test: tuple[int, ...]
+    train: tuple[SpeakerId, ...]
+    val: tuple[SpeakerId, ...]
+    test: tuple[SpeakerId, ...]
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,26 @@ def protocol(folds_arg: str) -> str:
     return f"{folds_arg} gender-balanced folds of the actors present, seeded"
 
 
-def make_folds(folds_arg: str, actors: Iterable[int], seed: int = 0, flag: str = "--folds") -> list[Fold]:
-    """The folds of a --folds value over the ``actors`` in the data. Raises FoldError, naming ``flag``."""
+def make_folds(
+    folds_arg: str,
+    actors: Iterable[SpeakerId],
+    seed: int = 0,
+    flag: str = "--folds",
+    dataset: str = "ravdess",
+    genders: dict[SpeakerId, str | None] | None = None,
+) -> list[Fold]:
+    """The folds of a --folds value over the speakers (``actors``) of ``dataset`` in the data;
+    ``genders`` balance K folds (a speaker missing from it: gender unknown). Raises FoldError,
+    naming ``flag``."""
     folds_arg = check_folds_arg(folds_arg, flag)
     actors = sorted(set(actors))
     if folds_arg in PRESETS:
         preset = PRESETS[folds_arg]
+        if dataset not in RAVDESS_DATASETS:
+            raise FoldError(
+                f"{flag} {folds_arg} is a RAVDESS protocol ({', '.join(RAVDESS_DATASETS)}); the data is "
+                f"{dataset}: use {flag} K for K speaker-disjoint folds"
+            )
         if tuple(actors) != RAVDESS_ACTORS:
             missing = sorted(set(RAVDESS_ACTORS) - set(actors))
             extra = sorted(set(actors) - set(RAVDESS_ACTORS))
@@ -111,8 +126,10 @@ def make_folds(folds_arg: str, actors: Iterable[int], seed: int = 0, flag: str =
         tests, vals = preset.test, preset.val
     else:
         if int(folds_arg) > len(actors):
-            raise FoldError(f"{flag} {folds_arg}: the data has only {len(actors)} actors ({_ranges(actors)})")
-        tests = balanced_groups(actors, int(folds_arg), seed)
+            raise FoldError(
+                f"{flag} {folds_arg}: the data has only {len(actors)} speakers ({_ranges(actors)})"
+            )
+        tests = balanced_groups(actors, int(folds_arg), seed, genders or {})
         vals = None
     if vals is None:
         vals = tests[1:] + tests[:1]
@@ -122,16 +139,18 @@ def make_folds(folds_arg: str, actors: Iterable[int], seed: int = 0, flag: str =
     ]
 
 
-def balanced_groups(actors: Sequence[int], count: int, seed: int) -> tuple[tuple[int, ...], ...]:
-    """``actors`` dealt into ``count`` groups whose sizes, and numbers of male (odd) and female
-    (even) actors, differ by at most one; which actor goes where is the seeded draw."""
+def balanced_groups(
+    actors: Sequence[SpeakerId], count: int, seed: int, genders: dict[SpeakerId, str | None]
+) -> tuple[tuple[SpeakerId, ...], ...]:
+    """``actors`` dealt into ``count`` groups whose sizes, and numbers of male and of other
+    speakers, differ by at most one; which speaker goes where is the seeded draw."""
     rng = random.Random(seed)
-    males = [a for a in actors if a % 2 == 1]
-    females = [a for a in actors if a % 2 == 0]
+    males = [a for a in actors if genders.get(a) == MALE]
+    females = [a for a in actors if genders.get(a) != MALE]
     rng.shuffle(males)
     rng.shuffle(females)
-    groups: list[list[int]] = [[] for _ in range(count)]
-    # The females continue the deal where the males stopped, so group sizes stay within one.
+    groups: list[list[SpeakerId]] = [[] for _ in range(count)]
+    # The others continue the deal where the males stopped, so group sizes stay within one.
     for position, actor in enumerate(males + females):
         groups[position % count].append(actor)
     return tuple(tuple(sorted(group)) for group in groups)
@@ -141,14 +160,13 @@ def fold_data(data: TrialData, fold: Fold) -> TrialData:
     """``data``'s clips (all of its parts) regrouped into the fold's train, val and test parts.
     Raises SplitError when the fold's training actors lack a class."""
     items = [item for part in PARTS for item in data.parts[part]]
-    names = [item.name for item in items]
-    required = [EMOTIONS.index(label) + 1 for label in data.labels]
+    records = [item.record for item in items]
     split = SplitConfig("actor", val_actors=fold.val, test_actors=fold.test)
-    parts = split_clips(names, split, required)
+    parts = split_clips(records, split, data.labels)
     return replace(
         data,
         parts={part: [items[i] for i in parts[part]] for part in PARTS},
-        actors=split_actors(names, parts),
+        actors=split_actors(records, parts),
     )
 
 
@@ -157,17 +175,27 @@ def folds_of(
 ) -> list[tuple[Fold, TrialData]]:
     """Every fold of a --folds value over ``data``'s actors, with its clips. Raises FoldError
     (folds the actors cannot make) or SplitError (a fold's training actors lack a class)."""
-    return [(fold, fold_data(data, fold)) for fold in make_folds(folds_arg, data_actors(data), seed, flag)]
+    if not data_actors(data):
+        raise FoldError(f"{flag} {folds_arg}: the data names no speakers, so no fold can keep them apart")
+    folds = make_folds(folds_arg, data_actors(data), seed, flag, data.dataset, data_genders(data))
+    return [(fold, fold_data(data, fold)) for fold in folds]
 
 
-def data_actors(data: TrialData) -> list[int]:
-    """Every actor with a clip in ``data``."""
-    return sorted({item.name.actor for part in PARTS for item in data.parts[part]})
+def data_actors(data: TrialData) -> list[SpeakerId]:
+    """Every speaker with a clip in ``data``."""
+    return sorted({item.record.speaker for part in PARTS for item in data.parts[part]} - {None})
 
 
-def _ranges(actors: Iterable[int]) -> str:
-    """[1, 2, 3, 7] -> "1-3, 7"."""
+def data_genders(data: TrialData) -> dict[SpeakerId, str | None]:
+    """Each speaker's gender (None: unknown)."""
+    return {item.record.speaker: item.record.gender for part in PARTS for item in data.parts[part]}
+
+
+def _ranges(actors: Iterable[SpeakerId]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7"; string ids are listed as they are."""
     actors = sorted(actors)
+    if not all(isinstance(actor, int) for actor in actors):
+        return ", ".join(map(str, actors))
     spans: list[list[int]] = []
     for actor in actors:
         if spans and actor == spans[-1][1] + 1:

@@ -13,6 +13,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# What a dataset's files may be, by extension (PyAV reads them all): a file with an audio
+# extension is prepared without frames.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".oga", ".wma", ".aif", ".aiff")
+VIDEO_EXTENSIONS = (".mp4", ".flv", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv")
+
+
+def media_kind(filename: str) -> str | None:
+    """ "audio", "video" or None (not a media file), from the extension alone."""
+    name = filename.lower()
+    if name.endswith(AUDIO_EXTENSIONS):
+        return "audio"
+    if name.endswith(VIDEO_EXTENSIONS):
+        return "video"
+    return None
+
 
 class MediaError(RuntimeError):
     """A file PyAV cannot open or decode, or without the stream asked for (one line, naming it)."""

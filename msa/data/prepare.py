@@ -2,18 +2,21 @@
 
 Layout under the cache root::
 
-    clips/<entry key>/video.npy   uint8 (T, H, W, C)
+    clips/<entry key>/video.npy   uint8 (T, H, W, C); absent for an audio file
                      /audio.npy   float32 (S,)
-                     /meta.json   the source, its RAVDESS fields and the PrepareParams (with
-                                  crop "face": also the crop used and the face box found)
+                     /meta.json   the source, its span (if any) and the decoding parameters
+                                  (with crop "face": also the crop used and the face box found)
     tmp/                          work folders of preparations in progress
     locks/                        advisory locks of processes completing the cache together
     cache-id                      a random id: machines that read the same id share this cache
 
 An entry's key hashes the source file's identity (path, size, mtime; for a zip member also
-its name and CRC) and every PrepareParams field (``crop`` only when it is not "fixed", so that
-caches prepared before it existed keep their keys), so a changed file or parameter never reuses
-a stale entry. An entry is written into ``tmp/`` and published by one ``os.rename``: a
+its name and CRC), its span within the file where it has one, and the decoding parameters it
+depends on: every PrepareParams field for a file with video (``crop`` only when it is not
+"fixed", so that caches prepared before it existed keep their keys), only the sample rate for
+an audio file (so that searches with other frame settings share it). What the key hashes does
+not depend on the dataset adapter: the same file read as RAVDESS or through a manifest is one
+entry, and caches prepared before datasets existed keep their keys. An entry is written into ``tmp/`` and published by one ``os.rename``: a
 preparation killed midway leaves only a work folder, never a half entry, and two processes
 preparing the same clip both succeed with one published copy.
 """
@@ -32,21 +35,22 @@ import socket
 import sys
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import astuple, dataclass
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from tqdm import tqdm
 
 from msa.data import is_uri
+from msa.data.datasets import AUTO, ClipRecord, Corpus, Found, read_dataset
 from msa.data.decode import DecodeError, PrepareParams, decode_audio, decode_cropped_video
-from msa.data.ravdess import ClipName, Found, Source, discover
+from msa.data.sources import Source
 
 # Bump when the entry layout or decoding changes meaning. 2: audio decoded with PyAV and resampled
 # over the whole clip at once (msa.audio_format), not by decord frame by frame.
 CACHE_FORMAT_VERSION = 2
 CACHE_ID_FILE = "cache-id"
-MANIFEST_COLUMNS = ("path", "included", "reason", "actor", "emotion", "intensity", "statement", "repetition")
+MANIFEST_COLUMNS = ("path", "included", "reason", "label", "speaker", "gender", "start", "end")
 
 
 class NoUsableClipsError(ValueError):
@@ -57,17 +61,16 @@ class NoUsableClipsError(ValueError):
 class PreparedClip:
     """A usable clip and where its prepared arrays are."""
 
-    name: ClipName
-    display: str  # the path shown to users: a file, or zip::member
+    record: ClipRecord
+    display: str  # the path shown to users: a file, or zip::member (with its span, if any)
     entry: Path
 
-    def load(self, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(video uint8 (T, H, W, C), audio float32 (S,)), memory-mapped by default so that
-        trials on one machine share one copy in the page cache."""
+    def load(self, mmap: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+        """(video uint8 (T, H, W, C) or None for an audio file, audio float32 (S,)),
+        memory-mapped by default so that trials on one machine share one copy in the page cache."""
         mode = "r" if mmap else None
-        return np.load(self.entry / "video.npy", mmap_mode=mode), np.load(
-            self.entry / "audio.npy", mmap_mode=mode
-        )
+        video = np.load(self.entry / "video.npy", mmap_mode=mode) if self.record.has_video else None
+        return video, np.load(self.entry / "audio.npy", mmap_mode=mode)
 
 
 @dataclass
@@ -75,10 +78,14 @@ class PrepareReport:
     """What a preparation found and did."""
 
     root: str
-    found: list[Found]
+    corpus: Corpus
     clips: list[PreparedClip]
     failed: dict[str, str]  # display path -> decode failure reason
     decoded: int
+
+    @property
+    def found(self) -> list[Found]:
+        return self.corpus.found
 
     @property
     def skipped(self) -> list[tuple[str, str]]:
@@ -91,11 +98,11 @@ class PrepareReport:
         for _, reason in self.skipped:
             reasons[reason.split(":")[0]] = reasons.get(reason.split(":")[0], 0) + 1
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
-        actors = sorted({clip.name.actor for clip in self.clips})
+        speakers = {clip.record.speaker for clip in self.clips} - {None}
         reused = len(self.clips) - self.decoded
         return (
             f"{len(self.found)} files under {self.root}: {len(self.clips)} usable clips from "
-            f"{len(actors)} actors ({self.decoded} decoded, {reused} already prepared); skipped: {skipped}"
+            f"{len(speakers) or 'no named'} speakers ({self.decoded} decoded, {reused} already prepared); skipped: {skipped}"
         )
 
     def write_manifest(self, path: str | os.PathLike) -> None:
@@ -104,12 +111,13 @@ class PrepareReport:
             writer = csv.writer(handle)
             writer.writerow(MANIFEST_COLUMNS)
             for found in self.found:
-                display = found.source.display
+                display = clip_display(found)
                 reason = found.reason or self.failed.get(display, "")
                 fields = ["", "", "", "", ""]
-                if found.name is not None:
-                    n = found.name
-                    fields = [n.actor, n.emotion_name, n.intensity, n.statement, n.repetition]
+                if found.record is not None:
+                    record = found.record
+                    span = record.span or ("", "")
+                    fields = [record.label, _blank(record.speaker), _blank(record.gender), *span]
                 writer.writerow([display, "no" if reason else "yes", reason, *fields])
 
     def without_face(self) -> list[str]:
@@ -117,6 +125,8 @@ class PrepareReport:
         they got the fixed crop (read from their meta.json; none for crop "fixed")."""
         faceless = []
         for clip in self.clips:
+            if not clip.record.has_video:
+                continue
             meta = json.loads((clip.entry / "meta.json").read_text())
             if meta["params"].get("crop") == "face" and meta.get("crop_used") != "face":
                 faceless.append(clip.display)
@@ -133,8 +143,26 @@ class PrepareReport:
         return "\n".join(lines)
 
 
-def entry_key(source: Source, params: PrepareParams) -> str:
-    payload = json.dumps([CACHE_FORMAT_VERSION, source.identity(), params.to_dict()], sort_keys=True)
+def _blank(value) -> str:
+    return "" if value is None else str(value)
+
+
+def clip_display(found: Found) -> str:
+    """The path shown to users: a file, or zip::member, with its span where it has one."""
+    span = found.record.span if found.record is not None else None
+    return found.source.display + (f"@{span[0]:g}-{span[1]:g}" if span else "")
+
+
+def entry_params(record: ClipRecord, params: PrepareParams) -> dict:
+    """The decoding parameters an entry depends on: all of them with video, the rate without."""
+    return params.to_dict() if record.has_video else {"sample_rate": params.sample_rate, "media": "audio"}
+
+
+def entry_key(source: Source, params: PrepareParams, record: ClipRecord) -> str:
+    parts = [CACHE_FORMAT_VERSION, source.identity(), entry_params(record, params)]
+    if record.span is not None:
+        parts.append(list(record.span))
+    payload = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -148,43 +176,54 @@ def prepare(
     params: PrepareParams = PrepareParams(),
     workers: int | None = None,
     progress: bool = True,
+    dataset: str = AUTO,
 ) -> PrepareReport:
-    """Discover every file under ``root`` (a folder or storage URI) and make sure each usable
-    clip is in the cache.
+    """Read the corpus under ``root`` (a folder, a storage URI or a manifest) as ``dataset``
+    and make sure each usable clip is in the cache.
 
     Clips already prepared with the same source identity and params are not decoded again.
-    Raises FileNotFoundError for a missing root and NoUsableClipsError when nothing is usable.
+    Raises FileNotFoundError for a missing root, DatasetError for data that is not the dataset,
+    NoUsableClipsError when nothing is usable.
     """
     cache = Path(cache)
-    found = discover(root)
-    usable = usable_clips(found, root)
-    entries = {f.source.display: clips_dir(cache) / entry_key(f.source, params) for f in usable}
-    todo = [(f, entries[f.source.display]) for f in usable if not is_prepared(entries[f.source.display])]
+    corpus = read_dataset(root, dataset)
+    usable = usable_clips(corpus, root)
+    entries = {clip_display(f): clips_dir(cache) / entry_key(f.source, params, f.record) for f in usable}
+    todo = [(f, entries[clip_display(f)]) for f in usable if not is_prepared(entries[clip_display(f)])]
     failed = prepare_entries(todo, cache, params, workers=workers, progress=progress)
-    return finish_report(
-        root, found, {f.source.display: entries[f.source.display] for f in usable}, failed, len(todo)
-    )
+    return finish_report(root, corpus, entries, failed, len(todo))
 
 
-def usable_clips(found: list[Found], root) -> list[Found]:
-    usable = [f for f in found if f.included]
+def usable_clips(corpus: Corpus, root) -> list[Found]:
+    """The corpus's usable clips. Raises NoUsableClipsError saying why every file was left out."""
+    usable = corpus.included
     if not usable:
-        raise NoUsableClipsError(f"--data {root}: no usable audio-video speech clip among {len(found)} files")
+        reasons: dict[str, int] = {}
+        for found in corpus.found:
+            reasons[found.reason.split(":")[0]] = reasons.get(found.reason.split(":")[0], 0) + 1
+        why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items())) or "no files"
+        raise NoUsableClipsError(
+            f"--data {root}: no usable {corpus.title} clip among {len(corpus.found)} files ({why})"
+        )
     return usable
 
 
 def finish_report(
-    root, found: list[Found], entries: dict[str, Path], failed: dict[str, str], attempted: int
+    root, corpus: Corpus, entries: dict[str, Path], failed: dict[str, str], attempted: int
 ) -> PrepareReport:
     """The report of a preparation of ``entries`` (display path -> entry) in which ``attempted``
     clips were decoded and ``failed`` ones could not be. Raises NoUsableClipsError if none is left."""
-    by_display = {f.source.display: f for f in found}
-    clips = [PreparedClip(by_display[d].name, d, entry) for d, entry in entries.items() if d not in failed]
+    by_display = {clip_display(f): f for f in corpus.found if f.included}
+    clips = [PreparedClip(by_display[d].record, d, entry) for d, entry in entries.items() if d not in failed]
     if not clips:
+        reasons: dict[str, int] = {}
+        for reason in failed.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
         raise NoUsableClipsError(
-            f"--data {root}: none of the {len(entries)} candidate clips could be decoded"
+            f"--data {root}: none of the {len(entries)} candidate clips could be decoded ({why})"
         )
-    return PrepareReport(str(root), found, clips, failed, decoded=attempted - len(failed))
+    return PrepareReport(str(root), corpus, clips, failed, decoded=attempted - len(failed))
 
 
 def is_prepared(entry: Path) -> bool:
@@ -287,15 +326,19 @@ def _prepare_one(job: tuple[Found, Path, Path, PrepareParams]) -> tuple[str, str
     work = cache / "tmp" / f"{os.getpid()}-{socket.gethostname()}-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
     try:
-        video_path = _materialise(found.source, work)
-        video = decode_cropped_video(video_path, params)
-        audio = decode_audio(video_path, params)
-        if Path(video_path).parent == work:
-            os.remove(video_path)  # the fetched copy must not be published with the entry
-        np.save(work / "video.npy", video.frames)
+        record = found.record
+        media_path = _materialise(found.source, work)
+        audio = decode_audio(media_path, params, record.span)
+        video = decode_cropped_video(media_path, params, record.span) if record.has_video else None
+        if Path(media_path).parent == work:
+            os.remove(media_path)  # the fetched copy must not be published with the entry
         np.save(work / "audio.npy", audio)
-        meta = {"source": found.source.display, "name": list(astuple(found.name)), "params": params.to_dict()}
-        if params.crop != "fixed":
+        meta = {"source": found.source.display, "params": entry_params(record, params)}
+        if record.span is not None:
+            meta["span"] = list(record.span)
+        if video is not None:
+            np.save(work / "video.npy", video.frames)
+        if video is not None and params.crop != "fixed":
             face = video.face
             meta["crop_used"] = video.crop  # "fixed" where no sampled frame showed a face
             meta["face_box"] = None if face is None else [face.left, face.top, face.width, face.height]
@@ -306,19 +349,21 @@ def _prepare_one(job: tuple[Found, Path, Path, PrepareParams]) -> tuple[str, str
         except OSError:
             if not (entry / "meta.json").exists():  # not a lost race: a real failure
                 raise
-        return found.source.display, None
+        return clip_display(found), None
     except DecodeError as error:
-        return found.source.display, error.reason
+        return clip_display(found), error.reason
+
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _materialise(source: Source, work: Path) -> str:
-    """A filesystem path decord can open: a local file itself, or a zip member or remote file
-    copied into the cache's work folder (member names were checked when the zip was listed)."""
+    """A filesystem path decord and PyAV can open: a local file itself, or a zip member or
+    remote file copied into the cache's work folder under its own extension (member names were
+    checked when the zip was listed)."""
     if source.member is None and not is_uri(source.path):
         return source.path
-    target = work / "clip.mp4"
+    target = work / ("clip" + PurePosixPath(source.filename).suffix)
     with source.open_member() as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst)
     return str(target)

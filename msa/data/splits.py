@@ -1,9 +1,10 @@
 """Train / val / test splits.
 
-``actor`` (the default) is speaker-independent: no actor appears in two parts, each part is
-balanced between male (odd) and female (even) actors, and every class is present in train.
-``random`` is stratified by emotion over clips; it leaks actors and repetitions between the
-parts and exists only to reproduce the seed project's numbers.
+``actor`` (the default) is speaker-independent: no speaker appears in two parts, each part is
+balanced between male and other speakers where genders are known, and every class is present
+in train. ``random`` is stratified by class over clips; it leaks speakers and repetitions
+between the parts and exists to reproduce the seed project's numbers and for data that names
+no speakers. (The flags keep RAVDESS's word for speakers: actors.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from msa.data.ravdess import ClipName
+from msa.data.datasets.records import MALE, ClipRecord, SpeakerId
 
 SPLIT_METHODS = ("actor", "random")
 PARTS = ("train", "val", "test")
@@ -32,8 +33,8 @@ class SplitError(ValueError):
 class SplitConfig:
     method: str = "actor"
     seed: int = 0
-    val_actors: tuple[int, ...] = ()
-    test_actors: tuple[int, ...] = ()
+    val_actors: tuple[SpeakerId, ...] = ()
+    test_actors: tuple[SpeakerId, ...] = ()
 
     def __post_init__(self):
         if self.method not in SPLIT_METHODS:
@@ -42,47 +43,46 @@ class SplitConfig:
             raise SplitError("explicit val/test actors need --split actor")
 
 
-def actor_list(text: str) -> tuple[int, ...]:
-    """ "3,4" -> (3, 4): an argparse type for flags naming actors (--val-actors, --test-actors)."""
-    try:
-        actors = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated actor ids like 3,4, got {text!r}"
-        ) from None
-    if not actors or min(actors) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive actor ids like 3,4, got {text!r}")
-    return actors
+def actor_list(text: str) -> tuple[SpeakerId, ...]:
+    """ "3,4" -> (3, 4), "spk1,spk2" -> ("spk1", "spk2"): an argparse type for flags naming
+    speakers (--val-actors, --test-actors). Numbers are int ids, as the datasets give them."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected comma-separated speaker ids like 3,4, got {text!r}")
+    if all(part.isdigit() for part in parts):
+        return tuple(sorted({int(part) for part in parts}))
+    return tuple(sorted(set(parts)))
 
 
 def split_clips(
-    names: Sequence[ClipName], config: SplitConfig, required_emotions: Sequence[int]
+    records: Sequence[ClipRecord], config: SplitConfig, required_labels: Sequence[str]
 ) -> dict[str, list[int]]:
-    """Indices into ``names`` for each part, sorted. ``required_emotions`` (RAVDESS codes) must
-    all appear in train."""
+    """Indices into ``records`` for each part, sorted. ``required_labels`` must all appear in train."""
     if config.method == "random":
-        return _random_split(names, config.seed)
-    actors = actor_split(names, config, required_emotions)
-    return {part: [i for i, name in enumerate(names) if name.actor in actors[part]] for part in PARTS}
+        return _random_split(records, config.seed)
+    actors = actor_split(records, config, required_labels)
+    return {part: [i for i, record in enumerate(records) if record.speaker in actors[part]] for part in PARTS}
 
 
 def actor_split(
-    names: Sequence[ClipName], config: SplitConfig, required_emotions: Sequence[int]
-) -> dict[str, list[int]]:
-    """Actor ids for each part. Explicit val/test actors win; otherwise a seeded draw that is
-    gender-balanced in every part and has every required emotion in train."""
-    emotions_by_actor: dict[int, set[int]] = defaultdict(set)
-    for name in names:
-        emotions_by_actor[name.actor].add(name.emotion)
-    actors = sorted(emotions_by_actor)
+    records: Sequence[ClipRecord], config: SplitConfig, required_labels: Sequence[str]
+) -> dict[str, list[SpeakerId]]:
+    """Speaker ids for each part. Explicit val/test speakers win; otherwise a seeded draw that
+    is gender-balanced in every part and has every required label in train."""
+    labels_by_actor: dict[SpeakerId, set[str]] = defaultdict(set)
+    genders: dict[SpeakerId, str | None] = {}
+    for record in records:
+        labels_by_actor[record.speaker].add(record.label)
+        genders[record.speaker] = record.gender
+    actors = sorted(labels_by_actor)
 
     if config.val_actors or config.test_actors:
         split = _explicit_split(actors, config)
     else:
-        split = _seeded_split(actors, config.seed, emotions_by_actor, set(required_emotions))
-    missing = set(required_emotions) - set().union(*(emotions_by_actor[a] for a in split["train"]))
+        split = _seeded_split(actors, genders, config.seed, labels_by_actor, set(required_labels))
+    missing = set(required_labels) - set().union(*(labels_by_actor[a] for a in split["train"]))
     if missing:
-        raise SplitError(f"train actors {split['train']} have no clips of emotion codes {sorted(missing)}")
+        raise SplitError(f"train speakers {split['train']} have no clips of {', '.join(sorted(missing))}")
     return split
 
 
@@ -90,14 +90,14 @@ def _explicit_split(actors: list[int], config: SplitConfig) -> dict[str, list[in
     val, test = set(config.val_actors), set(config.test_actors)
     unknown = (val | test) - set(actors)
     if unknown:
-        raise SplitError(f"actors {sorted(unknown)} have no clips in the data (present: {actors})")
+        raise SplitError(f"speakers {sorted(unknown, key=str)} have no clips in the data (present: {actors})")
     if val & test:
-        raise SplitError(f"actors {sorted(val & test)} are in both --val-actors and --test-actors")
+        raise SplitError(f"speakers {sorted(val & test, key=str)} are in both --val-actors and --test-actors")
     if not val or not test:
         raise SplitError("give both --val-actors and --test-actors")
     train = [a for a in actors if a not in val | test]
     if not train:
-        raise SplitError("no actor left for training after --val-actors and --test-actors")
+        raise SplitError("no speaker left for training after --val-actors and --test-actors")
     return {"train": train, "val": sorted(val), "test": sorted(test)}
 
 
@@ -106,26 +106,33 @@ def held_out_count(num_actors: int) -> int:
 
 
 def _seeded_split(
-    actors: list[int], seed: int, emotions_by_actor: dict[int, set[int]], required: set[int]
-) -> dict[str, list[int]]:
+    actors: list[SpeakerId],
+    genders: dict[SpeakerId, str | None],
+    seed: int,
+    labels_by_actor: dict[SpeakerId, set[str]],
+    required: set[str],
+) -> dict[str, list[SpeakerId]]:
     k = held_out_count(len(actors))
     if len(actors) < 2 * k + 1:
-        raise SplitError(f"an actor split needs at least 3 actors; the data has {len(actors)}: {actors}")
+        raise SplitError(f"a speaker split needs at least 3 speakers; the data has {len(actors)}: {actors}")
     rng = random.Random(seed)
     for _ in range(MAX_SPLIT_ATTEMPTS):
-        males = [a for a in actors if a % 2 == 1]
-        females = [a for a in actors if a % 2 == 0]
+        # Balanced between male and other speakers (female, another gender, or unknown).
+        males = [a for a in actors if genders[a] == MALE]
+        females = [a for a in actors if genders[a] != MALE]
         rng.shuffle(males)
         rng.shuffle(females)
         val = _draw_balanced(k, males, females, rng)
         test = _draw_balanced(k, males, females, rng)
         train = sorted(males + females)
-        if required <= set().union(*(emotions_by_actor[a] for a in train)):
+        if required <= set().union(*(labels_by_actor[a] for a in train)):
             return {"train": train, "val": sorted(val), "test": sorted(test)}
     raise SplitError(f"no actor split with every class in train after {MAX_SPLIT_ATTEMPTS} draws")
 
 
-def _draw_balanced(k: int, males: list[int], females: list[int], rng: random.Random) -> list[int]:
+def _draw_balanced(
+    k: int, males: list[SpeakerId], females: list[SpeakerId], rng: random.Random
+) -> list[SpeakerId]:
     """Pop k actors, half of each gender; an odd one out (or a shortage) is taken from the
     gender with more actors left, ties broken by the rng."""
     drawn = []
@@ -139,16 +146,16 @@ def _draw_balanced(k: int, males: list[int], females: list[int], rng: random.Ran
     return drawn
 
 
-def _random_split(names: Sequence[ClipName], seed: int) -> dict[str, list[int]]:
+def _random_split(records: Sequence[ClipRecord], seed: int) -> dict[str, list[int]]:
     warnings.warn(
-        "--split random leaks actors and repetitions between train, val and test; "
-        "use it only to reproduce the seed project (its numbers are not speaker-independent)",
+        "--split random leaks speakers and repetitions between train, val and test: its numbers "
+        "are not speaker-independent and overstate how a model does on new speakers",
         UserWarning,
         stacklevel=3,
     )
-    by_emotion: dict[int, list[int]] = defaultdict(list)
-    for index, name in enumerate(names):
-        by_emotion[name.emotion].append(index)
+    by_emotion: dict[str, list[int]] = defaultdict(list)
+    for index, record in enumerate(records):
+        by_emotion[record.label].append(index)
     rng = random.Random(seed)
     parts: dict[str, list[int]] = {part: [] for part in PARTS}
     for emotion in sorted(by_emotion):
@@ -161,6 +168,6 @@ def _random_split(names: Sequence[ClipName], seed: int) -> dict[str, list[int]]:
     return {part: sorted(indices) for part, indices in parts.items()}
 
 
-def split_actors(names: Sequence[ClipName], parts: dict[str, list[int]]) -> dict[str, list[int]]:
-    """The actors present in each part (they overlap only under the random split)."""
-    return {part: sorted({names[i].actor for i in indices}) for part, indices in parts.items()}
+def split_actors(records: Sequence[ClipRecord], parts: dict[str, list[int]]) -> dict[str, list[SpeakerId]]:
+    """The speakers present in each part (they overlap only under the random split)."""
+    return {part: sorted({records[i].speaker for i in indices} - {None}) for part, indices in parts.items()}

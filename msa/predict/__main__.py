@@ -13,9 +13,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from msa.data.datasets import fixed_crop_dataset
 from msa.data.decode import CROPS
 from msa.data.media import MediaError, first_line
-from msa.data.ravdess import BadNameError, ClipName
 from msa.predict.classifier import Classifier, load_classifier
 from msa.predict.media import MediaInfo, probe
 from msa.predict.plot import PLOT_EXTENSIONS, PLOT_STYLES, draw_timeline
@@ -101,16 +101,15 @@ def count(number: int, noun: str) -> str:
 
 def choose_crop(requested: str | None, trained: str, recording: Path) -> tuple[str, str]:
     """(crop, why): --crop; else the face crop, unless the model trained on RAVDESS's fixed
-    framing and INPUT is a RAVDESS clip."""
+    framing and INPUT is a clip of that dataset (msa.data.datasets.fixed_crop_dataset)."""
     if requested:
         return requested, "--crop"
     if trained == "face":
         return "face", "the model was trained on face crops"
-    try:
-        ClipName.parse(recording.name)
-    except BadNameError:
-        return "face", "not a RAVDESS clip"
-    return "fixed", "a RAVDESS clip, and the model was trained on RAVDESS framing"
+    dataset = fixed_crop_dataset(recording.name)
+    if dataset is None:
+        return "face", "not a clip of the dataset the fixed crop is framed for"
+    return "fixed", f"a {dataset} clip, and the model was trained on {dataset} framing"
 
 
 def check_input(classifier: Classifier, info: MediaInfo, recording: Path) -> None:

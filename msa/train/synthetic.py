@@ -12,7 +12,7 @@ def random_batch(
 ) -> dict:
     """One clip per entry of the length lists (frames, samples), padded at the end with zeros:
     video (B, T, 3, H, W) uint8, video_mask (B, T), audio (B, S) float32 in [-1, 1),
-    audio_mask (B, S), label (B,), actor (B,), path list[str]."""
+    audio_mask (B, S), label (B,), speaker list, path list[str]."""
     if len(video_lengths) != len(audio_lengths):
         raise ValueError("one video length and one audio length per clip")
     batch_size, frames, samples = len(video_lengths), max(video_lengths), max(audio_lengths)
@@ -28,6 +28,6 @@ def random_batch(
         "audio": audio * audio_mask,
         "audio_mask": audio_mask,
         "label": torch.randint(0, num_classes, (batch_size,), generator=generator),
-        "actor": torch.arange(1, batch_size + 1),
+        "speaker": list(range(1, batch_size + 1)),
         "path": [f"synthetic-{i}.mp4" for i in range(batch_size)],
     }

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from msa.data.datasets import DATASET_CHOICES
 from msa.data.decode import CROPS
 from msa.data.folds import PRESETS
-from msa.data.labels import LABEL_SETS
 from msa.data.splits import SPLIT_METHODS, actor_list
 from msa.experiment_dir import TRIAL_METRICS
 from msa.features import ENTRY_DTYPES
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The flags; defaults live in the option groups (None here means "not given")."""
     p = argparse.ArgumentParser(
         prog="tune_main.py",
-        description="Hyperparameter search for audio-visual emotion recognition on RAVDESS (Ray Tune, ASHA + Optuna).",
+        description="Hyperparameter search for audio-visual emotion recognition (Ray Tune, ASHA + Optuna).",
     )
     data, budget, output = DataOptions(), BudgetOptions(), OutputOptions()
     p.add_argument("--space", help="search space name (see --list-spaces)")
@@ -37,19 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_argument_group("data")
     group.add_argument(
         "--data",
-        help="RAVDESS root, a folder or a storage URI (gs://, s3://, file://): Actor_XX/ folders or Video_Speech_Actor_XX.zip files (default: the embedded sample)",
+        help="a dataset folder or storage URI (gs://, s3://, file://; zips read in place), or a manifest CSV "
+        "path,label,speaker[,gender][,start,end] (default: the embedded sample)",
+    )
+    group.add_argument(
+        "--dataset",
+        choices=DATASET_CHOICES,
+        help=f"how to read --data: auto detects it from the names and prints why (default {data.dataset})",
     )
     group.add_argument("--cache", help="prepared-clip cache (default: $MSA_CACHE or ~/.cache/msa)")
     group.add_argument(
         "--classes",
-        choices=sorted(LABEL_SETS),
-        help=f"all8, or seed4 = sad, happy, disgust, angry (default {data.classes})",
+        help="all (the data's labels), a preset of the dataset (RAVDESS: all8, seed4), a subset angry,happy,sad, "
+        f"or a JSON mapping (inline or a .json file) of classes to labels (default {data.classes})",
     )
     group.add_argument(
-        "--split", choices=SPLIT_METHODS, help="actor: no actor in two of train/val/test (default)"
+        "--split",
+        choices=SPLIT_METHODS,
+        help="actor: no speaker in two of train/val/test (default); random: clips at random, speakers leak",
     )
-    group.add_argument("--val-actors", type=actor_list, help="explicit validation actors, e.g. 3,4")
-    group.add_argument("--test-actors", type=actor_list, help="explicit test actors, e.g. 5,6")
+    group.add_argument("--val-actors", type=actor_list, help="explicit validation speakers, e.g. 3,4")
+    group.add_argument("--test-actors", type=actor_list, help="explicit test speakers, e.g. 5,6")
     group.add_argument(
         "--frames",
         type=int,

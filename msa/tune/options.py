@@ -32,8 +32,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from msa.data import is_uri, remote_filesystem
+from msa.data.datasets import AUTO, DATASET_CHOICES, SpeakerId
 from msa.data.decode import CROPS, IMAGE_SIZE, NUM_FRAMES, PrepareParams
 from msa.data.folds import FoldError, check_folds_arg
+from msa.data.labels import ALL
 from msa.data.splits import SplitConfig
 from msa.experiment_dir import (
     ARGS_FILE,
@@ -59,12 +61,13 @@ class UsageError(ValueError):
 class DataOptions:
     """What the trials train on, and how clips are decoded and split."""
 
-    data: str | None = None  # a folder or a storage URI; None: the embedded sample
+    data: str | None = None  # a folder, a storage URI or a manifest CSV; None: the embedded sample
+    dataset: str = AUTO  # how to read it (msa.data.datasets.DATASET_CHOICES)
     cache: str | None = None  # None: each node's $MSA_CACHE or ~/.cache/msa
-    classes: str = "all8"
+    classes: str = ALL  # a --classes value (msa.data.labels)
     split: str = "actor"
-    val_actors: tuple[int, ...] = ()
-    test_actors: tuple[int, ...] = ()
+    val_actors: tuple[SpeakerId, ...] = ()
+    test_actors: tuple[SpeakerId, ...] = ()
     frames: int = NUM_FRAMES
     image_size: int = IMAGE_SIZE  # pixels, square
     crop: str = "fixed"  # one of msa.data.decode.CROPS: RAVDESS's framing, or around the face found
@@ -315,9 +318,11 @@ class SearchOptions:
         ):
             if value is not None and looks_like_path(value) and not Path(value).expanduser().exists():
                 raise UsageError(f"--{flag} {value}: no such file or folder")
-        if data.data is not None and not is_uri(data.data) and not Path(data.data).expanduser().is_dir():
+        if data.data is not None and not is_uri(data.data) and not Path(data.data).expanduser().exists():
             # (A URI is listed, and so checked, before Ray starts.)
-            raise UsageError(f"--data {data.data}: no such folder")
+            raise UsageError(f"--data {data.data}: no such file or folder")
+        if data.dataset not in DATASET_CHOICES:
+            raise UsageError(f"--dataset must be one of {', '.join(DATASET_CHOICES)}, got {data.dataset!r}")
         name = self.output.name
         if self.output.resume and not name:
             raise UsageError("--resume needs --name of the experiment to continue")

@@ -217,13 +217,14 @@ def print_baseline(baseline: dict | None, test: dict) -> None:
         print(f"baseline: failed ({baseline['error']})")
         return
     print("classical baselines on the same actors (logistic regression, C chosen on val):")
-    for name in FEATURE_SETS:
+    present = [name for name in FEATURE_SETS if name in baseline]  # audio files: "audio" alone
+    for name in present:
         scores = baseline[name]
         print(
             f"  {name + ' features':<22}test accuracy {scores['accuracy']:.3f}  macro-F1 {scores['f1_macro']:.3f}  "
             f"UAR {scores['uar']:.3f}   (val accuracy {scores['val_accuracy']:.3f})"
         )
-    winners = [name for name in FEATURE_SETS if baseline[name]["accuracy"] > test["accuracy"]]
+    winners = [name for name in present if baseline[name]["accuracy"] > test["accuracy"]]
     if winners:
         names = ", ".join(winners[:-1]) + (" and " if len(winners) > 1 else "") + winners[-1]
         print(

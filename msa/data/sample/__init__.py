@@ -49,12 +49,15 @@ Modules
 - :mod:`.voice`: audio synthesis;
 - :mod:`.drawing`: the canvas, head pose, bust and mouth;
 - :mod:`.encoding`: Y'CbCr 4:2:0 frame assembly, :func:`render_clip` and :func:`write_clip`;
-- :mod:`.tree`: atomic generation of a whole sample and the cache.
+- :mod:`.tree`: atomic generation of a whole sample and the cache;
+- :mod:`.layouts`: a finished sample's clips under other datasets' layouts (RAVDESS audio-only,
+  CREMA-D, a speaker manifest, audiofolder, one folder per emotion).
 
 The package needs numpy and PyAV only (plus tqdm for the progress bar).
 """
 
 from msa.data.sample.encoding import AAC_FRAME, AUDIO_BIT_RATE, render_clip, write_clip
+from msa.data.sample.layouts import LAYOUTS, write_layout
 from msa.data.sample.spec import (
     AUDIO_CHANNELS,
     AUDIO_RATE,
@@ -76,6 +79,7 @@ __all__ = [
     "FPS",
     "GENERATOR_VERSION",
     "HEIGHT",
+    "LAYOUTS",
     "MARKER",
     "WIDTH",
     "SampleSpec",
@@ -86,4 +90,5 @@ __all__ = [
     "render_clip",
     "sample_dir",
     "write_clip",
+    "write_layout",
 ]

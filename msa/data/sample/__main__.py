@@ -1,4 +1,4 @@
-"""``python -m msa.data.sample OUT [--full]``: write the embedded sample, or a RAVDESS-sized one, into OUT.
+"""``python -m msa.data.sample [OUT] [--full] [--layout L --out DIR]``: write the embedded sample (or a RAVDESS-sized one), or its clips under another dataset's layout.
 
 Why: benchmarks need data the size of the real RAVDESS speech set without the download, and
 the same code paths as the real files. Without ``--full`` OUT gets the default
@@ -14,6 +14,12 @@ OUT is written the way the cache is (:func:`generate_sample`: a temporary siblin
 renamed into place when complete). When OUT already holds this sample, nothing is done; when it
 holds anything else, or an argument is bad, the command exits 2 with one line. It ends with one
 line: clips, actors, size on disk and seconds taken.
+
+``--layout`` other than ``ravdess`` (the default, the above) also needs ``--out DIR``: the
+sample (the same spec flags) is ensured first, in OUT when it is given (as above) or else in
+the cache ($MSA_CACHE), and its clips are then written under that layout into DIR
+(:func:`.layouts.write_layout`: absent or empty, else exit 2 before anything is generated). It
+ends with one line: the layout, files written by kind, size on disk and seconds taken.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
+from msa.data.sample.layouts import LAYOUTS, out_problem, write_layout
 from msa.data.sample.spec import SampleSpec
-from msa.data.sample.tree import generate_sample, is_complete
+from msa.data.sample.tree import ensure_sample, generate_sample, is_complete
 
 MIB = 1024**2
 DISK_BLOCK = 512  # bytes per unit of st_blocks
@@ -63,7 +71,11 @@ def actor_selection(text: str) -> int | tuple[int, ...]:
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, SampleSpec]:
     parser = OneLineParser(prog="python -m msa.data.sample", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "out", type=Path, metavar="OUT", help="folder to write (absent, empty or this sample)"
+        "out",
+        type=Path,
+        nargs="?",
+        metavar="OUT",
+        help="the sample's folder (absent, empty or this sample); optional with --layout, default: the cache",
     )
     parser.add_argument(
         "--full", action="store_true", help="RAVDESS's speech set: 24 actors x 60 clips = 1,440 clips"
@@ -74,7 +86,27 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, SampleSpec]:
     parser.add_argument("--workers", type=positive_int, help="encoding processes (default: all cores)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="generator seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--layout",
+        choices=("ravdess", *LAYOUTS),
+        default="ravdess",
+        help="ravdess (default): the sample itself in OUT; another: its clips under that layout in --out",
+    )
+    parser.add_argument(
+        "--out",
+        dest="layout_out",
+        type=Path,
+        metavar="DIR",
+        help="where --layout writes (absent or empty)",
+    )
     args = parser.parse_args(argv)
+    if args.layout == "ravdess":
+        if args.out is None:
+            parser.error("the following arguments are required: OUT")
+        if args.layout_out is not None:
+            parser.error("argument --out: only with a --layout other than ravdess (OUT is its folder)")
+    elif args.layout_out is None:
+        parser.error(f"argument --out: required with --layout {args.layout}")
     spec = SampleSpec.full_ravdess(seed=args.seed) if args.full else SampleSpec(seed=args.seed)
     if args.actors is not None:
         try:
@@ -103,8 +135,22 @@ def foreign_content(out: Path) -> str | None:
     return "holds other files" if any(out.iterdir()) else None
 
 
+def write_tree(out: Path, spec: SampleSpec, args: argparse.Namespace) -> str | None:
+    """Ensure the sample ``spec`` in ``out`` -> None, or the one line to print on stderr when
+    ``out`` holds something else."""
+    if is_complete(out, spec):
+        return None
+    problem = foreign_content(out)
+    if problem:
+        return f"error: {out} {problem}; remove it or choose another OUT"
+    generate_sample(out, spec, workers=args.workers, progress=not args.no_progress)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args, spec = parse_args(argv)
+    if args.layout != "ravdess":
+        return main_layout(args, spec)
     out: Path = args.out
     actors = len(spec.actors)
     counts = f"{len(spec.clips())} clips, {actors} actor{'' if actors == 1 else 's'}"
@@ -113,14 +159,46 @@ def main(argv: list[str] | None = None) -> int:
             f"{out} already holds this sample ({counts}, {size_on_disk(out) / MIB:.1f} MiB); nothing to do."
         )
         return 0
-    problem = foreign_content(out)
-    if problem:
-        print(f"error: {out} {problem}; remove it or choose another OUT", file=sys.stderr)
-        return 2
     started = time.perf_counter()
-    generate_sample(out, spec, workers=args.workers, progress=not args.no_progress)
+    error = write_tree(out, spec, args)
+    if error:
+        print(error, file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - started
     print(f"Wrote {counts} to {out}: {size_on_disk(out) / MIB:.1f} MiB on disk in {seconds:.1f} s.")
+    return 0
+
+
+def main_layout(args: argparse.Namespace, spec: SampleSpec) -> int:
+    """``--layout`` other than ravdess: ensure the sample (in OUT or the cache), then write the
+    layout into ``--out``."""
+    dest: Path = args.layout_out
+    problem = out_problem(dest)
+    if problem:
+        print(f"error: {dest} {problem}; remove it or choose another --out", file=sys.stderr)
+        return 2
+    if args.out is not None:
+        a, b = dest.resolve(), args.out.resolve()
+        if a == b or a in b.parents or b in a.parents:
+            print(f"error: --out {dest} and OUT {args.out} must not contain each other", file=sys.stderr)
+            return 2
+    started = time.perf_counter()
+    if args.out is None:
+        root = ensure_sample(spec=spec, workers=args.workers, progress=not args.no_progress)
+    else:
+        error = write_tree(args.out, spec, args)
+        if error:
+            print(error, file=sys.stderr)
+            return 2
+        root = args.out
+    write_layout(args.layout, root, dest)
+    seconds = time.perf_counter() - started
+    kinds = Counter(path.suffix for path in dest.rglob("*") if path.is_file())
+    files = ", ".join(f"{n} {suffix}" for suffix, n in sorted(kinds.items()))
+    print(
+        f"Wrote the {args.layout} layout of {len(spec.clips())} clips ({root}) to {dest}: "
+        f"{sum(kinds.values())} files ({files}), {size_on_disk(dest) / MIB:.1f} MiB on disk in {seconds:.1f} s."
+    )
     return 0
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from msa.data.labels import EMOTIONS
+from msa.data.datasets.ravdess import EMOTIONS
 
 
 @dataclass(frozen=True)

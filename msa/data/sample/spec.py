@@ -12,13 +12,14 @@ import json
 from dataclasses import dataclass
 from fractions import Fraction
 
+from msa.data.datasets.ravdess import ACTORS as RAVDESS_ACTORS
+
 FPS = Fraction(30000, 1001)  # frames per second (29.97, as RAVDESS)
 AUDIO_RATE = 48_000  # Hz, as RAVDESS
 AUDIO_CHANNELS = 2  # stereo, as RAVDESS
 WIDTH, HEIGHT = 1280, 720  # pixels
 GENERATOR_VERSION = 1  # bump whenever the generated content changes: it names the cache folder
 MARKER = ".msa-sample.json"  # written last, inside the folder, before it is renamed into place
-RAVDESS_ACTORS = 24  # actors in RAVDESS (12 male, 12 female)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class SampleSpec:
     preset: str = "ultrafast"  # libx264 preset
 
     @classmethod
-    def full_ravdess(cls, actors: int | tuple[int, ...] = RAVDESS_ACTORS, **options) -> SampleSpec:
+    def full_ravdess(cls, actors: int | tuple[int, ...] = len(RAVDESS_ACTORS), **options) -> SampleSpec:
         """RAVDESS's audio-video speech set in size and naming: 8 emotions x 2 intensities
         (neutral at 01 only) x 2 statements x 2 repetitions = 60 clips per actor, 1,440 for the
         24 actors. ``options`` are the other fields (seed, duration, ...)."""

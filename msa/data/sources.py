@@ -1,14 +1,9 @@
-"""RAVDESS file names and discovery.
+"""Where a dataset's files are: a local folder or a storage URI, zips read in place.
 
-A RAVDESS clip is named ``MM-VV-EE-II-SS-RR-AA.mp4``: modality, vocal channel, emotion,
-intensity, statement, repetition, actor. We keep audio-video (modality 01) speech (vocal
-channel 01) and report every other file found with exactly one reason.
-
-``discover(root)`` walks a folder of ``Actor_XX/`` folders, ``Video_Speech_Actor_XX.zip`` files
-or a mix (at the root or nested), reading zips in place. The root may be a local folder or a
-storage URI (``gs://bucket/RAVDESS``, ``s3://...``, ``file:///...``) listed and read through
-pyarrow's filesystems, zips included (read by range, never downloaded whole). It only looks at
-names and sizes; whether a clip decodes is decided later, when it is prepared.
+``list_sources(root)`` walks a folder (or a ``gs://`` / ``s3://`` / ``file://`` URI, listed and
+read through pyarrow's filesystems) and returns a ``Source`` per non-junk file, the members of
+every zip listed in place of the zip (read by range, never extracted or downloaded whole). It
+only looks at names and sizes; whether a file decodes is decided when it is prepared.
 """
 
 from __future__ import annotations
@@ -18,91 +13,14 @@ import io
 import os
 import re
 import zipfile
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from msa.data import is_uri, remote_filesystem
-from msa.data.labels import EMOTIONS
 
-VIDEO_EXTENSIONS = (".mp4",)
-NAME_PATTERN = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 JUNK_NAMES = {"__MACOSX", "Thumbs.db", "desktop.ini"}
-
-# Reasons a file is left out; the manifest's `reason` column uses exactly these strings.
-SONG = "song"
-VIDEO_ONLY = "video-only"
-AUDIO_ONLY = "audio-only"
-BAD_NAME = "bad name"
-NOT_A_VIDEO = "not a video"
-EMPTY = "empty"
-UNREADABLE = "unreadable"
-NO_AUDIO = "no audio track"
-DUPLICATE = "duplicate"
-UNSAFE_ZIP = "unsafe zip"
-
 REMOTE_BUFFER = 1 << 20  # bytes per ranged read of a file behind a storage URI
-
-
-class BadNameError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class ClipName:
-    """The seven fields of a RAVDESS file name, as integers."""
-
-    modality: int
-    vocal_channel: int
-    emotion: int
-    intensity: int
-    statement: int
-    repetition: int
-    actor: int
-
-    @classmethod
-    def parse(cls, filename: str) -> ClipName:
-        stem = PurePosixPath(filename).name.rsplit(".", 1)[0]
-        match = NAME_PATTERN.match(stem)
-        if not match:
-            raise BadNameError(f"{filename!r} is not a RAVDESS name MM-VV-EE-II-SS-RR-AA")
-        name = cls(*(int(field) for field in match.groups()))
-        checks = {
-            "modality": name.modality in (1, 2, 3),
-            "vocal channel": name.vocal_channel in (1, 2),
-            "emotion": 1 <= name.emotion <= len(EMOTIONS),
-            "intensity": name.intensity in (1, 2),
-            "statement": name.statement in (1, 2),
-            "repetition": name.repetition in (1, 2),
-            "actor": 1 <= name.actor <= 99,
-        }
-        bad = [field for field, ok in checks.items() if not ok]
-        if bad:
-            raise BadNameError(f"{filename!r} has an invalid {', '.join(bad)} field")
-        return name
-
-    @property
-    def emotion_name(self) -> str:
-        return EMOTIONS[self.emotion - 1]
-
-    @property
-    def is_male(self) -> bool:
-        return self.actor % 2 == 1
-
-    @property
-    def clip_id(self) -> str:
-        """The name without extension; unique within a RAVDESS download."""
-        return "-".join(f"{value:02d}" for value in astuple(self))
-
-    def exclusion_reason(self) -> str | None:
-        """Why this clip is not an audio-video speech clip, or None when it is one."""
-        if self.modality == 2:
-            return VIDEO_ONLY
-        if self.modality == 3:
-            return AUDIO_ONLY
-        if self.vocal_channel == 2:
-            return SONG
-        return None
 
 
 @dataclass(frozen=True)
@@ -126,7 +44,7 @@ class Source:
 
     @property
     def filename(self) -> str:
-        return PurePosixPath(self.member or _without_query(self.path)).name
+        return PurePosixPath(self.member or without_query(self.path)).name
 
     def identity(self) -> tuple:
         path = self.path if is_uri(self.path) else os.path.abspath(self.path)
@@ -180,19 +98,6 @@ class _RemoteFile(io.RawIOBase):
         super().close()
 
 
-@dataclass(frozen=True)
-class Found:
-    """One file found under the data root: a usable clip (reason None) or a reason it is not."""
-
-    source: Source
-    name: ClipName | None
-    reason: str | None
-
-    @property
-    def included(self) -> bool:
-        return self.reason is None
-
-
 class UnsafeZipError(ValueError):
     pass
 
@@ -200,22 +105,6 @@ class UnsafeZipError(ValueError):
 def is_junk(part: str) -> bool:
     """Hidden files, macOS resource forks and OS litter: skipped silently, not reported."""
     return part.startswith(".") or part in JUNK_NAMES
-
-
-def classify(source: Source) -> Found:
-    """Decide from the name and size alone whether a file is a usable clip."""
-    filename = source.filename
-    is_video = filename.lower().endswith(VIDEO_EXTENSIONS)
-    try:
-        name = ClipName.parse(filename)
-    except BadNameError:
-        return Found(source, None, BAD_NAME if is_video else NOT_A_VIDEO)
-    reason = name.exclusion_reason()
-    if reason is None and not is_video:
-        reason = NOT_A_VIDEO
-    if reason is None and source.size == 0:
-        reason = EMPTY
-    return Found(source, name, reason)
 
 
 def check_member_name(zip_path: str, member: str) -> None:
@@ -236,22 +125,6 @@ def zip_members(whole: Source) -> list[Source]:
         for info in infos
         if not info.is_dir() and not any(is_junk(part) for part in PurePosixPath(info.filename).parts)
     ]
-
-
-def discover(root: str | os.PathLike) -> list[Found]:
-    """Every non-junk file under ``root`` (a folder or a storage URI), classified; zips are
-    opened and their members listed.
-
-    The same clip found twice (say a zip and its extracted folder) is used once; the later
-    copy is reported as a duplicate. Order is deterministic (sorted paths).
-    """
-    found: list[Found] = []
-    for source in list_uri(str(root)) if is_uri(root) else list_folder(Path(root)):
-        if source.filename.lower().endswith(".zip"):
-            found.extend(_discover_zip(source))
-        else:
-            found.append(classify(source))
-    return _mark_duplicates(found)
 
 
 def list_folder(root: Path) -> list[Source]:
@@ -292,27 +165,22 @@ def list_uri(root: str) -> list[Source]:
     return sorted(sources, key=lambda source: source.path)
 
 
-def _without_query(path: str) -> str:
+def without_query(path: str) -> str:
     return path.partition("?")[0] if is_uri(path) else path
 
 
-def _discover_zip(whole: Source) -> list[Found]:
-    try:
-        members = zip_members(whole)
-    except UnsafeZipError as error:
-        return [Found(whole, None, f"{UNSAFE_ZIP}: {error}")]
-    except (zipfile.BadZipFile, OSError):
-        return [Found(whole, None, UNREADABLE)]
-    return [classify(member) for member in members]
-
-
-def _mark_duplicates(found: list[Found]) -> list[Found]:
-    seen: set[str] = set()
-    result = []
-    for item in found:
-        if item.included:
-            if item.name.clip_id in seen:
-                item = Found(item.source, item.name, DUPLICATE)
-            seen.add(item.name.clip_id)
-        result.append(item)
-    return result
+def list_sources(root: str | os.PathLike) -> tuple[list[Source], list[tuple[Source, str]]]:
+    """Every non-junk file under ``root`` (a folder or a storage URI), zip members in place of
+    their zip, in sorted order -> (sources, [(a zip that cannot be listed, why)])."""
+    sources, bad_zips = [], []
+    for source in list_uri(str(root)) if is_uri(root) else list_folder(Path(root)):
+        if not source.filename.lower().endswith(".zip"):
+            sources.append(source)
+            continue
+        try:
+            sources.extend(zip_members(source))
+        except UnsafeZipError as error:
+            bad_zips.append((source, f"unsafe zip: {error}"))
+        except (zipfile.BadZipFile, OSError):
+            bad_zips.append((source, "unreadable"))
+    return sources, bad_zips

@@ -1,0 +1,67 @@
+"""The data a search or a cross-validation runs on, settled before Ray starts.
+
+``tune_main.py`` and ``python -m msa.crossval`` both: read the corpus (``--data``, ``--dataset``),
+say what was detected, refuse a space whose models need video on audio files, check that the
+folds asked for can be made, and (without ``--address``: on this machine) prepare and split the
+clips. Every problem is one of ``INPUT_ERRORS``: one line, exit status 2.
+"""
+
+from __future__ import annotations
+
+from msa.data.datasets import DatasetError
+from msa.data.experiment import FoundData, TrialData, find_data, prepare_locally, split_data
+from msa.data.folds import FoldError, folds_of, make_folds
+from msa.data.prepare import NoUsableClipsError, PrepareReport
+from msa.data.splits import SplitError
+from msa.tune.options import SearchOptions, UsageError
+
+INPUT_ERRORS = (UsageError, FileNotFoundError, DatasetError, NoUsableClipsError, SplitError, FoldError)
+
+
+def space_modalities(space: str) -> set[str]:
+    """The inputs (video, audio) that some model of the space reads."""
+    from msa.models import model_config  # here, not at import: msa.models loads transformers
+    from search_spaces import SPACES
+
+    return {branch for name in SPACES[space].models for branch in model_config(name).branches}
+
+
+def check_space_fits_data(space: str, found: FoundData) -> None:
+    """A space whose models read video cannot run on audio files. Raises UsageError."""
+    corpus = found.corpus
+    if "video" in space_modalities(space) and not corpus.has_video:
+        from search_spaces import SPACES
+
+        audio_spaces = [name for name in SPACES if space_modalities(name) == {"audio"}]
+        raise UsageError(
+            f"--space {space} needs video, but --data {found.location.root} has no video "
+            f"({corpus.title}: audio files); spaces for audio: {', '.join(audio_spaces)}"
+        )
+
+
+def settle_data(
+    options: SearchOptions, folds: str | None = None, folds_flag: str = "--folds"
+) -> tuple[FoundData | TrialData, PrepareReport | None]:
+    """Found data (with ``--address``: the cluster's nodes prepare it once Ray is up), else
+    prepared and split here -> (TrialData, its report). ``folds``: a --folds value every fold of
+    which must be possible. Prints what was detected. Raises one of INPUT_ERRORS."""
+    data = options.data
+    found = find_data(data.data, data.cache, options.prepare_params, dataset=data.dataset)
+    print(found.corpus.describe())
+    for note in found.corpus.notes:
+        print(f"note: {note}")
+    check_space_fits_data(options.space, found)
+    if folds:
+        if not found.corpus.has_speakers:
+            raise FoldError(
+                f"{folds_flag} {folds}: {found.corpus.title} names no speakers, and folds keep speakers "
+                "apart; give a manifest with a speaker column"
+            )
+        seed, corpus = options.budget.seed, found.corpus
+        make_folds(folds, found.actors, seed, folds_flag, corpus.dataset, found.genders)  # before preparing
+    if options.resources.address:
+        return found, None
+    trial_data, report = split_data(found, *prepare_locally(found), data.classes, options.split)
+    if folds:  # every fold's training speakers have every class
+        folds_of(trial_data, folds, options.budget.seed, folds_flag)
+    return trial_data, report
