@@ -17,7 +17,7 @@ from msa.tune.environment import set_tune_defaults
 set_tune_defaults()  # before anything imports Ray
 
 from msa.tune.command_line import build_parser  # noqa: E402
-from msa.tune.inputs import INPUT_ERRORS, settle_data  # noqa: E402
+from msa.tune.inputs import INPUT_ERRORS, find_inputs, prepare_inputs  # noqa: E402
 from msa.tune.options import SearchOptions  # noqa: E402
 from msa.tune.tracking.options import TrackingError  # noqa: E402
 from msa.tune.tracking.trackers import start_trackers  # noqa: E402
@@ -49,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
             options = options.resumed()
         from msa.tune.weights import resolve_search_weights
 
+        folds = options.evaluation.crossval  # folds the speakers cannot make fail now, not after the search
+        found = find_inputs(options, folds, "--crossval")
         weights = resolve_search_weights(
             SPACES[options.space].backbones, options.weights, real_data=options.data.data is not None
         )
-        # Folds the speakers cannot make fail now, not after the search.
-        data, report = settle_data(options, options.evaluation.crossval, "--crossval")
+        data, report = prepare_inputs(options, found, folds, "--crossval")
         if report is not None:
             options = options.sized_for(len(data.clips("train")))  # the epochs not given
     except INPUT_ERRORS as error:

@@ -28,7 +28,7 @@ from msa.data import is_uri, remote_filesystem  # noqa: E402
 from msa.data.folds import PRESETS, check_folds_arg  # noqa: E402
 from msa.experiment_dir import ARGS_FILE, CROSSVAL_PREFIX, STATE_PREFIX, SUMMARY_FILE, crossval_folder  # noqa: E402
 from msa.tune.command_line import add_resource_arguments  # noqa: E402
-from msa.tune.inputs import INPUT_ERRORS, settle_data  # noqa: E402
+from msa.tune.inputs import INPUT_ERRORS, find_inputs, prepare_inputs  # noqa: E402
 from msa.tune.options import (  # noqa: E402
     CrossvalOptions,
     EvaluationOptions,
@@ -183,10 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         from msa.tune.weights import resolve_search_weights
         from search_spaces import SPACES
 
+        found = find_inputs(options, cv.folds)
         weights = resolve_search_weights(
             SPACES[options.space].backbones, options.weights, real_data=options.data.data is not None
         )
-        data, _ = settle_data(options, cv.folds)
+        data, _ = prepare_inputs(options, found, cv.folds)
     except INPUT_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

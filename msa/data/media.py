@@ -19,6 +19,22 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".
 VIDEO_EXTENSIONS = (".mp4", ".flv", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv")
 
 
+def has_video_stream(path: str | os.PathLike) -> bool | None:
+    """Whether a local file holds a video stream (a cover picture is none), read from its
+    header; None when PyAV cannot open it (preparation then reports why). Containers such as
+    mkv, webm, mov and mp4 hold audio alone as often as video."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return any(
+                not stream.disposition & av.stream.Disposition.attached_pic
+                for stream in container.streams.video
+            )
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+
+
 def media_kind(filename: str) -> str | None:
     """ "audio", "video" or None (not a media file), from the extension alone."""
     name = filename.lower()

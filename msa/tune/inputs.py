@@ -1,9 +1,11 @@
 """The data a search or a cross-validation runs on, settled before Ray starts.
 
-``tune_main.py`` and ``python -m msa.crossval`` both: read the corpus (``--data``, ``--dataset``),
-say what was detected, refuse a space whose models need video on audio files, check that the
-folds asked for can be made, and (without ``--address``: on this machine) prepare and split the
-clips. Every problem is one of ``INPUT_ERRORS``: one line, exit status 2.
+``tune_main.py`` and ``python -m msa.crossval`` both read the corpus (``--data``, ``--dataset``),
+say what was detected, refuse a space whose models need video on audio files and check that the
+folds asked for can be made (``find_inputs``: no clip decoded yet, so these cost seconds), then,
+once the weights are settled, prepare and split the clips (``prepare_inputs``; with
+``--address`` the cluster's nodes do). Every problem is one of ``INPUT_ERRORS``: one line, exit
+status 2.
 """
 
 from __future__ import annotations
@@ -39,12 +41,10 @@ def check_space_fits_data(space: str, found: FoundData) -> None:
         )
 
 
-def settle_data(
-    options: SearchOptions, folds: str | None = None, folds_flag: str = "--folds"
-) -> tuple[FoundData | TrialData, PrepareReport | None]:
-    """Found data (with ``--address``: the cluster's nodes prepare it once Ray is up), else
-    prepared and split here -> (TrialData, its report). ``folds``: a --folds value every fold of
-    which must be possible. Prints what was detected. Raises one of INPUT_ERRORS."""
+def find_inputs(options: SearchOptions, folds: str | None = None, folds_flag: str = "--folds") -> FoundData:
+    """The corpus found (nothing decoded yet), checked against the space and the ``folds`` (a
+    --folds value every fold of which must be possible). Prints what was detected. Raises one
+    of INPUT_ERRORS."""
     data = options.data
     found = find_data(data.data, data.cache, options.prepare_params, dataset=data.dataset)
     print(found.corpus.describe())
@@ -58,10 +58,19 @@ def settle_data(
                 "apart; give a manifest with a speaker column"
             )
         seed, corpus = options.budget.seed, found.corpus
-        make_folds(folds, found.actors, seed, folds_flag, corpus.dataset, found.genders)  # before preparing
+        make_folds(folds, found.actors, seed, folds_flag, corpus.dataset, found.genders)
+    return found
+
+
+def prepare_inputs(
+    options: SearchOptions, found: FoundData, folds: str | None = None, folds_flag: str = "--folds"
+) -> tuple[FoundData | TrialData, PrepareReport | None]:
+    """With ``--address``: ``found`` as it is (the cluster's nodes prepare it once Ray is up);
+    else prepared and split here -> (TrialData, its report), every fold of ``folds`` checked to
+    have every class in its training speakers. Raises one of INPUT_ERRORS."""
     if options.resources.address:
         return found, None
-    trial_data, report = split_data(found, *prepare_locally(found), data.classes, options.split)
-    if folds:  # every fold's training speakers have every class
+    trial_data, report = split_data(found, *prepare_locally(found), options.data.classes, options.split)
+    if folds:
         folds_of(trial_data, folds, options.budget.seed, folds_flag)
     return trial_data, report

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from msa.data import is_uri
 from msa.data.datasets.records import EMPTY, NOT_MEDIA, ClipRecord, Corpus, Found
-from msa.data.media import media_kind
+from msa.data.media import has_video_stream, media_kind
 from msa.data.sources import Source
 
 NOT_IN_LABEL_FOLDER = "not in a label folder"
@@ -30,6 +31,13 @@ def looks_like_label_folders(root: str, sources: list[Source]) -> bool:
     return bool(media) and None not in folders and len(folders) >= 2
 
 
+def _has_video(source: Source, kind: str) -> bool:
+    """A video container holds video unless a local file's header says it holds audio alone."""
+    if kind != "video" or source.member is not None or is_uri(source.path):
+        return kind == "video"
+    return has_video_stream(source.path) is not False
+
+
 def read(root: str, sources: list[Source], evidence: str = "") -> Corpus:
     found = []
     for source in sources:
@@ -39,7 +47,7 @@ def read(root: str, sources: list[Source], evidence: str = "") -> Corpus:
         elif label is None:
             found.append(Found(source, None, NOT_IN_LABEL_FOLDER))
         else:
-            record = ClipRecord(label, None, has_video=kind == "video", clip_id=source.display)
+            record = ClipRecord(label, None, has_video=_has_video(source, kind), clip_id=source.display)
             found.append(Found(source, record, EMPTY if source.size == 0 else None))
     labels = tuple(sorted({item.record.label for item in found if item.record is not None}))
     notes = ("LABEL/ folders name no speakers: no speaker-disjoint splits (--split random leaks speakers)",)

@@ -29,7 +29,7 @@ from msa.data.datasets.records import (
     gender_of,
     speaker_ids,
 )
-from msa.data.media import media_kind
+from msa.data.media import has_video_stream, media_kind
 from msa.data.sources import Source
 
 REQUIRED = ("path", "label", "speaker")
@@ -60,7 +60,7 @@ def read(root: str, evidence: str = "") -> Corpus:
     speakers = (
         speaker_ids([row.get(columns["speaker"], "") for row in rows]) if "speaker" in columns else None
     )
-    found, seen, durations = [], {}, {}
+    found, seen, durations, probed = [], {}, {}, {}
     for index, row in enumerate(rows):
         line = index + 2  # the header is line 1
         where = f"{table} line {line}"
@@ -83,12 +83,14 @@ def read(root: str, evidence: str = "") -> Corpus:
         if span is not None:
             check_span_in_file(file, span, where, durations)
         stat = file.stat()
+        if file not in probed:  # a video container may hold audio alone: its header says
+            probed[file] = media_kind(file.name) == "video" and has_video_stream(file) is not False
         record = ClipRecord(
             label=cell["label"],
             speaker=speakers[index] if speakers is not None else None,
             gender=gender_of(cell.get("gender")),
             span=span,
-            has_video=media_kind(file.name) == "video",
+            has_video=probed[file],
             clip_id=f"{cell['path']}{span_text(span)}",
         )
         source = Source(str(file), stat.st_size, stat.st_mtime_ns)

@@ -112,15 +112,18 @@ def parse_or_none(filename: str) -> ClipName | None:
 
 
 def is_audio_video_name(source: Source) -> bool:
-    """Named like a file of the audio-video set (modality 01 or 02)."""
+    """A video file named like one of the audio-video set (modality 01 or 02)."""
     name = parse_or_none(source.filename)
-    return name is not None and name.modality in (AUDIO_VIDEO, VIDEO_ONLY_MODALITY)
+    is_video = media_kind(source.filename) == "video"
+    return name is not None and is_video and name.modality in (AUDIO_VIDEO, VIDEO_ONLY_MODALITY)
 
 
 def is_audio_only_name(source: Source) -> bool:
-    """Named like a file of the audio-only set (modality 03)."""
+    """A media file named like one of the audio-only set (modality 03)."""
     name = parse_or_none(source.filename)
-    return name is not None and name.modality == AUDIO_ONLY_MODALITY
+    return (
+        name is not None and media_kind(source.filename) is not None and name.modality == AUDIO_ONLY_MODALITY
+    )
 
 
 def classify(source: Source, modality: int) -> Found:
