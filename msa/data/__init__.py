@@ -1,5 +1,6 @@
-"""RAVDESS data layer: file discovery, labels, splits, decoding, the prepared-clip cache,
-datasets and the embedded sample. Never imports models or Ray."""
+"""The data layer: where files are (sources), what they are (datasets: RAVDESS, its audio-only
+set, CREMA-D, manifests, label folders), classes, decoding, the prepared-clip cache, splits,
+folds, loaders and the embedded sample. Never imports models or Ray."""
 
 import datetime
 import os

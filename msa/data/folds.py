@@ -95,6 +95,15 @@ def protocol(folds_arg: str) -> str:
     return f"{folds_arg} gender-balanced folds of the actors present, seeded"
 
 
+def suggested_folds(dataset: str, speakers: Iterable[SpeakerId]) -> str | None:
+    """The published 6-fold protocol on RAVDESS's 24 actors, else 4 folds (3 on 3 speakers);
+    None where fewer than MIN_FOLDS speakers cannot be folded."""
+    present = tuple(sorted(set(speakers)))
+    if dataset in RAVDESS_DATASETS and present == RAVDESS_ACTORS:
+        return "ravdess6"
+    return str(min(4, len(present))) if len(present) >= MIN_FOLDS else None
+
+
 def make_folds(
     folds_arg: str,
     actors: Iterable[SpeakerId],

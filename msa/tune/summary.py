@@ -13,6 +13,7 @@ import ray
 from msa.baseline import FEATURE_SETS
 from msa.data import is_uri, remote_filesystem
 from msa.data.experiment import TrialData
+from msa.data.folds import suggested_folds
 from msa.experiment_dir import (
     CHECKPOINT_FILE,
     COPIED_FROM,
@@ -203,12 +204,6 @@ def describe_pretrained(pretrained: dict) -> str:
     return ", ".join(parts)
 
 
-def suggested_folds(actors: dict[str, list[int]]) -> str:
-    """The published 6-fold protocol on RAVDESS's 24 actors, else 4 folds (fewer on fewer actors)."""
-    present = sorted({actor for part in actors.values() for actor in part})
-    return "ravdess6" if present == list(range(1, 25)) else str(min(4, len(present)))
-
-
 def print_baseline(baseline: dict | None, test: dict) -> None:
     """The classical baselines' test scores under the best trial's, and a line when one wins."""
     if not baseline:
@@ -291,9 +286,11 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     else:
         print(f"tensorboard: tensorboard --logdir {experiment}")
     print(f"report:      python -m msa.report {experiment}")
-    print(
-        f"crossval:    python -m msa.crossval {experiment} --folds {suggested_folds(summary['data']['actors'])}"
-    )
+    data = summary["data"]
+    speakers = {speaker for part in data["actors"].values() for speaker in part}
+    folds = suggested_folds(data.get("dataset", "ravdess"), speakers)
+    if folds is not None:
+        print(f"crossval:    python -m msa.crossval {experiment} --folds {folds}")
     print(f"notebook:    make notebook EXPERIMENT={experiment}   (or make notebook-html: headless)")
     print(f"predict:     python -m msa.predict {experiment} RECORDING.mp4 [--subtitles RECORDING.vtt]")
     print(f"export:      python -m msa.export {experiment} --format onnx --out model.onnx")
