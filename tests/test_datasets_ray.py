@@ -1,5 +1,6 @@
-"""A search and a 3-fold cross-validation end to end through the command line on data that is
-not RAVDESS audio-video: RAVDESS's audio-only layout, a CREMA-D-named set and a manifest with
+"""A search and a 3-fold cross-validation (tune_main.py --crossval 3: msa.crossval's own command
+line is tested on the sample in test_crossval.py) end to end through the command line on data
+that is not RAVDESS audio-video: RAVDESS's audio-only layout, a CREMA-D-named set and a manifest with
 spans (the tiny sample written under each layout)."""
 
 import json

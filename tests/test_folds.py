@@ -155,3 +155,17 @@ def test_k_folds_of_named_speakers_with_unknown_genders():
     folds = make_folds("3", speakers, seed=1, dataset="manifest")
     assert_disjoint_and_complete(folds, speakers)
     assert sorted(len(fold.test) for fold in folds) == [2, 2, 3]
+
+
+def test_a_class_of_one_speaker_cannot_be_folded(tiny_trial_data):
+    from dataclasses import replace
+
+    from msa.data.folds import folds_of
+
+    label, keeper = tiny_trial_data.labels[0], data_actors(tiny_trial_data)[0]
+    items = {
+        part: [item for item in items if item.record.label != label or item.record.speaker == keeper]
+        for part, items in tiny_trial_data.parts.items()
+    }
+    with pytest.raises(SplitError, match=rf"--folds 3: fold \d: .*\({label} has clips of 1 speaker only\)"):
+        folds_of(replace(tiny_trial_data, parts=items), "3")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from msa.data.datasets import RAVDESS_ACTORS, RAVDESS_DATASETS, SpeakerId
 from msa.data.datasets.records import MALE
 from msa.data.experiment import TrialData
-from msa.data.splits import PARTS, SplitConfig, split_actors, split_clips
+from msa.data.splits import PARTS, SplitConfig, SplitError, split_actors, split_clips
 
 MIN_FOLDS = 3  # a test, a validation and at least one training fold
 
@@ -187,7 +187,25 @@ def folds_of(
     if not data_actors(data):
         raise FoldError(f"{flag} {folds_arg}: the data names no speakers, so no fold can keep them apart")
     folds = make_folds(folds_arg, data_actors(data), seed, flag, data.dataset, data_genders(data))
-    return [(fold, fold_data(data, fold)) for fold in folds]
+    regrouped = []
+    for fold in folds:
+        try:
+            regrouped.append((fold, fold_data(data, fold)))
+        except SplitError as error:
+            raise SplitError(f"{flag} {folds_arg}: fold {fold.number}: {error}{_sparse_classes(data)}") from None
+    return regrouped
+
+
+def _sparse_classes(data: TrialData) -> str:
+    """Where a class has clips of few speakers, say so: a fold that holds them all out cannot
+    train on it."""
+    speakers: dict[str, set] = {label: set() for label in data.labels}
+    for part in PARTS:
+        for item in data.parts[part]:
+            speakers[item.record.label].add(item.record.speaker)
+    fewest = min(data.labels, key=lambda label: len(speakers[label]))
+    count = len(speakers[fewest])
+    return f" ({fewest} has clips of {count} speaker{'s' if count != 1 else ''} only)" if count <= 3 else ""
 
 
 def data_actors(data: TrialData) -> list[SpeakerId]:
