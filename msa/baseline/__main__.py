@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         data, report = prepare_experiment_data(
             args.data, args.cache, args.classes, split, params, dataset=args.dataset
         )
+        print(report.corpus.describe())
         print(report.summary())
         if args.folds:
             folds = folds_of(data, args.folds, args.seed)

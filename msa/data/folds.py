@@ -92,7 +92,7 @@ def protocol(folds_arg: str) -> str:
     """One line describing the folds of a --folds value."""
     if folds_arg in PRESETS:
         return PRESETS[folds_arg].protocol
-    return f"{folds_arg} gender-balanced folds of the actors present, seeded"
+    return f"{folds_arg} speaker-disjoint folds of the speakers present, gender-balanced where known, seeded"
 
 
 def suggested_folds(dataset: str, speakers: Iterable[SpeakerId]) -> str | None:
