@@ -192,7 +192,9 @@ def folds_of(
         try:
             regrouped.append((fold, fold_data(data, fold)))
         except SplitError as error:
-            raise SplitError(f"{flag} {folds_arg}: fold {fold.number}: {error}{_sparse_classes(data)}") from None
+            raise SplitError(
+                f"{flag} {folds_arg}: fold {fold.number}: {error}{_sparse_classes(data)}"
+            ) from None
     return regrouped
 
 
