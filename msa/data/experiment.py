@@ -232,7 +232,7 @@ def split_data(
         )
     if split.method == "actor" and not corpus.has_speakers:
         raise SplitError(
-            f"--data {found.location.root}: {corpus.title} names no speakers, so no split can keep "
+            f"--data {found.location.root}: the data ({corpus.title}) names no speakers, so no split can keep "
             "them apart; give a manifest with a speaker column, or --split random (speakers then leak "
             "into the test set and inflate results: one published RAVDESS system scores 95.8 % on a "
             "random split and 48.1 % with one speaker left out)"

@@ -10,6 +10,9 @@ status 2.
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 from msa.data.datasets import DatasetError
 from msa.data.experiment import FoundData, TrialData, find_data, prepare_locally, split_data
 from msa.data.folds import FoldError, folds_of, make_folds
@@ -54,7 +57,7 @@ def find_inputs(options: SearchOptions, folds: str | None = None, folds_flag: st
     if folds:
         if not found.corpus.has_speakers:
             raise FoldError(
-                f"{folds_flag} {folds}: {found.corpus.title} names no speakers, and folds keep speakers "
+                f"{folds_flag} {folds}: the data ({found.corpus.title}) names no speakers, and folds keep speakers "
                 "apart; give a manifest with a speaker column"
             )
         seed, corpus = options.budget.seed, found.corpus
@@ -70,7 +73,11 @@ def prepare_inputs(
     have every class in its training speakers. Raises one of INPUT_ERRORS."""
     if options.resources.address:
         return found, None
-    trial_data, report = split_data(found, *prepare_locally(found), options.data.classes, options.split)
+    with warnings.catch_warnings(record=True) as caught:  # --split random's: one line, not a code excerpt
+        warnings.simplefilter("always", UserWarning)
+        trial_data, report = split_data(found, *prepare_locally(found), options.data.classes, options.split)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
     if folds:
         folds_of(trial_data, folds, options.budget.seed, folds_flag)
     return trial_data, report

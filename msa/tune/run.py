@@ -81,7 +81,11 @@ def print_data(data: TrialData, report) -> None:
     print(report.summary())
     if data.location.params.crop == "face":
         print(report.face_crop_summary(shown=FACELESS_SHOWN))
-    print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
+    if any(data.actors.values()):
+        print(f"actors: train {data.actors['train']}, val {data.actors['val']}, test {data.actors['test']}")
+    else:
+        sizes = ", ".join(f"{part} {len(items)}" for part, items in data.parts.items())
+        print(f"clips (no speakers: a random split): {sizes}")
 
 
 def run_search(

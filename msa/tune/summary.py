@@ -204,6 +204,10 @@ def describe_pretrained(pretrained: dict) -> str:
     return ", ".join(parts)
 
 
+def _speakers(actors: list) -> str:
+    return f"actors {actors}" if actors else "(speakers unknown: clips drawn at random)"
+
+
 def print_baseline(baseline: dict | None, test: dict) -> None:
     """The classical baselines' test scores under the best trial's, and a line when one wins."""
     if not baseline:
@@ -267,10 +271,10 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     for key, value in sorted(summary["best_config"].items()):
         print(f"  {key} = {value:.3g}" if isinstance(value, float) else f"  {key} = {value}")
     print(
-        f"val   accuracy {val['val_acc']:.3f}  macro-F1 {val['val_f1']:.3f}  UAR {val['val_uar']:.3f}   actors {summary['data']['actors']['val']}"
+        f"val   accuracy {val['val_acc']:.3f}  macro-F1 {val['val_f1']:.3f}  UAR {val['val_uar']:.3f}   {_speakers(summary['data']['actors']['val'])}"
     )
     print(
-        f"test  accuracy {test['accuracy']:.3f}  macro-F1 {test['f1_macro']:.3f}  UAR {test['uar']:.3f}   actors {summary['data']['actors']['test']}"
+        f"test  accuracy {test['accuracy']:.3f}  macro-F1 {test['f1_macro']:.3f}  UAR {test['uar']:.3f}   {_speakers(summary['data']['actors']['test'])}"
     )
     print_baseline(summary.get("baseline"), test)
     print(
