@@ -291,3 +291,20 @@ def test_real_ravdess_speech_is_detected_and_labelled():
         assert (
             corpus.labels[int(fields[2]) - 1] == item.record.label and int(fields[6]) == item.record.speaker
         )
+
+
+def test_the_audio_only_zip_as_distributed_is_read_in_place(layouts, tmp_path):
+    """Audio_Speech_Actors_01-24.zip holds Actor_XX/03-01-...wav: read by member, decoded from
+    a copy that keeps the member's extension."""
+    import zipfile
+
+    root = tmp_path / "download"
+    root.mkdir()
+    with zipfile.ZipFile(root / "Audio_Speech_Actors_01-24.zip", "w") as archive:
+        for wav in sorted(layouts["ravdess-audio"].rglob("*.wav")):
+            archive.write(wav, wav.relative_to(layouts["ravdess-audio"]).as_posix())
+    report = prepare(root, tmp_path / "cache", PARAMS, workers=1, progress=False)
+    assert report.corpus.dataset == "ravdess-audio" and len(report.clips) == 16 and not report.failed
+    assert all("::" in clip.display and clip.load()[0] is None for clip in report.clips)
+    own = prepare(layouts["ravdess-audio"], tmp_path / "cache", PARAMS, workers=1, progress=False)
+    np.testing.assert_array_equal(report.clips[0].load()[1], own.clips[0].load()[1])

@@ -198,16 +198,18 @@ def rebuild_val_evaluation(experiment: Experiment, model, batch_size: int = 8) -
         raise DataUnavailable(f"no {ARGS_FILE}: the data and split of this search are unknown")
     cache = Path(args["cache"]) if args.get("cache") else default_cache_dir()
     root = (experiment.summary or {}).get("data", {}).get("root") or args.get("data") or sample_dir(cache)
-    if not is_uri(root) and not Path(root).is_dir():
-        raise DataUnavailable(f"the data folder {root} is not on this machine")
+    if not is_uri(root) and not Path(root).exists():
+        raise DataUnavailable(f"the data {root} is not on this machine")
     split = SplitConfig(args["split"], args["seed"], tuple(args["val_actors"]), tuple(args["test_actors"]))
     # (msa_args.json files written before --crop existed: the fixed crop)
     params = PrepareParams(
         num_frames=args["frames"], image_size=args["image_size"], crop=args.get("crop", "fixed")
     )
     try:
-        data, _ = prepare_experiment_data(root, cache, args["classes"], split, params, progress=False)
-    except (FileNotFoundError, ValueError) as error:  # NoUsableClipsError and SplitError are ValueErrors
+        data, _ = prepare_experiment_data(
+            root, cache, args["classes"], split, params, progress=False, dataset=args.get("dataset", "auto")
+        )
+    except (FileNotFoundError, ValueError) as error:  # DatasetError, NoUsableClipsError, SplitError: ValueErrors
         raise DataUnavailable(str(error)) from error
     recorded = (experiment.summary or {}).get("data", {}).get("actors", {}).get("val")
     if recorded is not None and list(recorded) != list(data.actors["val"]):
