@@ -209,7 +209,10 @@ def rebuild_val_evaluation(experiment: Experiment, model, batch_size: int = 8) -
         data, _ = prepare_experiment_data(
             root, cache, args["classes"], split, params, progress=False, dataset=args.get("dataset", "auto")
         )
-    except (FileNotFoundError, ValueError) as error:  # DatasetError, NoUsableClipsError, SplitError: ValueErrors
+    except (
+        FileNotFoundError,
+        ValueError,
+    ) as error:  # DatasetError, NoUsableClipsError, SplitError: ValueErrors
         raise DataUnavailable(str(error)) from error
     recorded = (experiment.summary or {}).get("data", {}).get("actors", {}).get("val")
     if recorded is not None and list(recorded) != list(data.actors["val"]):

@@ -34,6 +34,8 @@ import shutil
 import socket
 import sys
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -94,10 +96,7 @@ class PrepareReport:
         return left_out + list(self.failed.items())
 
     def summary(self) -> str:
-        reasons: dict[str, int] = {}
-        for _, reason in self.skipped:
-            reasons[reason.split(":")[0]] = reasons.get(reason.split(":")[0], 0) + 1
-        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
+        skipped = count_reasons(reason for _, reason in self.skipped) or "none"
         speakers = {clip.record.speaker for clip in self.clips} - {None}
         reused = len(self.clips) - self.decoded
         return (
@@ -141,6 +140,13 @@ class PrepareReport:
         if shown is not None and len(faceless) > shown:
             lines.append(f"  ... and {len(faceless) - shown} more")
         return "\n".join(lines)
+
+
+def count_reasons(reasons: Iterable[str]) -> str:
+    """ "2 song, 1 unreadable": how many files each reason left out (its text before any ":
+    detail"), by reason."""
+    counts = Counter(reason.split(":")[0] for reason in reasons)
+    return ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items()))
 
 
 def _blank(value) -> str:
@@ -198,10 +204,7 @@ def usable_clips(corpus: Corpus, root) -> list[Found]:
     """The corpus's usable clips. Raises NoUsableClipsError saying why every file was left out."""
     usable = corpus.included
     if not usable:
-        reasons: dict[str, int] = {}
-        for found in corpus.found:
-            reasons[found.reason.split(":")[0]] = reasons.get(found.reason.split(":")[0], 0) + 1
-        why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items())) or "no files"
+        why = count_reasons(found.reason for found in corpus.found) or "no files"
         raise NoUsableClipsError(
             f"--data {root}: no usable {corpus.title} clip among {len(corpus.found)} files ({why})"
         )
@@ -216,10 +219,7 @@ def finish_report(
     by_display = {clip_display(f): f for f in corpus.found if f.included}
     clips = [PreparedClip(by_display[d].record, d, entry) for d, entry in entries.items() if d not in failed]
     if not clips:
-        reasons: dict[str, int] = {}
-        for reason in failed.values():
-            reasons[reason] = reasons.get(reason, 0) + 1
-        why = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+        why = count_reasons(failed.values())
         raise NoUsableClipsError(
             f"--data {root}: none of the {len(entries)} candidate clips could be decoded ({why})"
         )

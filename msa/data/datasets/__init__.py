@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from msa.data import is_uri
@@ -73,13 +73,13 @@ def read_dataset(root: str | os.PathLike, dataset: str = AUTO) -> Corpus:
     if local and Path(root).is_file():
         raise DatasetError(f"--data {root}: a file, but not a manifest (.csv)")
     sources, bad_zips = list_sources(root)
+    corpus = _read_listed(root, sources, dataset)
     unreadable = [Found(zip_file, None, reason) for zip_file, reason in bad_zips]
-    corpus = _read_named(root, sources, dataset)
-    corpus.found[:0] = unreadable
-    return corpus
+    return replace(corpus, found=unreadable + corpus.found)
 
 
-def _read_named(root: str, sources: list[Source], dataset: str) -> Corpus:
+def _read_listed(root: str, sources: list[Source], dataset: str) -> Corpus:
+    """The corpus of the files listed under a folder or URI: by --dataset, or detected."""
     counts = {name: sum(1 for source in sources if named.matches(source)) for name, named in NAMED.items()}
     media = sum(1 for source in sources if media_kind(source.filename))
     if dataset in NAMED:
