@@ -308,3 +308,10 @@ def test_the_audio_only_zip_as_distributed_is_read_in_place(layouts, tmp_path):
     assert all("::" in clip.display and clip.load()[0] is None for clip in report.clips)
     own = prepare(layouts["ravdess-audio"], tmp_path / "cache", PARAMS, workers=1, progress=False)
     np.testing.assert_array_equal(report.clips[0].load()[1], own.clips[0].load()[1])
+
+
+def test_a_crema_d_demographics_table_without_its_columns_is_named(layouts, tmp_path):
+    root = shutil.copytree(layouts["crema-d"], tmp_path / "crema")
+    (root / "VideoDemographics.csv").write_text("Speaker,Gender\n1001,Male\n")
+    with pytest.raises(DatasetError, match=r"VideoDemographics.csv: expected columns ActorID and Sex"):
+        read_dataset(root)

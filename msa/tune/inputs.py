@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from msa.data.datasets import DatasetError
+from msa.data.datasets import FIXED_CROP_DATASET, DatasetError, fixed_crop_dataset
 from msa.data.experiment import FoundData, TrialData, find_data, prepare_locally, split_data
 from msa.data.folds import FoldError, folds_of, make_folds
 from msa.data.prepare import NoUsableClipsError, PrepareReport
@@ -44,6 +44,18 @@ def check_space_fits_data(space: str, found: FoundData) -> None:
         )
 
 
+def note_crop(options: SearchOptions, found: FoundData) -> None:
+    """Say so when the fixed crop, framed for one dataset, is about to cut the frames of another."""
+    corpus = found.corpus
+    if "video" not in space_modalities(options.space) or options.data.crop != "fixed" or not found.items:
+        return
+    if fixed_crop_dataset(found.items[0].source.filename) is None:
+        print(
+            f"note: --crop fixed is framed for {FIXED_CROP_DATASET}'s clips; "
+            f"for {corpus.title}'s consider --crop face"
+        )
+
+
 def find_inputs(options: SearchOptions, folds: str | None = None, folds_flag: str = "--folds") -> FoundData:
     """The corpus found (nothing decoded yet), checked against the space and the ``folds`` (a
     --folds value every fold of which must be possible). Prints what was detected. Raises one
@@ -54,6 +66,7 @@ def find_inputs(options: SearchOptions, folds: str | None = None, folds_flag: st
     for note in found.corpus.notes:
         print(f"note: {note}")
     check_space_fits_data(options.space, found)
+    note_crop(options, found)
     if folds:
         if not found.corpus.has_speakers:
             raise FoldError(

@@ -109,17 +109,20 @@ def _read_listed(root: str, sources: list[Source], dataset: str) -> Corpus:
     )
 
 
+FIXED_CROP_DATASET = "RAVDESS"  # the dataset whose framing the fixed crop (msa.data.decode.crop_box) fits
+
+
 def fixed_crop_dataset(filename: str) -> str | None:
-    """The title of the dataset whose framing the fixed crop (msa.data.decode.crop_box) was
-    calibrated on, when ``filename`` is named like one of its audio-video clips; else None."""
+    """FIXED_CROP_DATASET when ``filename`` is named like one of its audio-video clips, else None."""
     name = ravdess.parse_or_none(filename)
-    return "RAVDESS" if name is not None and name.modality == ravdess.AUDIO_VIDEO else None
+    return FIXED_CROP_DATASET if name is not None and name.modality == ravdess.AUDIO_VIDEO else None
 
 
 __all__ = [
     "AUTO",
     "DATASETS",
     "DATASET_CHOICES",
+    "FIXED_CROP_DATASET",
     "RAVDESS_ACTORS",
     "RAVDESS_DATASETS",
     "ClipRecord",
