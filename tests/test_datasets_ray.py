@@ -88,14 +88,11 @@ def test_crema_d_searches_a_multimodal_space_and_cross_validates(tiny_sample, tm
     )
 
 
-def test_a_manifest_with_spans_searches_then_msa_crossval_folds_it(tiny_sample, tmp_path):
+def test_a_manifest_with_spans_and_a_class_mapping_searches_and_cross_validates(tiny_sample, tmp_path):
     data = write_layout("manifest", tiny_sample, tmp_path / "mine") / "labels.csv"
     mapping = '{"negative": ["sad", "angry", "disgust"], "positive": ["happy"]}'
-    result = search(data, "audio_wav2vec", tmp_path, "--classes", mapping)
+    result = search(data, "audio_wav2vec", tmp_path, "--classes", mapping, "--crossval", "3")
     assert "dataset: manifest CSV (manifest), 16 audio clips, 4 speakers" in result.stdout
-    experiment = tmp_path / "results" / "search"
-    folds = run([sys.executable, "-m", "msa.crossval", str(experiment), "--folds", "3", "--epochs", "1"])
-    assert "3/3 folds" in folds.stdout
-    check_summary_and_folds(
-        experiment, "manifest", ["spk01", "spk02", "spk03", "spk04"], ("negative", "positive")
-    )
+    assert "3/3 folds" in result.stdout
+    speakers = ["spk01", "spk02", "spk03", "spk04"]
+    check_summary_and_folds(tmp_path / "results" / "search", "manifest", speakers, ("negative", "positive"))
