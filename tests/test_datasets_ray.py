@@ -76,6 +76,7 @@ def test_audio_only_ravdess_searches_and_cross_validates(tiny_sample, tmp_path):
     assert set(summary["baseline"]) == {"audio", "seconds"}, "audio files: the audio baseline alone"
 
 
+@pytest.mark.slow  # 50 s (make test-all): make test stays near 10 minutes; the flv videos are prepared in test_datasets
 def test_crema_d_searches_a_multimodal_space_and_cross_validates(tiny_sample, tmp_path):
     data = write_layout("crema-d", tiny_sample, tmp_path / "crema")
     result = search(data, "multimodal", tmp_path, "--crossval", "3", "--classes", "angry,happy,sad,disgust")
