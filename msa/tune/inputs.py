@@ -38,9 +38,11 @@ def check_space_fits_data(space: str, found: FoundData) -> None:
         from search_spaces import SPACES
 
         audio_spaces = [name for name in SPACES if space_modalities(name) == {"audio"}]
+        audio_files = sum(1 for item in corpus.included if not item.record.has_video)
         raise UsageError(
             f"--space {space} needs video, but --data {found.location.root} has no video "
-            f"({corpus.title}: audio files); spaces for audio: {', '.join(audio_spaces)}"
+            f"({corpus.title}: {audio_files} of {len(corpus.included)} clips are audio files); "
+            f"spaces for audio: {', '.join(audio_spaces)}"
         )
 
 
