@@ -65,6 +65,7 @@ def check_summary_and_folds(experiment, dataset: str, speakers: list, labels: tu
     assert tested == speakers, "each speaker is tested once"
 
 
+@pytest.mark.slow  # 50 s (make test-all); the manifest's test below runs the same audio path in make test
 def test_audio_only_ravdess_searches_and_cross_validates(tiny_sample, tmp_path):
     data = write_layout("ravdess-audio", tiny_sample, tmp_path / "speech")
     result = search(data, "audio_wav2vec", tmp_path, "--crossval", "3")
