@@ -118,9 +118,9 @@ def crop_and_resize(
     return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def decode_video(path: str, params: PrepareParams, span: Span = None) -> np.ndarray:
+def decode_video(path: str, params: PrepareParams) -> np.ndarray:
     """The clip's sampled, cropped and resized frames, uint8 (T, H, W, C)."""
-    return decode_cropped_video(path, params, span).frames
+    return decode_cropped_video(path, params).frames
 
 
 def decode_cropped_video(path: str, params: PrepareParams, span: Span = None) -> CroppedVideo:
@@ -154,14 +154,11 @@ def decode_audio(path: str, params: PrepareParams, span: Span = None) -> np.ndar
     """The clip's audio (all of it, or ``span``), mono float32 (S,) at params.sample_rate
     (msa.audio_format). Audio shorter than MIN_AUDIO_SAMPLES (at SAMPLE_RATE) is TOO_SHORT."""
     try:
-        decoded = read_audio(path)
+        decoded = read_audio(path, span)
     except MediaError as error:
         reason = NO_AUDIO if str(error).endswith(NO_AUDIO) else UNREADABLE
         raise DecodeError(reason, str(error)) from None
     samples = decoded.samples
-    if span is not None:
-        start, end = (round(seconds * decoded.rate) for seconds in span)
-        samples = samples[:, start:end]
     minimum = MIN_AUDIO_SAMPLES * decoded.rate / SAMPLE_RATE
     if samples.shape[1] < minimum:
         seconds = samples.shape[1] / decoded.rate
@@ -175,6 +172,6 @@ def decode_audio(path: str, params: PrepareParams, span: Span = None) -> np.ndar
         raise DecodeError(UNREADABLE, f"{path}: {first_line(error)}") from None
 
 
-def decode_clip(path: str, params: PrepareParams, span: Span = None) -> tuple[np.ndarray, np.ndarray]:
+def decode_clip(path: str, params: PrepareParams) -> tuple[np.ndarray, np.ndarray]:
     """(video uint8 (T, H, W, C), audio float32 (S,)) of one audio-video file."""
-    return decode_video(path, params, span), decode_audio(path, params, span)
+    return decode_video(path, params), decode_audio(path, params)

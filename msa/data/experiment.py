@@ -2,8 +2,9 @@
 
 The driver finds the data (``find_data``: a folder, a storage URI or the embedded sample),
 has every usable clip prepared (``prepare_locally`` here, or ``msa.tune.cluster`` over a Ray
-cluster), maps labels to the search's classes and splits by speaker (``split_data``) and passes a ``TrialData`` to every trial once
-(through Ray's object store, by msa.tune): clip names, sources and cache keys, never the arrays.
+cluster), maps labels to the search's classes and splits by speaker (``split_data``) and passes
+a ``TrialData`` to every trial once (through Ray's object store, by msa.tune): clip records,
+sources and cache keys, never the arrays.
 
 A prepared clip is found by its key under *this node's* cache (``--cache`` as given, or each
 node's ``$MSA_CACHE`` / ``~/.cache/msa``), so a cluster works with one shared cache or with a
@@ -106,10 +107,6 @@ class FoundData:
     items: list[ClipItem] = field(repr=False)  # one per usable clip
 
     @property
-    def found(self) -> list[Found]:
-        return self.corpus.found
-
-    @property
     def actors(self) -> list[SpeakerId]:
         """The speakers with a usable clip."""
         return sorted({item.record.speaker for item in self.items} - {None})
@@ -131,7 +128,6 @@ class TrialData:
     num_clips: int  # usable clips found (before the classes drop any)
     skipped: int  # files left out, with a reason, by preparation
     dataset: str = ""  # the corpus's registry name
-    has_video: bool = True  # False: audio files, prepared without frames
 
     @property
     def root(self) -> str:
@@ -221,10 +217,11 @@ def split_data(
     classes_map = class_map(
         classes, [label for label in corpus.labels if label in present], corpus.class_presets, corpus.dataset
     )
+    classes_of = {item.display: classes_map.class_of(item.record.label) for item in items}
     items = [
-        replace(item, record=replace(item.record, label=classes_map.class_of(item.record.label)))
+        replace(item, record=replace(item.record, label=classes_of[item.display]))
         for item in items
-        if classes_map.class_of(item.record.label) is not None
+        if classes_of[item.display] is not None
     ]
     if not items:
         raise NoUsableClipsError(
@@ -247,7 +244,6 @@ def split_data(
         num_clips=len(report.clips),
         skipped=len(report.skipped),
         dataset=corpus.dataset,
-        has_video=corpus.has_video,
     )
     return trial_data, report
 

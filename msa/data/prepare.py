@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from msa.data import is_uri
 from msa.data.datasets import AUTO, ClipRecord, Corpus, Found, read_dataset
+from msa.data.datasets.records import span_text
 from msa.data.decode import DecodeError, PrepareParams, decode_audio, decode_cropped_video
 from msa.data.sources import Source
 
@@ -155,8 +156,7 @@ def _blank(value) -> str:
 
 def clip_display(found: Found) -> str:
     """The path shown to users: a file, or zip::member, with its span where it has one."""
-    span = found.record.span if found.record is not None else None
-    return found.source.display + (f"@{span[0]:g}-{span[1]:g}" if span else "")
+    return found.source.display + span_text(found.record.span if found.record is not None else None)
 
 
 def entry_params(record: ClipRecord, params: PrepareParams) -> dict:
@@ -194,10 +194,10 @@ def prepare(
     cache = Path(cache)
     corpus = read_dataset(root, dataset)
     usable = usable_clips(corpus, root)
-    entries = {clip_display(f): clips_dir(cache) / entry_key(f.source, params, f.record) for f in usable}
-    todo = [(f, entries[clip_display(f)]) for f in usable if not is_prepared(entries[clip_display(f)])]
+    entries = [(f, clips_dir(cache) / entry_key(f.source, params, f.record)) for f in usable]
+    todo = [(f, entry) for f, entry in entries if not is_prepared(entry)]
     failed = prepare_entries(todo, cache, params, workers=workers, progress=progress)
-    return finish_report(root, corpus, entries, failed, len(todo))
+    return finish_report(root, corpus, {clip_display(f): entry for f, entry in entries}, failed, len(todo))
 
 
 def usable_clips(corpus: Corpus, root) -> list[Found]:
@@ -352,7 +352,6 @@ def _prepare_one(job: tuple[Found, Path, Path, PrepareParams]) -> tuple[str, str
         return clip_display(found), None
     except DecodeError as error:
         return clip_display(found), error.reason
-
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 
 from msa.data import is_uri
 from msa.data.datasets.records import EMPTY, NOT_MEDIA, ClipRecord, Corpus, Found
-from msa.data.media import has_video_stream, media_kind
+from msa.data.media import media_kind, probe
 from msa.data.sources import Source
 
 NOT_IN_LABEL_FOLDER = "not in a label folder"
@@ -35,7 +35,8 @@ def _has_video(source: Source, kind: str) -> bool:
     """A video container holds video unless a local file's header says it holds audio alone."""
     if kind != "video" or source.member is not None or is_uri(source.path):
         return kind == "video"
-    return has_video_stream(source.path) is not False
+    header = probe(source.path)
+    return header is None or header.has_video
 
 
 def read(root: str, sources: list[Source], evidence: str = "") -> Corpus:

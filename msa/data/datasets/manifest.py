@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 
 from msa.data.datasets.records import (
@@ -27,9 +26,10 @@ from msa.data.datasets.records import (
     DatasetError,
     Found,
     gender_of,
+    span_text,
     speaker_ids,
 )
-from msa.data.media import has_video_stream, media_kind
+from msa.data.media import MediaProbe, media_kind, probe
 from msa.data.sources import Source
 
 REQUIRED = ("path", "label", "speaker")
@@ -60,7 +60,7 @@ def read(root: str, evidence: str = "") -> Corpus:
     speakers = (
         speaker_ids([row.get(columns["speaker"], "") for row in rows]) if "speaker" in columns else None
     )
-    found, seen, durations, probed = [], {}, {}, {}
+    found, seen, probes = [], {}, {}
     for index, row in enumerate(rows):
         line = index + 2  # the header is line 1
         where = f"{table} line {line}"
@@ -80,17 +80,20 @@ def read(root: str, evidence: str = "") -> Corpus:
                 f"{where}: duplicate of line {seen[identity]} ({cell['path']}{span_text(span)})"
             )
         seen[identity] = line
+        is_video = media_kind(file.name) == "video"
+        # The header is read where it decides something (a span's end; whether a video
+        # container holds video), once per file however many rows cut it.
+        if (span is not None or is_video) and file not in probes:
+            probes[file] = probe(file)
         if span is not None:
-            check_span_in_file(file, span, where, durations)
+            check_span_in_file(file, span, where, probes[file])
         stat = file.stat()
-        if file not in probed:  # a video container may hold audio alone: its header says
-            probed[file] = media_kind(file.name) == "video" and has_video_stream(file) is not False
         record = ClipRecord(
             label=cell["label"],
             speaker=speakers[index] if speakers is not None else None,
             gender=gender_of(cell.get("gender")),
             span=span,
-            has_video=probed[file],
+            has_video=is_video and (probes[file] is None or probes[file].has_video),
             clip_id=f"{cell['path']}{span_text(span)}",
         )
         source = Source(str(file), stat.st_size, stat.st_mtime_ns)
@@ -171,33 +174,11 @@ def parse_span(start: str, end: str, where: str) -> tuple[float, float] | None:
     return span
 
 
-def span_text(span: tuple[float, float] | None) -> str:
-    return "" if span is None else f"@{span[0]:g}-{span[1]:g}"
-
-
-def check_span_in_file(file: Path, span: tuple[float, float], where: str, durations: dict) -> None:
+def check_span_in_file(file: Path, span: tuple[float, float], where: str, header: MediaProbe | None) -> None:
     """A span must end within the file (SPAN_END_TOLERANCE). A file whose duration cannot be
     read is left to preparation, which reports it."""
-    if file not in durations:
-        durations[file] = media_duration(file)
-    duration = durations[file]
+    duration = header.duration if header is not None else None
     if duration is not None and span[1] > duration + SPAN_END_TOLERANCE:
         raise DatasetError(
             f"{where}: span {span[0]:g}-{span[1]:g} s ends past the end of {file.name} ({duration:.2f} s)"
         )
-
-
-def media_duration(file: os.PathLike) -> float | None:
-    """The file's duration in seconds from its container (no decoding), or None."""
-    import av
-
-    try:
-        with av.open(str(file)) as container:
-            if container.duration is not None:
-                return container.duration / av.time_base
-            stream = (container.streams.audio or container.streams.video or [None])[0]
-            if stream is not None and stream.duration is not None:
-                return float(stream.duration * stream.time_base)
-    except (av.FFmpegError, OSError, ValueError):
-        return None
-    return None

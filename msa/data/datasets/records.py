@@ -103,6 +103,11 @@ class Corpus:
         )
 
 
+def span_text(span: tuple[float, float] | None) -> str:
+    """How a clip's span is written after its path ("@1.5-3.25"; nothing without a span)."""
+    return "" if span is None else f"@{span[0]:g}-{span[1]:g}"
+
+
 def gender_of(text: str | None) -> str | None:
     """A gender column's cell -> MALE, FEMALE, another word lower-cased, or None when blank."""
     word = (text or "").strip().lower()
