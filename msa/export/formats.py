@@ -52,11 +52,15 @@ def require_onnx() -> None:
 
 
 def write_onnx(static: torch.nn.Module, example: dict[str, torch.Tensor], path: Path, metadata: dict) -> str:
-    """Export ``static`` (msa.export.static) with torch's dynamo exporter to ``path`` ->
-    a description of the exporter. The opset is the exporter's default.
+    """Export ``static`` (msa.export.static) to ``path`` -> a description of the exporter. The
+    opset is the exporter's default.
 
     The dynamo exporter (torch.export) handles every model here once the masks no longer decide
-    shapes (the static form), so the TorchScript-based exporter (dynamo=False) is not needed."""
+    shapes (the static form), except recurrent layers: torch.export fixes the batch and length of
+    a graph with a GRU (and torch 2.14 fails on a graph's second one), so a model with one goes
+    through the TorchScript-based exporter, which writes ONNX's own GRU with free axes."""
+    if any(isinstance(module, torch.nn.RNNBase) for module in static.modules()):
+        return _write_onnx_traced(static, example, path, metadata)
     dims = {name: torch.export.Dim(name) for name in ("batch", "frames", "samples")}
     shapes = {key: {axis: dims[name] for axis, name in enumerate(AXES[key])} for key in example}
     with warnings.catch_warnings():
@@ -77,6 +81,31 @@ def write_onnx(static: torch.nn.Module, example: dict[str, torch.Tensor], path: 
     # that the temporary name can simply be renamed.
     program.save(path, external_data=False)
     return f"torch.onnx.export(dynamo=True), opset {program.model.opset_imports['']}"
+
+
+def _write_onnx_traced(
+    static: torch.nn.Module, example: dict[str, torch.Tensor], path: Path, metadata: dict
+) -> str:
+    import onnx
+
+    axes = {key: dict(enumerate(AXES[key])) for key in example}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation and trace notices
+        torch.onnx.export(
+            static,
+            tuple(example.values()),
+            str(path),
+            input_names=list(example),
+            output_names=[OUTPUT],
+            dynamic_axes=axes,
+            dynamo=False,
+        )
+    model = onnx.load(str(path))
+    for key, value in to_props(metadata).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return f"torch.onnx.export(dynamo=False: recurrent layers), opset {opset}"
 
 
 def onnx_runner(path: Path) -> Runner:

@@ -10,7 +10,8 @@ from running every frame and every sample and masking afterwards:
 
 - video: the whole trunk on all B x T frames, the standardised features of padded frames set to
   zero (what ``index_put`` into zeros gives), then the branch's own temporal model and masked mean;
-- audio: each clip's waveform normalisation as masked mean and variance, the conv feature encoder
+- spectrogram audio: the branch's own forward, which masks instead of indexing;
+- speech-encoder audio: each clip's waveform normalisation as masked mean and variance, the conv feature encoder
   on the padded batch, with the one layer that normalises over time (the base models' GroupNorm,
   one group per channel, in the first conv layer) taking its statistics over each clip's real
   output positions only. A conv frame whose receptive field lies inside a clip's real samples is
@@ -35,6 +36,7 @@ from torch import nn
 from msa.models import EmotionModel
 from msa.models.audio import NORM_EPS, AudioBranch
 from msa.models.layers import masked_mean
+from msa.models.spectrogram import SpectrogramBranch
 from msa.models.video import VideoBranch
 
 
@@ -122,7 +124,18 @@ def audio_embedding(branch: AudioBranch, audio: torch.Tensor, audio_mask: torch.
     return masked_mean(normed, frame_mask)
 
 
-EMBEDDINGS = {VideoBranch: video_embedding, AudioBranch: audio_embedding}
+def spectrogram_embedding(
+    branch: SpectrogramBranch, audio: torch.Tensor, audio_mask: torch.Tensor
+) -> torch.Tensor:
+    """The branch's own forward: written with masks throughout, it has no data-dependent shape."""
+    return branch(audio, audio_mask)
+
+
+EMBEDDINGS = {
+    VideoBranch: video_embedding,
+    AudioBranch: audio_embedding,
+    SpectrogramBranch: spectrogram_embedding,
+}
 
 
 class StaticModel(nn.Module):

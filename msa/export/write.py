@@ -19,7 +19,7 @@ from msa.export.formats import FORMATS, RUNNERS, WRITERS, require_onnx
 from msa.export.metadata import METADATA_VERSION, OUTPUT
 from msa.export.source import ModelSource
 from msa.export.static import static_model
-from msa.models import EmotionModel, config_to_dict
+from msa.models import EmotionModel, SpectrogramConfig, config_to_dict
 
 ATOL = 1e-4  # max |exported logits - PyTorch's logits|
 CHECK_SECONDS = 2.0  # audio of the example clip; the checks use other lengths around it
@@ -60,7 +60,13 @@ def model_summary(model: EmotionModel) -> str:
             else "mean"
         )
         parts.append(f"video: {trunk} + {temporal}")
-    if config.audio is not None:
+    if isinstance(config.audio, SpectrogramConfig):
+        audio = config.audio
+        parts.append(
+            f"audio: log-mel ({audio.n_mels} bands, {audio.window_ms} ms) + {audio.body} "
+            f"{list(audio.conv_channels)} + {audio.pooling} pooling, from scratch"
+        )
+    elif config.audio is not None:
         branch = model.branches["audio"]
         hf = branch.backbone.config
         parts.append(

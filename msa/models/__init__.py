@@ -7,6 +7,7 @@ read files except pretrained weights (msa.models.pretrained).
 from msa.models.config import (
     AudioConfig,
     ModelConfig,
+    SpectrogramConfig,
     VideoConfig,
     config_from_dict,
     config_to_dict,
@@ -41,6 +42,7 @@ __all__ = [
     "PRETRAINED_MODES",
     "PretrainedWeightsUnavailable",
     "PretrainedWeightsWarning",
+    "SpectrogramConfig",
     "VideoConfig",
     "backbone_branches",
     "config_from_dict",

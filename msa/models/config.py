@@ -18,6 +18,10 @@ TEMPORAL_MODELS = ("transformer", "mean")
 BUILTIN_AUDIO_ARCHS = ("wav2vec2-base", "tiny")  # defined in msa.models.speech_encoders.BUILTIN_ARCHS
 ALL_LAYERS = -1  # trainable_layers value: every transformer layer trains, whatever the encoder's depth
 HEADS = ("linear", "mlp")
+SPECTROGRAM_BODIES = ("cnn", "crnn", "transformer")
+POOLINGS = ("meanmax", "stats", "attention")
+SPECTROGRAM_NORMS = ("utterance", "global")
+WINDOWS_MS = (25, 50)  # log-mel analysis windows; frames hop by msa.models.front_end.HOP_MS
 RESNET18_DEPTH = 9  # children of torchvision's ResNet-18 before `fc`
 
 
@@ -135,11 +139,91 @@ class AudioConfig:
 
 
 @dataclass(frozen=True)
+class SpectrogramConfig:
+    """Log-mel front end -> compact encoder trained from scratch -> pooling over time.
+
+    The front end has no trainable weights (it is the branch's frozen prefix, cached per clip);
+    the fields after ``pooling`` shape training only (augmentation of the log-mel, applied in
+    training mode and never in evaluation or prediction)."""
+
+    n_mels: int = 64
+    window_ms: int = 25  # one of WINDOWS_MS
+    spec_norm: str = "utterance"  # per clip and mel band over its real frames, or "global" (batch statistics)
+    body: str = "cnn"  # one of SPECTROGRAM_BODIES
+    conv_channels: tuple[int, ...] = (
+        16,
+        32,
+        64,
+        128,
+    )  # one block each; every block halves time and frequency
+    convs_per_block: int = 1
+    rnn_hidden: int = 64  # crnn: units per direction of its bidirectional GRU
+    encoder_dim: int = 96  # transformer: width (its feed-forward is twice as wide)
+    encoder_layers: int = 2  # transformer
+    encoder_heads: int = 4  # transformer
+    body_dropout: float = 0.1  # crnn / transformer: on the frame sequence and inside the layers
+    pooling: str = "stats"  # one of POOLINGS
+    freq_masks: int = 0  # SpecAugment: masks per clip, each up to freq_mask_bands mel bands wide
+    freq_mask_bands: int = 8
+    time_masks: int = 0  # SpecAugment: masks per clip, each up to time_mask_frames frames wide
+    time_mask_frames: int = 20
+    gain_db: float = 0.0  # a random gain within +-gain_db per clip
+    crop_seconds: float = 0.0  # a random crop of clips longer than this (0: whole clips)
+
+    def __post_init__(self):
+        check_field_types(self)
+        _check_choice(self, "spec_norm", SPECTROGRAM_NORMS)
+        _check_choice(self, "body", SPECTROGRAM_BODIES)
+        _check_choice(self, "pooling", POOLINGS)
+        if self.window_ms not in WINDOWS_MS:
+            raise ValueError(
+                f"window_ms must be one of {', '.join(map(str, WINDOWS_MS))}; got {self.window_ms}"
+            )
+        if not 8 <= self.n_mels <= 256:
+            raise ValueError(f"n_mels must be in 8..256; got {self.n_mels}")
+        if not self.conv_channels or min(self.conv_channels) < 1:
+            raise ValueError(f"conv_channels must be positive channel counts; got {self.conv_channels}")
+        if self.n_mels >> len(self.conv_channels) < 1:
+            raise ValueError(
+                f"{len(self.conv_channels)} conv blocks halve {self.n_mels} mel bands to nothing"
+            )
+        if (
+            min(
+                self.convs_per_block,
+                self.rnn_hidden,
+                self.encoder_dim,
+                self.encoder_layers,
+                self.encoder_heads,
+            )
+            < 1
+        ):
+            raise ValueError(
+                "convs_per_block, rnn_hidden, encoder_dim, encoder_layers and encoder_heads must be >= 1"
+            )
+        if self.encoder_dim % self.encoder_heads:
+            raise ValueError(
+                f"encoder_dim ({self.encoder_dim}) must be divisible by encoder_heads ({self.encoder_heads})"
+            )
+        if not 0.0 <= self.body_dropout < 1.0:
+            raise ValueError(f"body_dropout must be in [0, 1); got {self.body_dropout}")
+        counts = (self.freq_masks, self.freq_mask_bands, self.time_masks, self.time_mask_frames)
+        if min(counts) < 0 or min(self.gain_db, self.crop_seconds) < 0:
+            raise ValueError("SpecAugment's mask counts and widths, gain_db and crop_seconds must be >= 0")
+
+
+AudioBranchConfig = AudioConfig | SpectrogramConfig
+# The audio branch's families, by the name a stored config gives them ("family"); configs
+# stored before there were two families hold a speech encoder.
+AUDIO_FAMILIES = {"speech_encoder": AudioConfig, "spectrogram": SpectrogramConfig}
+DEFAULT_AUDIO_FAMILY = "speech_encoder"
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Branches (at least one) whose pooled embeddings are concatenated and classified."""
 
     video: VideoConfig | None = None
-    audio: AudioConfig | None = None
+    audio: AudioBranchConfig | None = None  # a speech encoder, or a spectrogram model trained from scratch
     num_classes: int = 8
     head: str = "linear"  # "linear", or "mlp": Linear -> GELU -> Dropout -> Linear
     head_hidden: int = 256  # mlp only
@@ -148,9 +232,10 @@ class ModelConfig:
 
     def __post_init__(self):
         check_field_types(self)
-        for name, cls in (("video", VideoConfig), ("audio", AudioConfig)):
-            if not isinstance(getattr(self, name), cls | None):
-                raise ValueError(f"{name} must be a {cls.__name__} or None; got {getattr(self, name)!r}")
+        for name, types in (("video", (VideoConfig,)), ("audio", tuple(AUDIO_FAMILIES.values()))):
+            if not isinstance(getattr(self, name), (*types, type(None))):
+                kinds = " or ".join(cls.__name__ for cls in types)
+                raise ValueError(f"{name} must be a {kinds} or None; got {getattr(self, name)!r}")
         if self.video is None and self.audio is None:
             raise ValueError("a model needs a video branch, an audio branch, or both")
         _check_choice(self, "head", HEADS)
@@ -163,12 +248,16 @@ class ModelConfig:
                 raise ValueError(f"{name} must be in [0, 1); got {getattr(self, name)}")
 
     @property
-    def branches(self) -> dict[str, VideoConfig | AudioConfig]:
+    def branches(self) -> dict[str, VideoConfig | AudioBranchConfig]:
         return {name: cfg for name, cfg in (("video", self.video), ("audio", self.audio)) if cfg is not None}
 
 
-_BRANCH_TYPES = {"video": VideoConfig, "audio": AudioConfig}
-_TOP_FIELDS = tuple(f.name for f in fields(ModelConfig) if f.name not in _BRANCH_TYPES)
+def audio_family(config: AudioBranchConfig) -> str:
+    return next(name for name, cls in AUDIO_FAMILIES.items() if isinstance(config, cls))
+
+
+_BRANCH_NAMES = ("video", "audio")
+_TOP_FIELDS = tuple(f.name for f in fields(ModelConfig) if f.name not in _BRANCH_NAMES)
 
 
 def override_keys(config: ModelConfig) -> tuple[str, ...]:
@@ -198,9 +287,11 @@ def with_overrides(config: ModelConfig, **overrides: Any) -> ModelConfig:
 def config_to_dict(config: ModelConfig) -> dict[str, Any]:
     """Plain dicts/lists/str/int/float/bool/None: loadable with torch.load(weights_only=True)."""
     out = dataclasses.asdict(config)
-    for name in _BRANCH_TYPES:
+    for name in _BRANCH_NAMES:
         if out[name] is not None:
             out[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in out[name].items()}
+    if config.audio is not None:
+        out["audio"]["family"] = audio_family(config.audio)
     return out
 
 
@@ -219,7 +310,14 @@ def _strict_init(cls, data: dict[str, Any]):
 def config_from_dict(data: dict[str, Any]) -> ModelConfig:
     """Inverse of `config_to_dict`; unknown keys at any level raise ValueError."""
     data = dict(data)
-    for name, cls in _BRANCH_TYPES.items():
-        if data.get(name) is not None:
-            data[name] = _strict_init(cls, data[name])
+    if data.get("video") is not None:
+        data["video"] = _strict_init(VideoConfig, data["video"])
+    if isinstance(data.get("audio"), dict):
+        audio = dict(data["audio"])
+        family = audio.pop("family", DEFAULT_AUDIO_FAMILY)
+        if family not in AUDIO_FAMILIES:
+            raise ValueError(f"unknown audio family {family!r}; valid: {', '.join(AUDIO_FAMILIES)}")
+        data["audio"] = _strict_init(AUDIO_FAMILIES[family], audio)
+    elif data.get("audio") is not None:
+        data["audio"] = _strict_init(AudioConfig, data["audio"])  # its one-line error
     return _strict_init(ModelConfig, data)

@@ -1,5 +1,6 @@
-"""Small pieces shared by the branches: masked pooling and freezing by submodule name."""
+"""Small pieces shared by the branches: masked pooling and normalisation, and freezing by submodule name."""
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -39,3 +40,41 @@ class FreezableBranch(nn.Module):
         for name in self.frozen_modules:
             self.get_submodule(name).eval()
         return self
+
+
+def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Max of `x` (B, L, D) over the positions where `mask` (B, L) is True -> (B, D); every row
+    needs one real position."""
+    return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+
+
+class MaskedBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over channels (dim 1) of x (B, C, ..., T) whose training statistics come from
+    real time steps only (mask (B, T)), so padding shifts neither the batch's normalisation nor
+    the running statistics. In evaluation it is the plain layer (running statistics, per
+    position). State dict keys are BatchNorm's."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (B, C, ...); got {input.dim()}-D")
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+        weight = mask.reshape(shape).to(x.dtype)
+        dims = tuple(d for d in range(x.dim()) if d != 1)
+        count = weight.sum() * math.prod(x.shape[2:-1])
+        channel = (1, -1) + (1,) * (x.dim() - 2)
+        mean = (x * weight).sum(dim=dims) / count
+        centred = (x - mean.view(channel)) * weight
+        variance = (centred * centred).sum(dim=dims) / count
+        with torch.no_grad():
+            self.running_mean.lerp_(mean.detach(), self.momentum)
+            unbiased = variance.detach() * count / torch.clamp(count - 1, min=1)
+            self.running_var.lerp_(unbiased, self.momentum)
+            self.num_batches_tracked += 1
+        out = (x - mean.view(channel)) / torch.sqrt(variance.view(channel) + self.eps)
+        if self.affine:
+            out = out * self.weight.view(channel) + self.bias.view(channel)
+        return out

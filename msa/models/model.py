@@ -7,10 +7,11 @@ import torch
 from torch import nn
 
 from msa.models.audio import AudioBranch
-from msa.models.config import ModelConfig
+from msa.models.config import AudioConfig, ModelConfig, SpectrogramConfig, VideoConfig
+from msa.models.spectrogram import SpectrogramBranch
 from msa.models.video import VideoBranch
 
-BRANCH_TYPES = {"video": VideoBranch, "audio": AudioBranch}
+BRANCH_TYPES = {VideoConfig: VideoBranch, AudioConfig: AudioBranch, SpectrogramConfig: SpectrogramBranch}
 
 
 def make_head(in_features: int, config: ModelConfig) -> nn.Module:
@@ -29,7 +30,10 @@ class EmotionModel(nn.Module):
         super().__init__()
         self.config = config
         self.branches = nn.ModuleDict(
-            {name: BRANCH_TYPES[name](branch_config) for name, branch_config in config.branches.items()}
+            {
+                name: BRANCH_TYPES[type(branch_config)](branch_config)
+                for name, branch_config in config.branches.items()
+            }
         )
         self.pool_dropout = nn.Dropout(config.pool_dropout)
         self.head = make_head(sum(branch.embed_dim for branch in self.branches.values()), config)

@@ -24,7 +24,7 @@ from transformers import AutoModel
 from transformers.utils import logging as transformers_logging
 
 from msa.models.audio import arch_from_config
-from msa.models.config import ModelConfig, with_overrides
+from msa.models.config import AudioConfig, ModelConfig, with_overrides
 from msa.models.model import EmotionModel
 from msa.weights import WeightsFiles, WeightsUnavailable, find_weights
 
@@ -55,11 +55,12 @@ def weight_source(config: ModelConfig, branch: str) -> str:
 
 
 def backbone_branches(config: ModelConfig) -> tuple[str, ...]:
-    """Branches with a pretrainable backbone (the small from-scratch CNN has none)."""
+    """Branches with a pretrainable backbone (the small from-scratch CNN and the spectrogram
+    family have none)."""
     branches = []
     if config.video is not None and config.video.trunk == "resnet18":
         branches.append("video")
-    if config.audio is not None:
+    if isinstance(config.audio, AudioConfig):
         branches.append("audio")
     return tuple(branches)
 
@@ -93,7 +94,7 @@ def find_local_weights(config: ModelConfig, mode: str, skip: tuple[str, ...] = (
 
 def for_weights(config: ModelConfig, weights: Mapping[str, WeightsFiles]) -> ModelConfig:
     """``config`` with the speech encoder's architecture read from its weights' config.json."""
-    if "audio" not in weights or config.audio is None:
+    if "audio" not in weights or not isinstance(config.audio, AudioConfig):
         return config
     encoder = json.loads((weights["audio"].folder / "config.json").read_text())
     return with_overrides(config, audio_arch=arch_from_config(encoder))

@@ -7,7 +7,15 @@ model, loaded = create_model(config, num_classes=8, pretrained="auto")  # loaded
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from msa.models.config import ALL_LAYERS, AudioConfig, ModelConfig, VideoConfig, override_keys, with_overrides
+from msa.models.config import (
+    ALL_LAYERS,
+    AudioConfig,
+    ModelConfig,
+    SpectrogramConfig,
+    VideoConfig,
+    override_keys,
+    with_overrides,
+)
 from msa.models.model import EmotionModel
 from msa.models.pretrained import find_local_weights, for_weights, load_weights
 from msa.weights import WeightsFiles
@@ -70,6 +78,24 @@ def audio_all() -> ModelConfig:
 
 
 @register_model
+def audio_cnn() -> ModelConfig:
+    """Log-mel + 2-D CNN trained from scratch + attentive statistics pooling + linear."""
+    return ModelConfig(audio=SpectrogramConfig(body="cnn"))
+
+
+@register_model
+def audio_crnn() -> ModelConfig:
+    """Log-mel + CNN + bidirectional GRU from scratch + attentive statistics pooling + linear."""
+    return ModelConfig(audio=SpectrogramConfig(body="crnn", conv_channels=(16, 32)))
+
+
+@register_model
+def audio_transformer() -> ModelConfig:
+    """Log-mel + CNN stem + transformer from scratch + attentive statistics pooling + linear."""
+    return ModelConfig(audio=SpectrogramConfig(body="transformer", conv_channels=(16, 32)))
+
+
+@register_model
 def multimodal_iter1() -> ModelConfig:
     """video_iter3 + audio_last2 embeddings, concatenated, linear head."""
     return ModelConfig(video=VideoConfig(), audio=AudioConfig(trainable_layers=2))
@@ -98,14 +124,18 @@ def model_config(name: str, **overrides: Any) -> ModelConfig:
 
 TINY_VIDEO = dict(cnn_channels=(8, 16), d_model=16, num_layers=1, num_heads=2, dim_feedforward=32)
 TINY_AUDIO = dict(audio_arch="tiny")
+TINY_SPECTROGRAM = dict(
+    n_mels=16, conv_channels=(4, 8), rnn_hidden=8, encoder_dim=16, encoder_layers=1, encoder_heads=2
+)
 
 
 def tiny_overrides(name_or_config: str | ModelConfig) -> dict[str, Any]:
     """Overrides that shrink a configuration for tests and smoke runs. ResNet-18 keeps its size
-    (it is quick on small frames); the transformers and wav2vec 2.0 become tiny."""
+    (it is quick on small frames); the transformers, wav2vec 2.0 and the spectrogram encoders
+    become tiny."""
     config = model_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
     valid = set(override_keys(config))
-    return {k: v for k, v in {**TINY_VIDEO, **TINY_AUDIO}.items() if k in valid}
+    return {k: v for k, v in {**TINY_VIDEO, **TINY_AUDIO, **TINY_SPECTROGRAM}.items() if k in valid}
 
 
 def create_model(
