@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from search_spaces import audio, multimodal, video
+from search_spaces import audio, multimodal, spectrogram, video
 from search_spaces.scale import SearchScale
 
 DefineByRun = Callable[[optuna.Trial, SearchScale], dict | None]
@@ -30,6 +30,9 @@ class SearchSpace:
     models: tuple[
         str, ...
     ]  # every named model configuration it can choose (their frozen prefixes are precomputed)
+    # Multiplies the default epoch budget (search_spaces.scale.epoch_budget): models trained from
+    # scratch need more epochs than heads over pretrained features.
+    epoch_factor: int = 1
 
     def at_scale(self, scale: SearchScale) -> Callable[[optuna.Trial], dict | None]:
         """The define-by-run function Optuna calls, for a search at ``scale``."""
@@ -38,9 +41,11 @@ class SearchSpace:
 
 SPACES: dict[str, SearchSpace] = {}
 
-# Config keys that label a categorical choice a space turned into the constant ``model``
-# (video_transformer's trunk, audio_wav2vec's layers): kept for analysis, not model settings.
-CHOICE_LABELS = ("trunk", "audio_layers")
+# Config keys that label a choice a space turned into constants (video_transformer's trunk and
+# audio_wav2vec's layers into ``model``; audio_spectrogram's body into ``model``, its base width
+# and block count into ``conv_channels``): kept for analysis, not model settings.
+CHOICE_LABELS = ("trunk", "audio_layers", "audio_body", "base_width", "conv_blocks")
+SCRATCH_EPOCH_FACTOR = 3
 
 
 def register(
@@ -49,10 +54,11 @@ def register(
     define: DefineByRun,
     backbones: tuple[str, ...],
     models: tuple[str, ...],
+    epoch_factor: int = 1,
 ) -> None:
     if name in SPACES:
         raise ValueError(f"search space {name!r} is registered twice")
-    SPACES[name] = SearchSpace(name, description, define, backbones, tuple(models))
+    SPACES[name] = SearchSpace(name, description, define, backbones, tuple(models), epoch_factor)
 
 
 register(
@@ -89,6 +95,14 @@ register(
     audio.audio_wav2vec,
     ("audio",),
     tuple(audio.AUDIO_CHOICES.values()),
+)
+register(
+    "audio_spectrogram",
+    "log-mel CNN / CRNN / transformer from scratch, augmentation searched (no downloaded weights)",
+    spectrogram.audio_spectrogram,
+    (),
+    tuple(spectrogram.BODY_MODELS.values()),
+    epoch_factor=SCRATCH_EPOCH_FACTOR,
 )
 register(
     "multimodal",

@@ -50,7 +50,9 @@ class SearchScale:
         return tuple(size for size in sizes if size >= MIN_BATCH)
 
 
-def epoch_budget(train_clips: int) -> tuple[int, int]:
-    """The default (max epochs, grace period) for a training set of ``train_clips`` clips."""
+def epoch_budget(train_clips: int, factor: int = 1) -> tuple[int, int]:
+    """The default (max epochs, grace period) for a training set of ``train_clips`` clips, the
+    epochs multiplied by ``factor`` (a space's ``epoch_factor``; the grace period stays)."""
     budget = [(epochs, grace) for least, epochs, grace in EPOCH_BUDGETS if train_clips >= least]
-    return budget[-1]
+    epochs, grace = budget[-1]
+    return epochs * factor, grace

@@ -50,7 +50,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp("checkpoints")
     return {
-        name: tiny_checkpoint(folder, name) for name in ("video_iter3", "audio_last2", "multimodal_iter2")
+        name: tiny_checkpoint(folder, name)
+        for name in ("video_iter3", "audio_last2", "multimodal_iter2", "audio_cnn", "audio_crnn")
     }
 
 
@@ -101,6 +102,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
         # Both branches in both formats; in this process (quicker), through the same main().
         ("multimodal_iter2", "onnx", "main"),
         ("multimodal_iter2", "torchscript", "main"),
+        # The spectrogram family: the dynamo exporter, and the TorchScript-based one for a GRU.
+        ("audio_cnn", "onnx", "main"),
+        ("audio_crnn", "onnx", "main"),
     ],
 )
 def test_the_exported_file_gives_pytorchs_logits(checkpoints, tmp_path, capsys, name, format, how):
@@ -147,7 +151,9 @@ def test_the_exported_file_gives_pytorchs_logits(checkpoints, tmp_path, capsys, 
         assert json.loads(props["model_config"]) == metadata["model_config"]
 
 
-@pytest.mark.parametrize("name", ["video_iter1", "audio_frozen", "audio_all"])
+@pytest.mark.parametrize(
+    "name", ["video_iter1", "audio_frozen", "audio_all", "audio_cnn", "audio_crnn", "audio_transformer"]
+)
 def test_the_static_form_gives_the_models_logits(name):
     """What both exporters trace, against EmotionModel.forward, on what the exports above do not
     cover: the small CNN trunk, frozen speech-encoder layers with layer weighting, and an

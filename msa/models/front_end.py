@@ -40,17 +40,26 @@ class LogMel(nn.Module):
         self.window = window_samples(window_ms)
         self.n_fft = 2 ** math.ceil(math.log2(self.window))  # the window, zero padded
         frequencies = self.n_fft // 2 + 1
+        with torch.device("cpu"):  # real numbers even where the model is built on the meta device
+            basis, mel = self._basis(frequencies), self._filterbank(frequencies, n_mels)
+        # Rebuilt from the config (never stored in checkpoints): the branch's config is their source.
+        self.register_buffer("basis", basis, persistent=False)  # (2 x frequencies, 1, window)
+        self.register_buffer("mel", mel, persistent=False)  # (frequencies, n_mels)
+
+    def _basis(self, frequencies: int) -> torch.Tensor:
+        """The Hann-windowed DFT (cosines, then negated sines) as convolution kernels."""
         n = torch.arange(self.window, dtype=torch.float64)
         k = torch.arange(frequencies, dtype=torch.float64).unsqueeze(1)
         angle = 2 * math.pi * k * n / self.n_fft
         hann = torch.hann_window(self.window, periodic=True, dtype=torch.float64)
         basis = torch.cat([torch.cos(angle), -torch.sin(angle)]) * hann  # (2 x frequencies, window)
-        # Rebuilt from the config (never stored in checkpoints): the branch's config is their source.
-        self.register_buffer("basis", basis.float().unsqueeze(1), persistent=False)
-        mel = torchaudio.functional.melscale_fbanks(
+        return basis.float().unsqueeze(1)
+
+    @staticmethod
+    def _filterbank(frequencies: int, n_mels: int) -> torch.Tensor:
+        return torchaudio.functional.melscale_fbanks(
             frequencies, f_min=0.0, f_max=SAMPLE_RATE / 2, n_mels=n_mels, sample_rate=SAMPLE_RATE
         )
-        self.register_buffer("mel", mel, persistent=False)  # (frequencies, n_mels)
 
     def signature(self) -> dict:
         """Everything that decides the output for given samples (the feature cache's key)."""

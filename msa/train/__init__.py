@@ -7,7 +7,7 @@ from msa.train.checkpoint import (
     restore_state,
     save_checkpoint,
 )
-from msa.train.loop import evaluate, train_one_epoch
+from msa.train.loop import class_weights, evaluate, mix_inputs, train_one_epoch
 from msa.train.metrics import classification_metrics, confusion_matrix
 from msa.train.optim import (
     OptimConfig,
@@ -27,12 +27,14 @@ __all__ = [
     "batch_inputs",
     "build_optimizer",
     "build_scheduler",
+    "class_weights",
     "classification_metrics",
     "confusion_matrix",
     "default_device",
     "evaluate",
     "load_checkpoint",
     "lr_multiplier",
+    "mix_inputs",
     "model_from_checkpoint",
     "restore_state",
     "parameter_groups",

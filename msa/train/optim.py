@@ -37,6 +37,10 @@ class OptimConfig:
     weight_decay: float = 0.01  # decoupled for AdamW, L2 for SGD; never on biases or norms
     momentum: float = 0.9  # sgd only
     label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0  # mixup of each training batch with a shuffled copy, weight ~ Beta(a, a); 0: off
+    class_weighting: bool = (
+        False  # weight each class's loss by the inverse of its share of the training clips
+    )
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
     schedule: str = "constant"
     warmup_steps: int = 0  # optimiser steps
@@ -54,8 +58,8 @@ class OptimConfig:
             )
         if min(self.lr, self.backbone_lr) <= 0:
             raise ValueError("lr and backbone_lr must be > 0")
-        if min(self.weight_decay, self.momentum, self.grad_clip, self.warmup_steps) < 0:
-            raise ValueError("weight_decay, momentum, grad_clip and warmup_steps must be >= 0")
+        if min(self.weight_decay, self.momentum, self.grad_clip, self.warmup_steps, self.mixup_alpha) < 0:
+            raise ValueError("weight_decay, momentum, grad_clip, warmup_steps and mixup_alpha must be >= 0")
         if not 0.0 <= self.label_smoothing < 1.0 or not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError("label_smoothing must be in [0, 1) and min_lr_ratio in [0, 1]")
 

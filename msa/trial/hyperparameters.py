@@ -23,6 +23,14 @@ class TrialHyperparameters:
     batch_size: int
     warmup_epochs: float
     video_augment: bool = False  # random crop + flip of training frames (turns the video feature cache off)
+    # Waveform augmentation of training clips (msa.data.transforms.WaveAugment; either turns the
+    # audio feature cache off): the speed perturbation's range and the noise's lowest SNR, 0 = off.
+    speed_perturb: float = 0.0
+    noise_snr_db: float = 0.0
+
+    @property
+    def audio_augment(self) -> bool:
+        return bool(self.speed_perturb or self.noise_snr_db)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TrialHyperparameters:
@@ -33,6 +41,8 @@ class TrialHyperparameters:
         batch_size = int(config.pop("batch_size", 8))
         warmup_epochs = float(config.pop("warmup_epochs", 0.0))
         video_augment = bool(config.pop("video_augment", False))
+        speed_perturb = float(config.pop("speed_perturb", 0.0))
+        noise_snr_db = float(config.pop("noise_snr_db", 0.0))
         optim = {key: config.pop(key) for key in OPTIM_KEYS if key in config}
         architecture = model_config(model)
         valid = set(override_keys(architecture))
@@ -43,7 +53,15 @@ class TrialHyperparameters:
             )
         if video_augment and architecture.video is None:
             raise ValueError(f"video_augment is set but {model} has no video branch")
-        return cls(model, config, optim, batch_size, warmup_epochs, video_augment)
+        if (speed_perturb or noise_snr_db) and architecture.audio is None:
+            raise ValueError(f"speed_perturb / noise_snr_db are set but {model} has no audio branch")
+        if optim.get("mixup_alpha") and architecture.video is not None:
+            raise ValueError(
+                f"mixup_alpha is set but {model} has a video branch (uint8 frames are not mixed)"
+            )
+        return cls(
+            model, config, optim, batch_size, warmup_epochs, video_augment, speed_perturb, noise_snr_db
+        )
 
     def overrides(self, smoke_test: bool) -> dict[str, Any]:
         """Model overrides; a smoke test shrinks the transformers and wav2vec 2.0 (tiny_overrides)

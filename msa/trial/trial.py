@@ -23,7 +23,7 @@ from torch import nn
 from msa.data.dataset import ClipDataset, make_loader
 from msa.data.experiment import TrialData
 from msa.data.labels import LabelSet
-from msa.data.transforms import FrameAugment
+from msa.data.transforms import FrameAugment, WaveAugment
 from msa.experiment_dir import DEFAULT_METRIC, DEFAULT_MODE
 from msa.features import DEFAULT_ENTRY_DTYPE, FeatureTable, PrefixCachedModel, cache_plan, feature_key
 from msa.models import backbone_branches, create_model, model_config
@@ -32,6 +32,7 @@ from msa.train import (
     Precision,
     apply_optim_config,
     build_optimizer,
+    class_weights,
     build_scheduler,
     evaluate,
     place_model,
@@ -85,6 +86,7 @@ class TrialRun:
     clips_prepared: int  # clips this trial decoded because its node's cache lacked them
     features_computed: int  # feature entries this trial computed (not found in its node's cache)
     num_classes: int
+    loss_weights: torch.Tensor | None = None  # per class, with class weighting
 
     def close(self) -> None:
         """End the loaders' worker processes and pin-memory threads now: left to interpreter
@@ -119,13 +121,13 @@ def build_loaders(
     workers = loader_workers(device, settings.threads)
     loaders = {}
     for part in ("train", "val"):
-        augment = hp.video_augment and part == "train" and "video" in raw
+        transforms = []
+        if part == "train" and hp.video_augment and "video" in raw:
+            transforms.append(FrameAugment())
+        if part == "train" and hp.audio_augment and "audio" in raw:
+            transforms.append(WaveAugment(hp.speed_perturb, hp.noise_snr_db))
         dataset = ClipDataset(
-            settings.data.clips(part),
-            label_set,
-            raw,
-            arrays=arrays,
-            transform=FrameAugment() if augment else None,
+            settings.data.clips(part), label_set, raw, arrays=arrays, transform=compose(transforms)
         )
         loaders[part] = make_loader(
             dataset,
@@ -136,6 +138,21 @@ def build_loaders(
             pin_memory=device.type == "cuda",
         )
     return loaders
+
+
+def compose(transforms: list):
+    """One transform applying ``transforms`` in order (None when there are none)."""
+    if not transforms:
+        return None
+    if len(transforms) == 1:
+        return transforms[0]
+
+    def apply(sample: dict) -> dict:
+        for transform in transforms:
+            sample = transform(sample)
+        return sample
+
+    return apply
 
 
 def feature_table(settings: TrialSettings, name: str, branch: nn.Module) -> FeatureTable:
@@ -193,13 +210,16 @@ def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> 
     hp = TrialHyperparameters.from_config(config)
     num_classes = len(settings.data.labels)
     model, pretrained = build_model(hp.model, hp.overrides(settings.smoke_test), settings, device)
-    plan = cache_plan(model, augmented=("video",) if hp.video_augment else (), enabled=settings.feature_cache)
+    augmented = ("video",) * hp.video_augment + ("audio",) * hp.audio_augment
+    plan = cache_plan(model, augmented=augmented, enabled=settings.feature_cache)
     started = time.perf_counter()
     tables, features_computed = compute_features(model, plan, settings, device)
     feature_seconds = time.perf_counter() - started
     loaders = build_loaders(settings, hp, model, device, tables)
     net = PrefixCachedModel(model, tables) if tables else model
     optim = hp.optim_config(steps_per_epoch=len(loaders["train"]))
+    train_set = loaders["train"].dataset
+    weights = class_weights([train_set.label(i) for i in range(len(train_set))], num_classes)
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, total_steps=len(loaders["train"]) * settings.max_epochs)
     return TrialRun(
@@ -216,6 +236,7 @@ def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> 
         clips_prepared,
         features_computed,
         num_classes,
+        weights if optim.class_weighting else None,
     )
 
 
@@ -247,6 +268,8 @@ def run_epoch(run: TrialRun, epoch: int, seed: int) -> tuple[dict, list]:
         run.optimizer,
         run.scheduler,
         label_smoothing=run.optim.label_smoothing,
+        mixup_alpha=run.optim.mixup_alpha,
+        loss_weights=run.loss_weights,
         grad_clip=run.optim.grad_clip,
         precision=run.precision,
     )

@@ -47,6 +47,7 @@ from msa.experiment_dir import (
 )
 from msa.features import DEFAULT_ENTRY_DTYPE, ENTRY_DTYPES
 from msa.tune.tracking.options import TrackingError, TrackingOptions, check_tracking, installed
+from search_spaces import get_space
 from search_spaces.scale import epoch_budget
 
 SCHEDULERS = ("asha", "fifo", *POPULATION_SCHEDULERS)
@@ -243,8 +244,9 @@ class SearchOptions:
 
     def sized_for(self, train_clips: int) -> SearchOptions:
         """These options with the epochs not given on the command line set for a training set of
-        ``train_clips`` clips (search_spaces.scale.epoch_budget), checked. Raises UsageError."""
-        max_epochs, grace_period = epoch_budget(train_clips)
+        ``train_clips`` clips (search_spaces.scale.epoch_budget, times the space's epoch_factor),
+        checked. Raises UsageError."""
+        max_epochs, grace_period = epoch_budget(train_clips, get_space(self.space).epoch_factor)
         max_epochs = self.budget.max_epochs or max_epochs
         budget = dataclasses.replace(
             self.budget,
