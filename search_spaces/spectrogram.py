@@ -2,7 +2,7 @@
 
 The body is the first choice (``audio_body`` -> the named configuration); its size follows:
 conv blocks (every block halves time and frequency; the channels double from a base width,
-capped at MAX_CHANNELS), the GRU's or transformer's width and depth. From about 10 k to about 5 M
+capped at MAX_CHANNELS), the GRU's or transformer's width and depth. From about 25 k to about 3 M
 parameters. Then the front end (mel bands, window, normalisation), the pooling, the
 augmentations (SpecAugment, gain, crop on the cached log-mel; speed and noise on the waveform,
 which turns the feature cache off for that trial) and the objective (label smoothing, class
@@ -19,7 +19,7 @@ from search_spaces.scale import SearchScale
 
 BODY_MODELS = {"cnn": "audio_cnn", "crnn": "audio_crnn", "transformer": "audio_transformer"}
 MEL_BANDS = (40, 64, 80)
-BASE_WIDTHS = (8, 16, 24, 32)
+BASE_WIDTHS = (16, 24, 32, 48)
 MAX_CHANNELS = 256
 CONV_BLOCKS = {"cnn": (3, 5), "crnn": (2, 3), "transformer": (2, 3)}  # (fewest, most)
 RNN_WIDTHS = (32, 64, 128)
@@ -35,7 +35,8 @@ def channels(base: int, blocks: int) -> tuple[int, ...]:
     return tuple(min(base * 2**i, MAX_CHANNELS) for i in range(blocks))
 
 
-def suggest_body(trial: optuna.Trial, body: str) -> None:
+def suggest_body(trial: optuna.Trial, body: str) -> tuple[int, ...]:
+    """The body's size -> its conv channels."""
     fewest, most = CONV_BLOCKS[body]
     base = trial.suggest_categorical("base_width", BASE_WIDTHS)
     blocks = trial.suggest_int("conv_blocks", fewest, most)
@@ -48,6 +49,7 @@ def suggest_body(trial: optuna.Trial, body: str) -> None:
         trial.suggest_categorical("encoder_heads", ENCODER_HEADS)
     if body != "cnn":
         trial.suggest_float("body_dropout", 0.0, 0.3)
+    return channels(base, blocks)
 
 
 def suggest_augmentation(trial: optuna.Trial, spec_norm: str) -> None:
@@ -64,7 +66,7 @@ def suggest_augmentation(trial: optuna.Trial, spec_norm: str) -> None:
 
 def audio_spectrogram(trial: optuna.Trial, scale: SearchScale) -> dict:
     body = trial.suggest_categorical("audio_body", tuple(BODY_MODELS))
-    suggest_body(trial, body)
+    conv_channels = suggest_body(trial, body)
     trial.suggest_categorical("n_mels", MEL_BANDS)
     trial.suggest_categorical("window_ms", WINDOWS_MS)
     spec_norm = trial.suggest_categorical("spec_norm", SPECTROGRAM_NORMS)
@@ -75,5 +77,4 @@ def audio_spectrogram(trial: optuna.Trial, scale: SearchScale) -> dict:
     trial.suggest_categorical("class_weighting", (False, True))
     trial.suggest_categorical("mixup_alpha", MIXUP_ALPHAS)
     suggest_optimisation(trial, scale, backbone_trainable=False)
-    base, blocks = trial.params["base_width"], trial.params["conv_blocks"]
-    return {"model": BODY_MODELS[body], "conv_channels": channels(base, blocks)}
+    return {"model": BODY_MODELS[body], "conv_channels": conv_channels}
