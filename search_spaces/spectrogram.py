@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import optuna
 
-from msa.models.config import POOLINGS, SPECTROGRAM_NORMS, WINDOWS_MS
 from search_spaces.common import suggest_optimisation
 from search_spaces.scale import SearchScale
 
 BODY_MODELS = {"cnn": "audio_cnn", "crnn": "audio_crnn", "transformer": "audio_transformer"}
+# The choices searched (the model configuration, msa.models.config.SpectrogramConfig, checks them).
 MEL_BANDS = (40, 64, 80)
+WINDOWS_MS = (25, 50)
+NORMALISATIONS = ("utterance", "global")
+POOLINGS = ("meanmax", "stats", "attention")
 BASE_WIDTHS = (16, 24, 32, 48)
 MAX_CHANNELS = 256
 CONV_BLOCKS = {"cnn": (3, 5), "crnn": (2, 3), "transformer": (2, 3)}  # (fewest, most)
@@ -69,7 +72,7 @@ def audio_spectrogram(trial: optuna.Trial, scale: SearchScale) -> dict:
     conv_channels = suggest_body(trial, body)
     trial.suggest_categorical("n_mels", MEL_BANDS)
     trial.suggest_categorical("window_ms", WINDOWS_MS)
-    spec_norm = trial.suggest_categorical("spec_norm", SPECTROGRAM_NORMS)
+    spec_norm = trial.suggest_categorical("spec_norm", NORMALISATIONS)
     trial.suggest_categorical("pooling", POOLINGS)
     trial.suggest_float("pool_dropout", 0.0, 0.5)
     suggest_augmentation(trial, spec_norm)

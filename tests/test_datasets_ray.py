@@ -91,9 +91,10 @@ def test_crema_d_searches_a_multimodal_space_and_cross_validates(tiny_sample, tm
 
 
 def test_a_manifest_with_spans_and_a_class_mapping_searches_and_cross_validates(tiny_sample, tmp_path):
+    """The spectrogram space on the sample's audio (the slow test above runs audio_wav2vec's)."""
     data = write_layout("manifest", tiny_sample, tmp_path / "mine") / "labels.csv"
     mapping = '{"negative": ["sad", "angry", "disgust"], "positive": ["happy"]}'
-    result = search(data, "audio_wav2vec", tmp_path, "--classes", mapping, "--crossval", "3")
+    result = search(data, "audio_spectrogram", tmp_path, "--classes", mapping, "--crossval", "3")
     assert "dataset: manifest CSV (manifest), 16 audio clips, 4 speakers" in result.stdout
     assert "3/3 folds" in result.stdout
     speakers = ["spk01", "spk02", "spk03", "spk04"]

@@ -212,13 +212,14 @@ def trial_status(record: TrialRecord) -> tuple[str, str]:
 
 
 def flatten(config: dict, prefix: str = CONFIG_PREFIX) -> dict:
-    """{"a": {"b": 1}} -> {"config/a/b": 1}."""
+    """{"a": {"b": 1}, "c": [8, 16]} -> {"config/a/b": 1, "config/c": (8, 16)}: lists (JSON's
+    tuples, e.g. conv_channels) become tuples, so that every value can be compared and counted."""
     flat = {}
     for key, value in config.items():
         if isinstance(value, dict):
             flat.update(flatten(value, f"{prefix}{key}/"))
         else:
-            flat[f"{prefix}{key}"] = value
+            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
     return flat
 
 
@@ -292,7 +293,7 @@ def epochs_frame(records: list[TrialRecord]) -> pd.DataFrame:
             "trial": record.folder,
             **{k: v for k, v in result.items() if k not in RAY_BOOKKEEPING and not isinstance(v, dict)},
             # the configuration the epoch trained with: a population member's changes over time
-            **{f"{CONFIG_PREFIX}{k}": v for k, v in (result.get("config") or {}).items()},
+            **flatten(result.get("config") or {}),
         }
         for record in records
         for result in record.results
