@@ -3,7 +3,7 @@ with its parameter counts.
 
 Counts are for the real backbone sizes: ResNet-18, and wav2vec2-base or, with --audio-weights,
 the speech encoder those weights hold (its config.json, from a local folder or the Hugging Face
-cache: `python -m msa.weights fetch --audio ID` gets it). The models are built on the meta
+cache: `python -m msa.weights fetch --audio ID` gets it); the spectrogram family has no backbone. The models are built on the meta
 device, so nothing is allocated, initialised or downloaded.
 """
 
@@ -14,6 +14,7 @@ import sys
 import torch
 
 from msa.models.audio import arch_from_config
+from msa.models.config import AudioConfig
 from msa.models.registry import create_model, describe_model, list_models, model_config
 from msa.weights import WeightsUnavailable, find_weights
 
@@ -23,7 +24,7 @@ NUM_CLASSES = 8  # RAVDESS's emotions; the head is the only part that depends on
 def parameter_counts(name: str, audio_arch: str | None = None) -> dict:
     """{name, total, trainable} of a named configuration (with this speech encoder, if given)."""
     config = model_config(name, num_classes=NUM_CLASSES)
-    overrides = {"audio_arch": audio_arch} if audio_arch and config.audio is not None else {}
+    overrides = {"audio_arch": audio_arch} if audio_arch and isinstance(config.audio, AudioConfig) else {}
     with torch.device("meta"):
         model, _ = create_model(config, NUM_CLASSES, pretrained="off", **overrides)
     return {
