@@ -106,7 +106,7 @@ register(
 )
 register(
     "multimodal",
-    "the seed's two final video + audio configurations, with fusion-head choices",
+    "the seed's two final video + audio configurations (or video_iter2 + the log-mel CNN), fusion-head choices",
     multimodal.multimodal,
     ("video", "audio"),
     multimodal.MULTIMODAL_MODELS,

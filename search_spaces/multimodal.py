@@ -1,4 +1,5 @@
-"""Multimodal space: the seed's two final configurations and the fusion head."""
+"""Multimodal space: the seed's two final configurations, the second with the spectrogram
+family's CNN for its audio (no speech encoder to download), and the fusion head."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import optuna
 from search_spaces.common import suggest_optimisation, suggest_transformer
 from search_spaces.scale import SearchScale
 
-# multimodal_iter1 = video iteration 3 + audio last 2 layers; multimodal_iter2 = video iteration 2 + audio last 2.
-MULTIMODAL_MODELS = ("multimodal_iter1", "multimodal_iter2")
+# multimodal_iter1 = video iteration 3 + audio last 2 layers; multimodal_iter2 = video iteration 2 + audio last 2;
+# multimodal_spectrogram = video iteration 2 + the log-mel CNN trained from scratch.
+MULTIMODAL_MODELS = ("multimodal_iter1", "multimodal_iter2", "multimodal_spectrogram")
 FUSION_HEADS = ("linear", "mlp")
 FUSION_HIDDEN = (128, 256, 512)
 
@@ -23,4 +25,5 @@ def multimodal(trial: optuna.Trial, scale: SearchScale) -> None:
     if head == "mlp":
         trial.suggest_categorical("head_hidden", FUSION_HIDDEN)
         trial.suggest_float("head_dropout", 0.0, 0.5)
-    suggest_optimisation(trial, scale, backbone_trainable=True)  # the audio branch's last two layers train
+    # The speech encoder's last two layers train; multimodal_spectrogram has no trainable backbone.
+    suggest_optimisation(trial, scale, backbone_trainable=model != "multimodal_spectrogram")

@@ -43,8 +43,12 @@ NAMES = [
     "audio_frozen",
     "audio_last2",
     "audio_all",
+    "audio_cnn",
+    "audio_crnn",
+    "audio_transformer",
     "multimodal_iter1",
     "multimodal_iter2",
+    "multimodal_spectrogram",
 ]
 FRAME = 32  # pixels: ResNet-18 still reaches a 1x1 map, and it is quick
 CLIP_SAMPLES = 4_000  # 0.25 s at 16 kHz

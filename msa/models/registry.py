@@ -107,6 +107,12 @@ def multimodal_iter2() -> ModelConfig:
     return ModelConfig(video=VideoConfig(temporal="mean"), audio=AudioConfig(trainable_layers=2))
 
 
+@register_model
+def multimodal_spectrogram() -> ModelConfig:
+    """video_iter2 + audio_cnn embeddings (no speech encoder to download), concatenated, linear head."""
+    return ModelConfig(video=VideoConfig(temporal="mean"), audio=SpectrogramConfig(body="cnn"))
+
+
 def list_models() -> list[str]:
     return list(_REGISTRY)
 
