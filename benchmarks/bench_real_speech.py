@@ -100,10 +100,10 @@ def main() -> int:
     parser.add_argument("--folds", default="4", help="K speaker-disjoint folds, or a preset (default 4)")
     parser.add_argument("--num-samples", type=int, default=32, help="spectrogram search trials (default 32)")
     parser.add_argument(
-        "--max-epochs", type=int, default=40, help="epochs per trial and per fold (default 40)"
+        "--max-epochs", type=int, default=30, help="epochs per trial and per fold (default 30)"
     )
     parser.add_argument(
-        "--time-budget", type=int, default=1500, help="the search's limit in seconds (default 1500)"
+        "--time-budget", type=int, default=1200, help="the search's limit in seconds (default 1200)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
