@@ -45,6 +45,8 @@ SPACES: dict[str, SearchSpace] = {}
 # audio_wav2vec's layers into ``model``; audio_spectrogram's body into ``model``, its base width
 # and block count into ``conv_channels``): kept for analysis, not model settings.
 CHOICE_LABELS = ("trunk", "audio_layers", "audio_body", "base_width", "conv_blocks")
+# The constants those labelled choices decide: not searched themselves where a label is present.
+CHOICE_CONSTANTS = ("model", "conv_channels")
 SCRATCH_EPOCH_FACTOR = 3
 
 

@@ -62,3 +62,35 @@ def test_a_spectrogram_search_on_real_speech_predicts_and_exports(tmp_path):
     exported = tmp_path / "speech.onnx"
     result = run("-m", "msa.export", str(experiment), "--format", "onnx", "--out", str(exported))
     assert result.stdout.startswith(f"wrote {exported} ") and "max |exported - PyTorch|" in result.stdout
+
+
+@pytest.mark.slow  # a search, its cross-validation and a random wav2vec2-base's: about 2 minutes
+def test_the_real_speech_benchmark_writes_its_rows_and_verdict(tmp_path):
+    out = tmp_path / "real_speech.json"
+    run(
+        "benchmarks/bench_real_speech.py",
+        "--data",
+        str(REAL_SPEECH),
+        "--num-samples",
+        "1",
+        "--max-epochs",
+        "1",
+        "--time-budget",
+        "120",
+        "--work",
+        str(tmp_path / "work"),
+        "--json",
+        str(out),
+    )
+    result = json.loads(out.read_text())
+    assert [row["name"].split(" ")[0] for row in result["rows"]] == [
+        "baseline",
+        "audio_wav2vec,",
+        "audio_spectrogram,",
+    ]
+    for row in result["rows"]:
+        assert len(row["folds"]) == 4 and all(0 <= fold["uar"] <= 1 for fold in row["folds"])
+        assert set(row["mean"]) == set(row["std"]) == {"accuracy", "uar", "f1_macro"}
+    gains = [m["uar"] - b["uar"] for m, b in zip(result["rows"][2]["folds"], result["rows"][0]["folds"])]
+    assert result["target"]["fold_gains"] == [round(g, 4) for g in gains]
+    assert result["target"]["gain_met"] == (result["target"]["uar_gain"] >= 0.15)

@@ -26,7 +26,7 @@ from msa.experiment_dir import (
     ranking_key,
     trial_folder,
 )
-from msa.models import BACKBONE_BRANCHES
+from msa.models import BACKBONE_BRANCHES, backbone_branches, model_config
 from msa.trial.evaluation import evaluate_test_actors
 from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
 from msa.weights import WeightsBundle
@@ -191,10 +191,13 @@ def pretrained_summary(mode: str, weights: dict[str, WeightsBundle], best_metric
     return summary
 
 
-def describe_pretrained(pretrained: dict) -> str:
-    """One line: what each backbone of the best trial started from."""
+def describe_pretrained(pretrained: dict, model: str) -> str:
+    """One line: what each backbone of the best trial's model (a registered name) started from."""
+    backbones = backbone_branches(model_config(model))
+    if not backbones:
+        return f"none ({model} has no pretrained backbone: trained from scratch)"
     parts = []
-    for branch in BACKBONE_BRANCHES:
+    for branch in backbones:
         record = pretrained[branch]
         parts.append(
             f"{branch} {record['source']} (sha256 {record['sha256'][:12]})"
@@ -278,7 +281,7 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
     )
     print_baseline(summary.get("baseline"), test)
     print(
-        f"chance: {1 / len(test['labels']):.3f}; pretrained weights (--pretrained {summary['pretrained']['mode']}): {describe_pretrained(summary['pretrained'])}"
+        f"chance: {1 / len(test['labels']):.3f}; pretrained weights (--pretrained {summary['pretrained']['mode']}): {describe_pretrained(summary['pretrained'], summary['best_config']['model'])}"
     )
     print(f"\nsummary:     {experiment}/summary.json")
     if experiment.startswith("file://"):
