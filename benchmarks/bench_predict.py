@@ -61,7 +61,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import numpy as np  # noqa: E402
 
 from msa.data import default_cache_dir  # noqa: E402
-from msa.data.labels import EMOTIONS  # noqa: E402
+from msa.data.datasets.ravdess import EMOTIONS  # noqa: E402
 from msa.predict.__main__ import HOP, WINDOW  # noqa: E402  (s: the command's defaults)
 
 SECONDS = 60.0  # s: the recording of every run

@@ -41,12 +41,10 @@ class SearchSpace:
 
 SPACES: dict[str, SearchSpace] = {}
 
-# Config keys that label a choice a space turned into constants (video_transformer's trunk and
-# audio_wav2vec's layers into ``model``; audio_spectrogram's body into ``model``, its base width
-# and block count into ``conv_channels``): kept for analysis, not model settings.
-CHOICE_LABELS = ("trunk", "audio_layers", "audio_body", "base_width", "conv_blocks")
-# The constants those labelled choices decide: not searched themselves where a label is present.
-CHOICE_CONSTANTS = ("model", "conv_channels")
+# Config keys that label a categorical choice a space turned into the constant ``model``
+# (video_transformer's trunk, audio_wav2vec's layers, audio_spectrogram's body): kept for
+# analysis, not model settings.
+CHOICE_LABELS = ("trunk", "audio_layers", "audio_body")
 SCRATCH_EPOCH_FACTOR = 3
 
 

@@ -2,8 +2,8 @@
 
 The body is the first choice (``audio_body`` -> the named configuration); its size follows:
 conv blocks (every block halves time and frequency; the channels double from a base width,
-capped at MAX_CHANNELS), the GRU's or transformer's width and depth. From about 25 k to about 3 M
-parameters. Then the front end (mel bands, window, normalisation), the pooling, the
+capped by the model at 256), the GRU's or transformer's width and depth. From about 29 k to
+about 2.9 M parameters. Then the front end (mel bands, window, normalisation), the pooling, the
 augmentations (SpecAugment, gain, crop on the cached log-mel; speed and noise on the waveform,
 which turns the feature cache off for that trial) and the objective (label smoothing, class
 weighting, mixup).
@@ -23,7 +23,6 @@ WINDOWS_MS = (25, 50)
 NORMALISATIONS = ("utterance", "global")
 POOLINGS = ("meanmax", "stats", "attention")
 BASE_WIDTHS = (16, 24, 32, 48)
-MAX_CHANNELS = 256
 CONV_BLOCKS = {"cnn": (3, 5), "crnn": (2, 3), "transformer": (2, 3)}  # (fewest, most)
 RNN_WIDTHS = (32, 64, 128)
 ENCODER_WIDTHS = (64, 96, 128)
@@ -34,15 +33,10 @@ NOISE_SNRS_DB = (0.0, 10.0, 20.0)  # the lowest SNR of added noise; 0: none
 MIXUP_ALPHAS = (0.0, 0.2, 0.4)
 
 
-def channels(base: int, blocks: int) -> tuple[int, ...]:
-    return tuple(min(base * 2**i, MAX_CHANNELS) for i in range(blocks))
-
-
-def suggest_body(trial: optuna.Trial, body: str) -> tuple[int, ...]:
-    """The body's size -> its conv channels."""
+def suggest_body(trial: optuna.Trial, body: str) -> None:
     fewest, most = CONV_BLOCKS[body]
-    base = trial.suggest_categorical("base_width", BASE_WIDTHS)
-    blocks = trial.suggest_int("conv_blocks", fewest, most)
+    trial.suggest_categorical("base_width", BASE_WIDTHS)
+    trial.suggest_int("conv_blocks", fewest, most)
     trial.suggest_categorical("convs_per_block", (1, 2))
     if body == "crnn":
         trial.suggest_categorical("rnn_hidden", RNN_WIDTHS)
@@ -52,7 +46,6 @@ def suggest_body(trial: optuna.Trial, body: str) -> tuple[int, ...]:
         trial.suggest_categorical("encoder_heads", ENCODER_HEADS)
     if body != "cnn":
         trial.suggest_float("body_dropout", 0.0, 0.3)
-    return channels(base, blocks)
 
 
 def suggest_augmentation(trial: optuna.Trial, spec_norm: str) -> None:
@@ -69,7 +62,7 @@ def suggest_augmentation(trial: optuna.Trial, spec_norm: str) -> None:
 
 def audio_spectrogram(trial: optuna.Trial, scale: SearchScale) -> dict:
     body = trial.suggest_categorical("audio_body", tuple(BODY_MODELS))
-    conv_channels = suggest_body(trial, body)
+    suggest_body(trial, body)
     trial.suggest_categorical("n_mels", MEL_BANDS)
     trial.suggest_categorical("window_ms", WINDOWS_MS)
     spec_norm = trial.suggest_categorical("spec_norm", NORMALISATIONS)
@@ -80,4 +73,4 @@ def audio_spectrogram(trial: optuna.Trial, scale: SearchScale) -> dict:
     trial.suggest_categorical("class_weighting", (False, True))
     trial.suggest_categorical("mixup_alpha", MIXUP_ALPHAS)
     suggest_optimisation(trial, scale, backbone_trainable=False)
-    return {"model": BODY_MODELS[body], "conv_channels": conv_channels}
+    return {"model": BODY_MODELS[body]}

@@ -26,7 +26,9 @@ from search_spaces.spectrogram import BODY_MODELS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = dict(n_mels=16, conv_channels=(4, 8), rnn_hidden=8, encoder_dim=16, encoder_layers=1, encoder_heads=2)
+TINY = dict(
+    n_mels=16, base_width=4, conv_blocks=2, rnn_hidden=8, encoder_dim=16, encoder_layers=1, encoder_heads=2
+)
 LENGTHS = [16_000, 9_000, 500, 1]  # samples: one second, shorter, less than a window, one sample
 
 
@@ -109,7 +111,8 @@ def test_parameter_counts_span_the_stated_range():
         overrides = {
             k: config[k]
             for k in (
-                "conv_channels",
+                "base_width",
+                "conv_blocks",
                 "convs_per_block",
                 "rnn_hidden",
                 "encoder_dim",
@@ -137,9 +140,9 @@ def test_the_feature_cache_key_is_the_front_ends(tmp_path):
 
 
 def test_a_config_round_trips_with_its_family_and_old_configs_hold_a_speech_encoder():
-    config = model_config("audio_crnn", num_classes=4, n_mels=40, conv_channels=(8, 16))
+    config = model_config("audio_crnn", num_classes=4, n_mels=40, base_width=8, conv_blocks=2)
     stored = config_to_dict(config)
-    assert stored["audio"]["family"] == "spectrogram" and stored["audio"]["conv_channels"] == [8, 16]
+    assert stored["audio"]["family"] == "spectrogram" and config.audio.conv_channels == (8, 16)
     assert config_from_dict(stored) == config
     old = config_to_dict(ModelConfig(audio=AudioConfig(trainable_layers=0)))
     del old["audio"]["family"]

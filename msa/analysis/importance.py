@@ -12,10 +12,7 @@ import pandas as pd
 
 from msa.analysis.experiment import Experiment
 from msa.analysis.trials import CONFIG_PREFIX, best_trial_position
-from search_spaces import (
-    CHOICE_CONSTANTS,
-    CHOICE_LABELS,
-)  # where a label is present, its constants were not searched
+from search_spaces import CHOICE_LABELS  # where one is present, ``model`` was not searched
 
 MIN_TRIALS_FOR_IMPORTANCE = 4
 TOP_TRIALS_FOR_IMPORTANCE = 5  # PED-ANOVA contrasts the best trials with all; its docs advise 5 at least
@@ -25,16 +22,14 @@ LOG_SCALE_SPAN = 10.0
 
 
 def searched_params(experiment: Experiment, trials: pd.DataFrame | None = None) -> list[str]:
-    """Configuration columns that vary across ``trials`` (default: all), without the constants
-    (``config/model``, ``config/conv_channels``) where a choice label (``trunk``, ``audio_body``,
-    ...) decided them."""
+    """Configuration columns that vary across ``trials`` (default: all), without
+    ``config/model`` where a choice label (``trunk``, ``audio_layers``, ``audio_body``) decided it."""
     trials = experiment.trials if trials is None else trials
     labelled = any(f"{CONFIG_PREFIX}{label}" in trials for label in CHOICE_LABELS)
-    derived = {f"{CONFIG_PREFIX}{name}" for name in CHOICE_CONSTANTS} if labelled else set()
     return [
         column
         for column in experiment.params
-        if trials[column].nunique(dropna=True) > 1 and column not in derived
+        if trials[column].nunique(dropna=True) > 1 and not (labelled and column == f"{CONFIG_PREFIX}model")
     ]
 
 

@@ -213,7 +213,7 @@ def trial_status(record: TrialRecord) -> tuple[str, str]:
 
 def flatten(config: dict, prefix: str = CONFIG_PREFIX) -> dict:
     """{"a": {"b": 1}, "c": [8, 16]} -> {"config/a/b": 1, "config/c": (8, 16)}: lists (JSON's
-    tuples, e.g. conv_channels) become tuples, so that every value can be compared and counted."""
+    tuples) become tuples, so that every value can be compared and counted."""
     flat = {}
     for key, value in config.items():
         if isinstance(value, dict):

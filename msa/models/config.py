@@ -21,7 +21,8 @@ HEADS = ("linear", "mlp")
 SPECTROGRAM_BODIES = ("cnn", "crnn", "transformer")
 POOLINGS = ("meanmax", "stats", "attention")
 SPECTROGRAM_NORMS = ("utterance", "global")
-WINDOWS_MS = (25, 50)  # log-mel analysis windows; frames hop by msa.models.front_end.HOP_MS
+WINDOWS_MS = (25, 50)
+MAX_CONV_CHANNELS = 256  # the spectrogram family's widest conv block  # log-mel analysis windows; frames hop by msa.models.front_end.HOP_MS
 RESNET18_DEPTH = 9  # children of torchvision's ResNet-18 before `fc`
 
 
@@ -150,12 +151,10 @@ class SpectrogramConfig:
     window_ms: int = 25  # one of WINDOWS_MS
     spec_norm: str = "utterance"  # per clip and mel band over its real frames, or "global" (batch statistics)
     body: str = "cnn"  # one of SPECTROGRAM_BODIES
-    conv_channels: tuple[int, ...] = (
-        16,
-        32,
-        64,
-        128,
-    )  # one block each; every block halves time and frequency
+    # Conv blocks, each halving time and frequency: base_width channels, doubling per block up to
+    # MAX_CONV_CHANNELS (conv_channels). Scalars, so a search (and Ray's population schedulers) sets them as they are.
+    base_width: int = 16
+    conv_blocks: int = 4
     convs_per_block: int = 1
     rnn_hidden: int = 64  # crnn: units per direction of its bidirectional GRU
     encoder_dim: int = 96  # transformer: width (its feed-forward is twice as wide)
@@ -181,12 +180,12 @@ class SpectrogramConfig:
             )
         if not 8 <= self.n_mels <= 256:
             raise ValueError(f"n_mels must be in 8..256; got {self.n_mels}")
-        if not self.conv_channels or min(self.conv_channels) < 1:
-            raise ValueError(f"conv_channels must be positive channel counts; got {self.conv_channels}")
-        if self.n_mels >> len(self.conv_channels) < 1:
+        if min(self.base_width, self.conv_blocks) < 1:
             raise ValueError(
-                f"{len(self.conv_channels)} conv blocks halve {self.n_mels} mel bands to nothing"
+                f"base_width and conv_blocks must be >= 1; got {self.base_width}, {self.conv_blocks}"
             )
+        if self.n_mels >> self.conv_blocks < 1:
+            raise ValueError(f"{self.conv_blocks} conv blocks halve {self.n_mels} mel bands to nothing")
         if (
             min(
                 self.convs_per_block,
@@ -209,6 +208,11 @@ class SpectrogramConfig:
         counts = (self.freq_masks, self.freq_mask_bands, self.time_masks, self.time_mask_frames)
         if min(counts) < 0 or min(self.gain_db, self.crop_seconds) < 0:
             raise ValueError("SpecAugment's mask counts and widths, gain_db and crop_seconds must be >= 0")
+
+    @property
+    def conv_channels(self) -> tuple[int, ...]:
+        """Each conv block's output channels."""
+        return tuple(min(self.base_width * 2**block, MAX_CONV_CHANNELS) for block in range(self.conv_blocks))
 
 
 AudioBranchConfig = AudioConfig | SpectrogramConfig

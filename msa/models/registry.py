@@ -86,13 +86,13 @@ def audio_cnn() -> ModelConfig:
 @register_model
 def audio_crnn() -> ModelConfig:
     """Log-mel + CNN + bidirectional GRU from scratch + attentive statistics pooling + linear."""
-    return ModelConfig(audio=SpectrogramConfig(body="crnn", conv_channels=(16, 32)))
+    return ModelConfig(audio=SpectrogramConfig(body="crnn", conv_blocks=2))
 
 
 @register_model
 def audio_transformer() -> ModelConfig:
     """Log-mel + CNN stem + transformer from scratch + attentive statistics pooling + linear."""
-    return ModelConfig(audio=SpectrogramConfig(body="transformer", conv_channels=(16, 32)))
+    return ModelConfig(audio=SpectrogramConfig(body="transformer", conv_blocks=2))
 
 
 @register_model
@@ -131,7 +131,7 @@ def model_config(name: str, **overrides: Any) -> ModelConfig:
 TINY_VIDEO = dict(cnn_channels=(8, 16), d_model=16, num_layers=1, num_heads=2, dim_feedforward=32)
 TINY_AUDIO = dict(audio_arch="tiny")
 TINY_SPECTROGRAM = dict(
-    n_mels=16, conv_channels=(4, 8), rnn_hidden=8, encoder_dim=16, encoder_layers=1, encoder_heads=2
+    n_mels=16, base_width=4, conv_blocks=2, rnn_hidden=8, encoder_dim=16, encoder_layers=1, encoder_heads=2
 )
 
 
