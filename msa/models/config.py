@@ -21,8 +21,8 @@ HEADS = ("linear", "mlp")
 SPECTROGRAM_BODIES = ("cnn", "crnn", "transformer")
 POOLINGS = ("meanmax", "stats", "attention")
 SPECTROGRAM_NORMS = ("utterance", "global")
-WINDOWS_MS = (25, 50)
-MAX_CONV_CHANNELS = 256  # the spectrogram family's widest conv block  # log-mel analysis windows; frames hop by msa.models.front_end.HOP_MS
+WINDOWS_MS = (25, 50)  # log-mel analysis windows; frames hop by msa.models.front_end.HOP_MS
+MAX_CONV_CHANNELS = 256  # the spectrogram family's widest conv block
 RESNET18_DEPTH = 9  # children of torchvision's ResNet-18 before `fc`
 
 
@@ -186,19 +186,9 @@ class SpectrogramConfig:
             )
         if self.n_mels >> self.conv_blocks < 1:
             raise ValueError(f"{self.conv_blocks} conv blocks halve {self.n_mels} mel bands to nothing")
-        if (
-            min(
-                self.convs_per_block,
-                self.rnn_hidden,
-                self.encoder_dim,
-                self.encoder_layers,
-                self.encoder_heads,
-            )
-            < 1
-        ):
-            raise ValueError(
-                "convs_per_block, rnn_hidden, encoder_dim, encoder_layers and encoder_heads must be >= 1"
-            )
+        sizes = ("convs_per_block", "rnn_hidden", "encoder_dim", "encoder_layers", "encoder_heads")
+        if min(getattr(self, name) for name in sizes) < 1:
+            raise ValueError(f"{', '.join(sizes)} must be >= 1")
         if self.encoder_dim % self.encoder_heads:
             raise ValueError(
                 f"encoder_dim ({self.encoder_dim}) must be divisible by encoder_heads ({self.encoder_heads})"
