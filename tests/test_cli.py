@@ -26,6 +26,7 @@ def test_list_spaces(capsys):
         "video_transformer",
         "video_iterations",
         "audio_wav2vec",
+        "audio_spectrogram",
         "multimodal",
     ]
     assert all(len(line.split(maxsplit=1)) == 2 for line in lines), "every space has a description"

@@ -80,6 +80,11 @@ class LogMel(nn.Module):
         return torch.arange(frames, device=lengths.device) < real.unsqueeze(1)
 
     def forward(self, audio: torch.Tensor, audio_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # float32 under autocast too: a bfloat16 power spectrum would lose the quiet bands' log.
+        with torch.autocast(audio.device.type, enabled=False):
+            return self._log_mel(audio, audio_mask)
+
+    def _log_mel(self, audio: torch.Tensor, audio_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = audio.float() * audio_mask.to(torch.float32)  # padding, whatever it held, becomes silence
         x = F.pad(x, (0, self.window))  # a clip shorter than a window still fills one frame
         spectrum = F.conv1d(x.unsqueeze(1), self.basis, stride=HOP_SAMPLES)  # (B, 2 x frequencies, T)

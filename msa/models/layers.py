@@ -52,7 +52,8 @@ class MaskedBatchNorm(nn.BatchNorm1d):
     """BatchNorm over channels (dim 1) of x (B, C, ..., T) whose training statistics come from
     real time steps only (mask (B, T)), so padding shifts neither the batch's normalisation nor
     the running statistics. In evaluation it is the plain layer (running statistics, per
-    position). State dict keys are BatchNorm's."""
+    position). Float32 output in training, as BatchNorm's under autocast. State dict keys are
+    BatchNorm's."""
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() < 2:
@@ -61,6 +62,7 @@ class MaskedBatchNorm(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(x)
+        x = x.float()  # statistics in float32 under autocast too, as BatchNorm's own
         shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
         weight = mask.reshape(shape).to(x.dtype)
         dims = tuple(d for d in range(x.dim()) if d != 1)

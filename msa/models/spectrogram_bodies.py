@@ -124,8 +124,11 @@ class CRNNBody(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         frames, mask = self.stem(x, mask)
-        forward_states, _ = self.forward_rnn(frames)  # causal: padding after a frame never reaches it
-        backward_states, _ = self.backward_rnn(reverse_within(frames, mask))
+        # float32 under autocast too: a recurrence accumulates bfloat16's rounding step after step.
+        with torch.autocast(frames.device.type, enabled=False):
+            frames = frames.float()
+            forward_states, _ = self.forward_rnn(frames)  # causal: padding after a frame never reaches it
+            backward_states, _ = self.backward_rnn(reverse_within(frames, mask))
         states = torch.cat([forward_states, reverse_within(backward_states, mask)], dim=-1)
         return self.dropout(states), mask
 
