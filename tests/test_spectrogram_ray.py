@@ -65,7 +65,7 @@ def test_a_spectrogram_search_on_real_speech_predicts_and_exports(tmp_path):
     assert result.stdout.startswith(f"wrote {exported} ") and "max |exported - PyTorch|" in result.stdout
 
 
-@pytest.mark.slow  # a search, its cross-validation and a random wav2vec2-base's: about 2 minutes
+@pytest.mark.slow  # a search, its cross-validation and a random wav2vec2-base's over 480 clips: about 6 minutes
 def test_the_real_speech_benchmark_writes_its_rows_and_verdict(tmp_path):
     out = tmp_path / "real_speech.json"
     run(
