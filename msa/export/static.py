@@ -35,7 +35,7 @@ from torch import nn
 
 from msa.models import EmotionModel
 from msa.models.audio import NORM_EPS, AudioBranch
-from msa.models.layers import masked_mean
+from msa.models.layers import masked_mean, masked_moments
 from msa.models.spectrogram import SpectrogramBranch
 from msa.models.video import VideoBranch
 
@@ -54,22 +54,14 @@ def video_embedding(branch: VideoBranch, video: torch.Tensor, video_mask: torch.
 def normalized_waveforms(audio: torch.Tensor, audio_mask: torch.Tensor) -> torch.Tensor:
     """msa.models.audio.normalize_waveform per clip over its real samples; padding becomes 0."""
     real = audio_mask.to(torch.float32)
-    count = real.sum(dim=1, keepdim=True)
-    x = audio.float() * real
-    mean = x.sum(dim=1, keepdim=True) / count
-    centred = (x - mean) * real
-    variance = (centred * centred).sum(dim=1, keepdim=True) / count
-    return centred / torch.sqrt(variance + NORM_EPS)
+    mean, variance, _ = masked_moments(audio.float(), real, dims=(1,))
+    return (audio.float() - mean) * real / torch.sqrt(variance + NORM_EPS)
 
 
 def _masked_group_norm(norm: nn.GroupNorm, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """GroupNorm with one group per channel over the positions where ``mask`` (B, L) is True, as
     the layer gives on each clip's real positions alone; x (B, C, L)."""
-    real = mask.unsqueeze(1).to(x.dtype)
-    count = real.sum(dim=2, keepdim=True)
-    mean = (x * real).sum(dim=2, keepdim=True) / count
-    centred = (x - mean) * real
-    variance = (centred * centred).sum(dim=2, keepdim=True) / count
+    mean, variance, _ = masked_moments(x, mask.unsqueeze(1).to(x.dtype), dims=(2,))
     normed = (x - mean) / torch.sqrt(variance + norm.eps)
     return normed * norm.weight.view(1, -1, 1) + norm.bias.view(1, -1, 1)
 

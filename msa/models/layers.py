@@ -1,6 +1,5 @@
 """Small pieces shared by the branches: masked pooling and normalisation, and freezing by submodule name."""
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -48,6 +47,19 @@ def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
 
 
+def masked_moments(
+    x: torch.Tensor, real: torch.Tensor, dims: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean and (biased) variance of ``x`` over ``dims``, counting only the positions where
+    ``real`` (broadcastable to x: 1 real, 0 padding) is 1 -> (mean, variance, count), each with
+    ``dims`` kept as size 1. Padding, whatever it holds, never enters either."""
+    count = real.expand_as(x).sum(dim=dims, keepdim=True).clamp(min=1)
+    x = torch.where(real > 0, x, 0.0)  # filled, not multiplied: even NaN padding stays out
+    mean = x.sum(dim=dims, keepdim=True) / count
+    centred = (x - mean) * real
+    return mean, (centred * centred).sum(dim=dims, keepdim=True) / count, count
+
+
 class MaskedBatchNorm(nn.BatchNorm1d):
     """BatchNorm over channels (dim 1) of x (B, C, ..., T) whose training statistics come from
     real time steps only (mask (B, T)), so padding shifts neither the batch's normalisation nor
@@ -63,20 +75,15 @@ class MaskedBatchNorm(nn.BatchNorm1d):
         if not self.training:
             return super().forward(x)
         x = x.float()  # statistics in float32 under autocast too, as BatchNorm's own
-        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
-        weight = mask.reshape(shape).to(x.dtype)
-        dims = tuple(d for d in range(x.dim()) if d != 1)
-        count = weight.sum() * math.prod(x.shape[2:-1])
-        channel = (1, -1) + (1,) * (x.dim() - 2)
-        mean = (x * weight).sum(dim=dims) / count
-        centred = (x - mean.view(channel)) * weight
-        variance = (centred * centred).sum(dim=dims) / count
+        real = mask.reshape((x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)).to(x.dtype)
+        mean, variance, count = masked_moments(x, real, tuple(d for d in range(x.dim()) if d != 1))
         with torch.no_grad():
-            self.running_mean.lerp_(mean.detach(), self.momentum)
-            unbiased = variance.detach() * count / torch.clamp(count - 1, min=1)
-            self.running_var.lerp_(unbiased, self.momentum)
+            self.running_mean.lerp_(mean.flatten(), self.momentum)
+            unbiased = variance * count / torch.clamp(count - 1, min=1)
+            self.running_var.lerp_(unbiased.flatten(), self.momentum)
             self.num_batches_tracked += 1
-        out = (x - mean.view(channel)) / torch.sqrt(variance.view(channel) + self.eps)
+        out = (x - mean) / torch.sqrt(variance + self.eps)
         if self.affine:
+            channel = (1, -1) + (1,) * (x.dim() - 2)
             out = out * self.weight.view(channel) + self.bias.view(channel)
         return out

@@ -28,7 +28,7 @@ from torch import nn
 
 from msa.models.config import SpectrogramConfig
 from msa.models.front_end import FRAMES_PER_SECOND, LogMel
-from msa.models.layers import FreezableBranch, MaskedBatchNorm
+from msa.models.layers import FreezableBranch, MaskedBatchNorm, masked_moments
 from msa.models.spectrogram_bodies import BODIES, make_pooling
 
 VARIANCE_FLOOR = 1e-3  # utterance normalisation of a band that is (nearly) constant, e.g. digital silence
@@ -37,12 +37,9 @@ DB_TO_LOG_POWER = math.log(10.0) / 10.0  # a gain of g dB adds g x this to a nat
 
 def masked_standardise(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """x (B, T, M) standardised per row and column over the real frames of mask (B, T)."""
-    keep = mask.unsqueeze(-1).to(x.dtype)
-    count = keep.sum(dim=1, keepdim=True).clamp(min=1)
-    mean = (x * keep).sum(dim=1, keepdim=True) / count
-    centred = (x - mean) * keep
-    variance = (centred * centred).sum(dim=1, keepdim=True) / count
-    return centred / torch.sqrt(variance + VARIANCE_FLOOR)
+    real = mask.unsqueeze(-1).to(x.dtype)
+    mean, variance, _ = masked_moments(x, real, dims=(1,))
+    return (x - mean) * real / torch.sqrt(variance + VARIANCE_FLOOR)
 
 
 class SpectrogramAugment(nn.Module):
@@ -66,6 +63,8 @@ class SpectrogramAugment(nn.Module):
         return cropped, steps < lengths.clamp(max=self.crop_frames).unsqueeze(1)
 
     def gain(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.config.gain_db:
+            return x
         decibels = (torch.rand(len(x), 1, 1, device=x.device) * 2 - 1) * self.config.gain_db
         return x + decibels * DB_TO_LOG_POWER
 
@@ -146,8 +145,7 @@ class SpectrogramBranch(FreezableBranch):
     def forward_from_prefix(self, log_mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
         if self.training:
             log_mel, frame_mask = self.augment.crop(log_mel, frame_mask)
-            if self.config.gain_db:
-                log_mel = self.augment.gain(log_mel)
+            log_mel = self.augment.gain(log_mel)
         x = self.normalise(log_mel, frame_mask)
         if self.training:
             x = self.augment.spec_augment(x, frame_mask)

@@ -218,8 +218,10 @@ def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> 
     loaders = build_loaders(settings, hp, model, device, tables)
     net = PrefixCachedModel(model, tables) if tables else model
     optim = hp.optim_config(steps_per_epoch=len(loaders["train"]))
-    train_set = loaders["train"].dataset
-    weights = class_weights([train_set.label(i) for i in range(len(train_set))], num_classes)
+    loss_weights = None
+    if optim.class_weighting:
+        train_set = loaders["train"].dataset
+        loss_weights = class_weights([train_set.label(i) for i in range(len(train_set))], num_classes)
     optimizer = build_optimizer(model, optim)
     scheduler = build_scheduler(optimizer, optim, total_steps=len(loaders["train"]) * settings.max_epochs)
     return TrialRun(
@@ -236,7 +238,7 @@ def setup_trial(config: dict, settings: TrialSettings, device: torch.device) -> 
         clips_prepared,
         features_computed,
         num_classes,
-        weights if optim.class_weighting else None,
+        loss_weights,
     )
 
 
