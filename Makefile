@@ -9,7 +9,7 @@ EXPERIMENT_ABS = $(if $(findstring ://,$(EXPERIMENT)),$(EXPERIMENT),$(abspath $(
 # where notebook-html writes trials.html: into a local experiment, else here
 NOTEBOOK_OUT = $(if $(findstring ://,$(EXPERIMENT)),.,$(EXPERIMENT_ABS))
 
-.PHONY: venv demo test test-quick test-all lint format clean notebook notebook-html check-experiment
+.PHONY: venv demo test test-quick test-all lint format clean docs docs-serve notebook notebook-html check-experiment
 
 venv: $(STAMP)
 
@@ -51,8 +51,14 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+docs: venv  # the documentation site into site/; --strict: a broken link, a missing page or a warning fails
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-serve: venv  # the site at http://127.0.0.1:8000, rebuilt on every edit
+	$(VENV)/bin/mkdocs serve
+
 test-all: venv
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache ray_results
+	rm -rf $(VENV) .pytest_cache ray_results site
