@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrackingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from msa.tune.run import print_data, run_search
+    from msa.tune.ray_session import print_data
+    from msa.tune.run import run_search
 
     if not options.resources.address:
         print_data(data, report)

@@ -27,7 +27,7 @@ from msa.experiment_dir import CROSSVAL_FILE, crossval_folder
 from msa.trial import TrialSettings
 from msa.tune.crossval_file import FoldOutcome, crossval_payload, format_crossval
 from msa.tune.options import CrossvalOptions, SearchOptions
-from msa.tune.run import fit_noticing_interrupts, on_ray, trial_settings
+from msa.tune.ray_session import fit_noticing_interrupts, on_ray, trial_settings
 from msa.tune.summary import (
     best_trial,
     error_message,
