@@ -71,6 +71,9 @@ def crossval_folder(experiment: str, folds: str) -> str:
 # Per-epoch metrics every trial reports in result.json (README, Searching); --metric is one of them.
 TRIAL_METRICS = ("val_acc", "val_f1", "val_uar", "val_loss", "train_acc", "train_loss")
 VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")  # summary.json's best_val
+# A test evaluation's metrics (summary.json's test, crossval.json's folds, mean and std) -> how
+# people read them. accuracy is WAR: correct / all test clips; UAR: the mean of per-class recalls.
+TEST_METRICS = {"accuracy": "accuracy", "uar": "UAR", "f1_macro": "macro-F1"}
 TIE_METRIC = "val_loss"  # what breaks ties of the search metric, lower first
 DEFAULT_METRIC, DEFAULT_MODE = "val_acc", "max"  # tune_main.py's --metric and --mode
 MODES = ("max", "min")

@@ -11,10 +11,12 @@ rule come from ``msa.experiment_dir``:
 
 - ``files``: ExperimentFiles, a directory's files, local or behind a storage URI
 - ``trials``: what each trial folder says (TrialRecord, status rules), the trial and epoch frames
+- ``baselines``: the classical baselines of summary.json beside the best trial's test result
+- ``pretrained``: the pretrained weights a trial loaded, as text
+- ``crossval``: crossval.json (python -m msa.crossval) read, checked and tabulated
 - ``experiment``: Experiment, load_experiment, the best checkpoint and model, the val rebuild,
   the confusion matrices
-- ``baselines``: the classical baselines of summary.json beside the best trial's test result
-- ``crossval``, ``crossval_figures``: crossval.json (python -m msa.crossval), its tables and figures
+- ``crossval_figures``: crossval.json's figures
 - ``rungs``: ASHA's rungs, survival per epoch, what happened at each rung
 - ``importance``: searched parameters, their importance, the choices of one compared
 - ``tables``, ``figures``: what the notebook and the report show

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from msa.experiment_dir import BASELINE_FEATURE_SETS, finite
+from msa.experiment_dir import BASELINE_FEATURE_SETS, TEST_METRICS, finite
 
 BASELINE_SETS = BASELINE_FEATURE_SETS  # in display order
-TEST_METRICS = {"accuracy": "accuracy", "uar": "UAR", "f1_macro": "macro-F1"}  # key -> how people read it
 NO_BASELINE = "no baseline in this summary.json (searches before the classical baselines have none)"
 
 

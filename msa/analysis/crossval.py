@@ -26,10 +26,10 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from msa.analysis.baselines import BASELINE_SETS, TEST_METRICS, baseline_error
+from msa.analysis.baselines import BASELINE_SETS, baseline_error
 from msa.analysis.files import ExperimentFiles
-from msa.analysis.tables import describe_pretrained_branches
-from msa.experiment_dir import CROSSVAL_FILE, finite
+from msa.analysis.pretrained import describe_pretrained_branches
+from msa.experiment_dir import CROSSVAL_FILE, TEST_METRICS, finite
 
 CROSSVAL_COMMAND = "python -m msa.crossval EXPERIMENT --folds K"  # how to make one
 REQUIRED_KEYS = (

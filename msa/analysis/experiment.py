@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from msa.analysis.crossval import load_crossval
 from msa.analysis.files import ExperimentFiles
 from msa.analysis.trials import (
     CONFIG_PREFIX,
@@ -89,8 +90,6 @@ class Experiment:
     def crossval(self) -> dict | None:
         """crossval.json (msa.analysis.crossval.load_crossval), read the first time it is asked
         for; None when the experiment has none. Raises ValueError when it is invalid."""
-        from msa.analysis.crossval import load_crossval  # crossval -> tables -> this module
-
         return None if self.files is None else load_crossval(self.files)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from msa.analysis.experiment import Experiment
+from msa.analysis.pretrained import describe_pretrained_branches, weights_label
 from msa.analysis.trials import CONFIG_PREFIX, best_epoch_rows
 from msa.experiment_dir import TRIAL_OUTCOMES, ranking_key
 
@@ -115,14 +116,6 @@ def pretrained_table(experiment: Experiment) -> pd.DataFrame:
     return frame.value_counts().rename("trials").reset_index()
 
 
-def weights_label(loaded, digest) -> str:
-    if pd.isna(loaded):
-        return "not reported"
-    if not loaded:
-        return "random init"
-    return f"loaded, sha256 {digest[:12]}" if isinstance(digest, str) and digest else "loaded"
-
-
 def pretrained_note(experiment: Experiment) -> str:
     args, summary = experiment.args, experiment.summary or {}
     sources = (
@@ -132,21 +125,3 @@ def pretrained_note(experiment: Experiment) -> str:
     best = summary.get("pretrained")
     best_text = f"; the best trial's {describe_pretrained_branches(best)}" if best else ""
     return f"--pretrained {args.get('pretrained', '?')} with {sources}{best_text}."
-
-
-def describe_pretrained_branches(pretrained: dict) -> str:
-    """summary.json's (or crossval.json's) ``pretrained`` record, per branch: the weights'
-    source and sha256, or random init."""
-    described = []
-    for branch in ("video", "audio"):
-        record = pretrained.get(branch)
-        if record is None:
-            described.append(f"{branch} weights: not recorded")
-        elif isinstance(record, bool):  # searches before per-branch records
-            described.append(f"{branch} weights: {weights_label(record, None)}")
-        elif record.get("loaded"):
-            digest = f" (sha256 {record['sha256'][:12]})" if record.get("sha256") else ""
-            described.append(f"{branch} weights: {record.get('source')}{digest}")
-        else:
-            described.append(f"{branch} weights: random init")
-    return ", ".join(described)

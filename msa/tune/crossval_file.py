@@ -8,8 +8,8 @@ import statistics
 from dataclasses import dataclass
 
 from msa.data.folds import Fold
+from msa.experiment_dir import TEST_METRICS
 
-TEST_METRICS = ("accuracy", "uar", "f1_macro")  # accuracy is WAR: correct / all test clips
 FOLD_VAL_KEYS = ("val_acc", "val_uar", "val_f1", "val_loss")  # at the tested epoch
 
 
