@@ -1,12 +1,8 @@
-"""The one-way layering, enforced:
+"""The one-way layering, and no import circle between any two modules.
 
-    audio_format -> data, weights -> models -> features, train -> trial -> tune -> tune_main
-                                                          train -> baseline (beside trial)
-                                               experiment_dir -> analysis (report, export -> predict)
-
-Each package may import only from the layers below it; only msa.tune imports Ray. Nothing
-imports msa.predict, the top layer beside msa.report; only it imports msa.export (to load a
-model as the export does).
+The layer picture is docs/explanation/architecture.md (``ARCHITECTURE``): each package there
+imports only from the layers below it, and FORBIDDEN below is what that means, file by file.
+A test checks that the page names every layer FORBIDDEN lists, so the two cannot drift apart.
 """
 
 import ast
@@ -136,3 +132,149 @@ def test_analysis_imports_no_ray():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- no import circle
+
+CIRCLE_ROOTS = ("msa", "search_spaces")  # the packages whose modules must form no circle
+
+
+def package_modules(repo: Path, roots=CIRCLE_ROOTS) -> dict[str, tuple[Path, bool]]:
+    """Dotted module name -> (its file, whether it is a package's __init__)."""
+    modules = {}
+    for root in roots:
+        for path in sorted((repo / root).rglob("*.py")):
+            parts = path.relative_to(repo).with_suffix("").parts
+            is_package = parts[-1] == "__init__"
+            modules[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
+    return modules
+
+
+def module_imports(name: str, path: Path, is_package: bool, known) -> dict[str, int]:
+    """The modules of ``known`` that module ``name`` imports -> the line of the first import.
+
+    Every import counts, inside functions too: a circle is still a circle when one side imports
+    late. Relative imports are resolved; ``from pkg import name`` is an import of the submodule
+    pkg.name where there is one, else of pkg. An import of a.b.c that is not a module of ours
+    counts as one of its closest enclosing module. Importing a submodule runs its packages'
+    __init__ too, but that is not counted: every submodule would otherwise be in a circle with
+    a package that re-exports it.
+    """
+    imported = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = name.split(".") if is_package else name.split(".")[:-1]
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names
+            ]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                imported.setdefault(target, node.lineno)
+    return imported
+
+
+def import_graph(repo: Path, roots=CIRCLE_ROOTS) -> dict[str, dict[str, int]]:
+    modules = package_modules(repo, roots)
+    return {
+        name: module_imports(name, path, is_package, modules) for name, (path, is_package) in modules.items()
+    }
+
+
+def strongly_connected(graph: dict[str, dict]) -> list[list[str]]:
+    """Tarjan's strongly connected components of more than one module, each sorted."""
+    index: dict[str, int] = {}
+    lowest: dict[str, int] = {}
+    stack: list[str] = []
+    components = []
+
+    def visit(module: str) -> None:
+        index[module] = lowest[module] = len(index)
+        stack.append(module)
+        for imported in graph[module]:
+            if imported not in index:
+                visit(imported)
+                lowest[module] = min(lowest[module], lowest[imported])
+            elif imported in stack:
+                lowest[module] = min(lowest[module], index[imported])
+        if lowest[module] == index[module]:
+            component = []
+            while not component or component[-1] != module:
+                component.append(stack.pop())
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return components
+
+
+def one_circle(graph: dict[str, dict[str, int]], component: list[str]) -> list[str]:
+    """A shortest way round the component from its first module back to it: [a, b, ..., a]."""
+    start, members = component[0], set(component)
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while start not in came_from:
+        following = []
+        for module in frontier:
+            for imported in graph[module]:
+                if imported in members and imported not in came_from:
+                    came_from[imported] = module
+                    following.append(imported)
+        frontier = following
+    circle = [start]
+    while circle[-1] != start or len(circle) == 1:
+        circle.append(came_from[circle[-1]])
+    return circle[::-1]
+
+
+def describe_circle(graph: dict[str, dict[str, int]], circle: list[str]) -> str:
+    return (
+        " -> ".join(
+            f"{module} (line {graph[module][following]})" for module, following in zip(circle, circle[1:])
+        )
+        + f" -> {circle[-1]}"
+    )
+
+
+def test_no_import_circle_between_modules():
+    graph = import_graph(REPO)
+    circles = [
+        describe_circle(graph, one_circle(graph, component)) for component in strongly_connected(graph)
+    ]
+    assert not circles, "import circles (give what they share one owner below them):\n" + "\n".join(circles)
+
+
+def test_the_circle_search_sees_circles_hidden_in_functions(tmp_path):
+    """A late import inside a function, a relative import and ``from pkg import module`` all
+    close a circle; imports of a package's own __init__ by its submodules do not."""
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("from pkg.a import A\n")
+    (package / "a.py").write_text("from pkg.sub import b\nA = 1\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "b.py").write_text("def late():\n    from ..c import C\n    return C\n")
+    (package / "c.py").write_text("import pkg\nfrom . import a\nC = 2\n")
+    (package / "d.py").write_text("from pkg import A\n")  # through the __init__ only: no circle
+    graph = import_graph(tmp_path, roots=("pkg",))
+    assert graph["pkg.sub.b"] == {"pkg.c": 2}
+    assert graph["pkg.c"] == {"pkg": 1, "pkg.a": 2}
+    assert strongly_connected(graph) == [["pkg", "pkg.a", "pkg.c", "pkg.sub.b"]]
+    assert one_circle(graph, ["pkg", "pkg.a", "pkg.c", "pkg.sub.b"]) == [
+        "pkg",
+        "pkg.a",
+        "pkg.sub.b",
+        "pkg.c",
+        "pkg",
+    ]
+    (package / "c.py").write_text("C = 2\n")
+    assert strongly_connected(import_graph(tmp_path, roots=("pkg",))) == []
