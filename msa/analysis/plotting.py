@@ -24,8 +24,8 @@ from msa.analysis.importance import (
 )
 from msa.analysis.tables import CHANCE_METRICS, OUTCOMES, num_classes
 from msa.analysis.trials import CONFIG_PREFIX
+from msa.figure_files import save_figure
 
-DPI = 110
 # How a trial ended (msa.analysis.tables.OUTCOMES): colour and marker, the same in every figure.
 OUTCOME_STYLE = dict(
     zip(OUTCOMES, [("#2f9e44", "o"), ("#e8590c", "v"), ("#c92a2a", "X"), ("#1c7ed6", ">"), ("#868e96", ".")])
@@ -155,5 +155,5 @@ def log_axis(ax, values: np.ndarray) -> None:
 
 def png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    save_figure(fig, buffer, "png")
     return buffer.getvalue()

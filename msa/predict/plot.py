@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from msa.atomic import atomic_path
+from msa.figure_files import save_figure
 from msa.predict.subtitles import Cue
 from msa.predict.timeline import WindowPrediction
 
@@ -47,7 +48,6 @@ SHORT_RECORDING = 60.0  # seconds
 SECONDS_PER_EXTRA_INCH = 30.0  # beyond SHORT_RECORDING, up to MAX_WIDTH (reached at 8 minutes)
 MINUTE_TICKS_AFTER = 120.0  # seconds: longer recordings get m:ss ticks on whole minutes
 MAX_MINUTE_TICKS = 12
-DPI = 110  # as msa.analysis's figures
 
 
 def timeline_figure(
@@ -147,7 +147,7 @@ def draw_timeline(
         )
     fig = timeline_figure(labels, predictions, cues, style, title, duration)
     with atomic_path(path) as temporary:  # its name ends in .tmp: the format goes explicitly
-        fig.savefig(temporary, format=extension[1:], dpi=DPI, bbox_inches="tight", facecolor="white")
+        save_figure(fig, temporary, extension[1:])
     return path
 
 
