@@ -4,7 +4,7 @@ A fold names its test actors, the validation actors that choose the epoch to tes
 the actors the fold does not test, never from its test actors) and trains on every other
 actor::
 
-    folds = make_folds("ravdess6", actors=range(1, 25))
+    folds = make_folds("ravdess6", actors=RAVDESS_ACTORS)
     folds[0]                       # Fold(number=1, train=(9, ..., 24), val=(5, 6, 7, 8), test=(1, 2, 3, 4))
     fold_data(trial_data, folds[0])  # the same clips, regrouped into that fold's parts
 
@@ -96,7 +96,7 @@ def protocol(folds_arg: str) -> str:
 
 
 def suggested_folds(dataset: str, speakers: Iterable[SpeakerId]) -> str | None:
-    """The published 6-fold protocol on RAVDESS's 24 actors, else 4 folds (3 on 3 speakers);
+    """The published 6-fold protocol on all of RAVDESS's actors, else 4 folds (3 on 3 speakers);
     None where fewer than MIN_FOLDS speakers cannot be folded."""
     present = tuple(sorted(set(speakers)))
     if dataset in RAVDESS_DATASETS and present == RAVDESS_ACTORS:
@@ -127,9 +127,12 @@ def make_folds(
         if tuple(actors) != RAVDESS_ACTORS:
             missing = sorted(set(RAVDESS_ACTORS) - set(actors))
             extra = sorted(set(actors) - set(RAVDESS_ACTORS))
-            problem = f"lacks actors {_ranges(missing)}" if missing else f"has actors {extra} beyond 1-24"
+            everyone = _ranges(RAVDESS_ACTORS)
+            problem = (
+                f"lacks actors {_ranges(missing)}" if missing else f"has actors {extra} beyond {everyone}"
+            )
             raise FoldError(
-                f"{flag} {folds_arg} needs RAVDESS's actors 1-24, but the data {problem}; "
+                f"{flag} {folds_arg} needs RAVDESS's actors {everyone}, but the data {problem}; "
                 f"use {flag} K for K gender-balanced folds of the actors present"
             )
         tests, vals = preset.test, preset.val

@@ -41,8 +41,8 @@ class SampleSpec:
     @classmethod
     def full_ravdess(cls, actors: int | tuple[int, ...] = len(RAVDESS_ACTORS), **options) -> SampleSpec:
         """RAVDESS's audio-video speech set in size and naming: 8 emotions x 2 intensities
-        (neutral at 01 only) x 2 statements x 2 repetitions = 60 clips per actor, 1,440 for the
-        24 actors. ``options`` are the other fields (seed, duration, ...)."""
+        (neutral at 01 only) x 2 statements x 2 repetitions = 60 clips per actor, for each of
+        RAVDESS's actors by default. ``options`` are the other fields (seed, duration, ...)."""
         return cls(actors=actors, emotions=8, statements=2, intensities=2, repetitions=2, **options)
 
     def __post_init__(self):
