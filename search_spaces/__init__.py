@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from search_spaces import audio, multimodal, spectrogram, video
+from search_spaces import audio, model_facts, multimodal, spectrogram, video
 from search_spaces.scale import SearchScale
 
 DefineByRun = Callable[[optuna.Trial, SearchScale], dict | None]
@@ -26,10 +26,8 @@ class SearchSpace:
     name: str
     description: str
     define: DefineByRun
-    backbones: tuple[str, ...]  # pretrained backbones its models can use: what --pretrained on must find
-    models: tuple[
-        str, ...
-    ]  # every named model configuration it can choose (their frozen prefixes are precomputed)
+    # Every named model configuration it can choose (msa.models; their frozen prefixes are precomputed).
+    models: tuple[str, ...]
     # Multiplies the default epoch budget (search_spaces.scale.epoch_budget): models trained from
     # scratch need more epochs than heads over pretrained features.
     epoch_factor: int = 1
@@ -37,6 +35,12 @@ class SearchSpace:
     def at_scale(self, scale: SearchScale) -> Callable[[optuna.Trial], dict | None]:
         """The define-by-run function Optuna calls, for a search at ``scale``."""
         return functools.partial(self.define, scale=scale)
+
+    @property
+    def backbones(self) -> tuple[str, ...]:
+        """Pretrained backbones its models can use (what --pretrained on must find), as their
+        configurations in msa.models say."""
+        return model_facts.backbones(self.models)
 
 
 SPACES: dict[str, SearchSpace] = {}
@@ -52,55 +56,48 @@ def register(
     name: str,
     description: str,
     define: DefineByRun,
-    backbones: tuple[str, ...],
     models: tuple[str, ...],
     epoch_factor: int = 1,
 ) -> None:
     if name in SPACES:
         raise ValueError(f"search space {name!r} is registered twice")
-    SPACES[name] = SearchSpace(name, description, define, backbones, tuple(models), epoch_factor)
+    SPACES[name] = SearchSpace(name, description, define, tuple(models), epoch_factor)
 
 
 register(
     "video_scratch",
     "seed iteration 1: small CNN from scratch + transformer over frames",
     video.video_scratch,
-    (),
     ("video_iter1",),
 )
 register(
     "video_resnet_avg",
     "seed iteration 2: frozen ResNet-18 + mean over frames + linear",
     video.video_resnet_avg,
-    ("video",),
     ("video_iter2",),
 )
 register(
     "video_transformer",
     "ResNet-18 (frozen / last two children / all trainable) + transformer",
     video.video_transformer,
-    ("video",),
     tuple(video.TRUNK_CHOICES.values()),
 )
 register(
     "video_iterations",
     "the seed's five video iterations as one categorical choice, head to head",
     video.video_iterations,
-    ("video",),
     video.VIDEO_ITERATIONS,
 )
 register(
     "audio_wav2vec",
     "wav2vec 2.0 with frozen / last 2 / all transformer layers trainable",
     audio.audio_wav2vec,
-    ("audio",),
     tuple(audio.AUDIO_CHOICES.values()),
 )
 register(
     "audio_spectrogram",
     "log-mel CNN / CRNN / transformer from scratch, augmentation searched (no downloaded weights)",
     spectrogram.audio_spectrogram,
-    (),
     tuple(spectrogram.BODY_MODELS.values()),
     epoch_factor=SCRATCH_EPOCH_FACTOR,
 )
@@ -108,7 +105,6 @@ register(
     "multimodal",
     "the seed's two final video + audio configurations (or video_iter2 + the log-mel CNN), fusion-head choices",
     multimodal.multimodal,
-    ("video", "audio"),
     multimodal.MULTIMODAL_MODELS,
 )
 

@@ -11,7 +11,6 @@ import optuna
 
 from search_spaces.scale import SearchScale
 
-SCHEDULES = ("constant", "inverse_sqrt", "cosine")  # the last two after a linear warm-up
 TRANSFORMER_WIDTHS = (64, 128, 256)
 TRANSFORMER_HEADS = (1, 2, 4)
 
@@ -20,13 +19,15 @@ def suggest_optimisation(trial: optuna.Trial, scale: SearchScale, backbone_train
     """Learning rates (new layers; pretrained backbone only when it trains), weight decay,
     batch size (sized for the search's data and device) and the per-step schedule with its
     warm-up length."""
+    from msa.train.optim import SCHEDULES  # here, not at import: msa.train loads torch
+
     trial.suggest_float("lr", 1e-4, 3e-3, log=True)
     if backbone_trainable:
         trial.suggest_float("backbone_lr", 1e-6, 3e-4, log=True)
     trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True)
     trial.suggest_categorical("batch_size", scale.batch_sizes())
     schedule = trial.suggest_categorical("schedule", SCHEDULES)
-    if schedule != "constant":
+    if schedule != "constant":  # the others rise over a searched linear warm-up
         trial.suggest_float("warmup_epochs", 0.25, 2.0)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import optuna
 
 from search_spaces.common import suggest_optimisation, suggest_transformer
+from search_spaces.model_facts import has_video_transformer, trains_a_backbone
 from search_spaces.scale import SearchScale
 
 # multimodal_iter1 = video iteration 3 + audio last 2 layers; multimodal_iter2 = video iteration 2 + audio last 2;
@@ -17,7 +18,7 @@ FUSION_HIDDEN = (128, 256, 512)
 
 def multimodal(trial: optuna.Trial, scale: SearchScale) -> None:
     model = trial.suggest_categorical("model", MULTIMODAL_MODELS)
-    if model == "multimodal_iter1":
+    if has_video_transformer(model):
         suggest_transformer(trial)
     else:
         trial.suggest_float("pool_dropout", 0.0, 0.5)
@@ -25,5 +26,4 @@ def multimodal(trial: optuna.Trial, scale: SearchScale) -> None:
     if head == "mlp":
         trial.suggest_categorical("head_hidden", FUSION_HIDDEN)
         trial.suggest_float("head_dropout", 0.0, 0.5)
-    # The speech encoder's last two layers train; multimodal_spectrogram has no trainable backbone.
-    suggest_optimisation(trial, scale, backbone_trainable=model != "multimodal_spectrogram")
+    suggest_optimisation(trial, scale, backbone_trainable=trains_a_backbone(model))

@@ -212,14 +212,6 @@ def test_the_search_uses_the_contracts_names():
         assert tuner.trial_name(SimpleNamespace(trial_id="abc123")) == contract.trial_folder("abc123")
 
 
-def test_the_spaces_search_the_schedules_training_knows():
-    """SCHEDULES has two copies: search_spaces may not import msa, msa.train may not import search_spaces."""
-    from msa.train.optim import SCHEDULES
-    from search_spaces.common import SCHEDULES as SEARCHED
-
-    assert SEARCHED == SCHEDULES
-
-
 def test_a_checkpoint_can_be_the_best_if_no_earlier_epoch_beats_it_by_either_ordering():
     from msa.experiment_dir import RUNG_SCORE, can_be_best
 
