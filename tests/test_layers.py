@@ -6,12 +6,15 @@ A test checks that the page names every layer FORBIDDEN lists, so the two cannot
 """
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import REPO
+
+ARCHITECTURE = REPO / "docs" / "explanation" / "architecture.md"
 
 # Top-level modules each package must never import.
 FORBIDDEN = {
@@ -40,11 +43,28 @@ FORBIDDEN = {
     "msa/audio_format.py": ("msa.data", "msa.models", "msa.weights", "torch"),
     # Writing a file atomically: below every layer that writes outputs.
     "msa/atomic.py": ("msa.data", "msa.models", "msa.train", "msa.weights", "msa.features", "torch", "ray"),
+    # How every figure file is written: below the analysis and predict, which both save figures.
+    "msa/figure_files.py": ("msa", "matplotlib", "torch", "ray"),
     # One trial, without Ray: what the Ray adapter (msa.tune.trainable) and benchmarks call.
     "msa/trial": ("msa.tune", "ray", "msa.analysis", "msa.report"),
     # The classical baseline, beside trial: clips and metrics only, no model, no Ray.
     "msa/baseline": ("msa.tune", "ray", "msa.models", "msa.analysis", "msa.report", "search_spaces"),
-    "search_spaces": ("msa", "ray"),
+    # The spaces read the model registry and the schedule names from below them (when a space
+    # is drawn, not at import: see test_the_spaces_import_without_torch_or_ray); nothing above.
+    "search_spaces": (
+        "ray",
+        "torch",
+        "msa.trial",
+        "msa.baseline",
+        "msa.tune",
+        "msa.crossval",
+        "msa.prepare",
+        "msa.analysis",
+        "msa.report",
+        "msa.export",
+        "msa.predict",
+        "msa.cli",
+    ),
     # The experiment directory's contract, shared by the search and the analysis: below both.
     "msa/experiment_dir.py": ("ray", "msa.tune", "msa.analysis", "pandas"),
     # The search and the cross-validation never read results through the analysis layer.
@@ -52,6 +72,8 @@ FORBIDDEN = {
     # The cross-validation's command line reaches Ray only through msa.tune, after its
     # environment (msa.tune.environment, msa.tune.security) is set.
     "msa/crossval.py": ("ray", "msa.analysis", "msa.report"),
+    # Preparing a dataset into the cache: data, features and weights, no search.
+    "msa/prepare.py": ("ray", "msa.tune", "msa.trial", "msa.analysis", "msa.report"),
     # Analysis reads experiment directories, with Ray long gone.
     "msa/analysis": ("ray", "msa.tune"),
     "msa/report.py": ("ray", "msa.tune"),
@@ -104,6 +126,18 @@ def test_only_predict_imports_the_export():
             continue
         for module in imported_modules(path):
             assert not (module == "msa.export" or module.startswith("msa.export.")), (
+                f"{path.relative_to(REPO)} imports {module}"
+            )
+
+
+def test_only_commands_import_the_msa_command():
+    """msa.cli is the top layer: what it runs never imports it back (tune_main.py and a package's
+    __main__ may, being the command under another name)."""
+    for path in sorted((REPO / "msa").rglob("*.py")):
+        if (REPO / "msa" / "cli") in path.parents or path.name == "__main__.py":
+            continue
+        for module in imported_modules(path):
+            assert not (module == "msa.cli" or module.startswith("msa.cli.")), (
                 f"{path.relative_to(REPO)} imports {module}"
             )
 
@@ -278,3 +312,45 @@ def test_the_circle_search_sees_circles_hidden_in_functions(tmp_path):
     ]
     (package / "c.py").write_text("C = 2\n")
     assert strongly_connected(import_graph(tmp_path, roots=("pkg",))) == []
+
+
+# ----------------------------------------------------------------------------- the picture
+
+
+def layer_picture() -> str:
+    """The code block under the architecture page's "## Layers" heading."""
+    section = ARCHITECTURE.read_text().split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```", 2)[1]
+
+
+def test_the_architecture_page_draws_every_layer():
+    """Every layer FORBIDDEN constrains, and every package and module at the top of msa/, has
+    its place in the one layer picture: a new layer cannot be added without drawing it."""
+    top = [
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "msa").iterdir()
+        if (path.is_dir() and (path / "__init__.py").exists())
+        or (path.suffix == ".py" and path.name not in ("__init__.py", "__main__.py"))
+    ]
+    picture = layer_picture()
+    missing = [
+        layer
+        for layer in sorted({*FORBIDDEN, *top})
+        if not re.search(rf"(?<![\w/.]){re.escape(layer)}(?![\w.])", picture)
+    ]
+    assert not missing, f"{ARCHITECTURE.relative_to(REPO)}'s layer picture lacks {', '.join(missing)}"
+
+
+def test_the_spaces_import_without_torch_or_ray():
+    """search_spaces is imported by the command lines' --help and by the analysis: it reads
+    msa.models and msa.train only when a space is drawn, so importing it loads neither torch
+    (seconds) nor Ray."""
+    code = (
+        "import sys, search_spaces; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'torch', 'transformers'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
