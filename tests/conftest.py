@@ -1,11 +1,5 @@
-import os
 import sys
 from pathlib import Path
-
-# The bf16 tolerances of test_autocast hold for oneDNN's AVX-512 kernels; on CPUs with AMX its
-# bf16 matmuls round differently (logits 0.15 apart on tiny random models). Tests pin the ISA,
-# before torch is imported, so that they check the same thing on every machine.
-os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
 
 import pytest
 
