@@ -1,15 +1,16 @@
-"""``python -m msa.crossval STORAGE/NAME``: cross-validate a search's best configuration by actor.
+"""``msa crossval STORAGE/NAME`` (alias ``python -m msa.crossval``): cross-validate a search's best configuration by actor.
 
-    python -m msa.crossval ray_results/demo --folds 4            # 4 gender-balanced folds, any actors
-    python -m msa.crossval ~/runs/multimodal --folds ravdess6    # the published 6-fold protocol (actors 1-24)
-    python -m msa.crossval ray_results/demo --folds 4 --resume   # continue an interrupted run
-    python -m msa.crossval ray_results/demo --folds 4 --config best.json --epochs 12
+    msa crossval ray_results/demo --folds 4            # 4 gender-balanced folds, any actors
+    msa crossval ~/runs/multimodal --folds ravdess6    # the published 6-fold protocol (actors 1-24)
+    msa crossval ray_results/demo --folds 4 --resume   # continue an interrupted run
+    msa crossval ray_results/demo --folds 4 --config best.json --epochs 12
 
 The data, classes, frames, weights and seed are the search's (its msa_args.json); the
 configuration is its best trial's (summary.json) unless ``--config`` gives one. Each fold trains
 the configuration from scratch on its training actors, picks its epoch on its validation actors
 and is tested once on its test actors. Writes ``crossval.json`` into the experiment directory
-(or ``--out``). Arguments and data are checked before Ray starts: a problem exits 2 with one line.
+(or ``--out``). Arguments and data are checked before Ray starts (msa.tune.inputs.run_before_ray):
+a problem exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from msa.tune.environment import set_tune_defaults
@@ -28,7 +30,7 @@ from msa.data import is_uri, remote_filesystem  # noqa: E402
 from msa.data.folds import PRESETS, check_folds_arg  # noqa: E402
 from msa.experiment_dir import ARGS_FILE, CROSSVAL_PREFIX, STATE_PREFIX, SUMMARY_FILE, crossval_folder  # noqa: E402
 from msa.tune.command_line import add_resource_arguments  # noqa: E402
-from msa.tune.inputs import INPUT_ERRORS, find_inputs, prepare_inputs  # noqa: E402
+from msa.tune.inputs import InputRequest, Inputs, run_before_ray  # noqa: E402
 from msa.tune.options import (  # noqa: E402
     CrossvalOptions,
     EvaluationOptions,
@@ -39,10 +41,21 @@ from msa.tune.options import (  # noqa: E402
     read_experiment_file,
 )
 
+PROG = "python -m msa.crossval"
 
-def build_parser() -> argparse.ArgumentParser:
+
+@dataclass(frozen=True)
+class CrossvalRequest(InputRequest):
+    """The search's options as the folds need them, and what to cross-validate."""
+
+    cv: CrossvalOptions
+    config: dict  # the configuration each fold trains
+    experiment: str  # STORAGE/NAME
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m msa.crossval",
+        prog=prog,
         description="Cross-validate a search's best configuration by actor (folds as Ray Tune trials).",
     )
     parser.add_argument(
@@ -134,9 +147,9 @@ def check_config(config: dict, flag: str) -> None:
         raise UsageError(f"{flag}: {str(error).strip(chr(39))}") from None
 
 
-def settle(args: argparse.Namespace):
-    """(options, crossval options, config, experiment) from the command line and the search's
-    saved files. Raises UsageError / FoldError."""
+def settle(args: argparse.Namespace) -> CrossvalRequest:
+    """The cross-validation asked for, from the command line and the search's saved files.
+    Raises UsageError / FoldError."""
     storage, name = split_location(args.experiment)
     stored_text = read_if_present(storage, name, ARGS_FILE)
     if stored_text is None:
@@ -173,32 +186,22 @@ def settle(args: argparse.Namespace):
     config = read_config(args, storage, name)
     check_config(config, "--config" if args.config else f"{SUMMARY_FILE} best_config")
     cv = CrossvalOptions(folds=folds, epochs=args.epochs, out=args.out, resume=args.resume)
-    return options, cv, config, experiment
+    return CrossvalRequest(options, folds, "--folds", cv, config, experiment)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        options, cv, config, experiment = settle(args)
-        from msa.tune.weights import resolve_search_weights
-        from search_spaces import SPACES
-
-        found = find_inputs(options, cv.folds)
-        weights = resolve_search_weights(
-            SPACES[options.space].backbones, options.weights, real_data=options.data.data is not None
-        )
-        data, _ = prepare_inputs(options, found, cv.folds)
-    except INPUT_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-    if not options.resources.address:
-        from msa.tune.security import require_token_for_private_ray
-
-        require_token_for_private_ray()  # before Ray is imported: it reads the mode then
+def start_crossval(inputs: Inputs) -> int:
+    """Ray up, the folds, Ray down."""
     from msa.tune.crossval import run_crossval_command
 
-    return run_crossval_command(options, cv, data, weights, config, experiment)
+    request = inputs.request
+    return run_crossval_command(
+        inputs.options, request.cv, inputs.data, inputs.weights, request.config, request.experiment
+    )
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
+    return run_before_ray(lambda: settle(args), start_crossval)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``python -m msa.prepare --data PATH``: read the dataset at PATH, check and prepare every clip.
+"""``msa prepare --data PATH`` (alias ``python -m msa.prepare``): read the dataset at PATH, check and prepare every clip.
 
 PATH is a folder, a storage URI or a manifest CSV; ``--dataset`` says how to read it (auto:
 detected from the names, and the evidence printed). Prints a summary; ``--manifest OUT.csv`` writes one row per file found with whether it is
@@ -19,13 +19,15 @@ import time
 from pathlib import Path
 
 from msa.data import default_cache_dir
-from msa.data.datasets import AUTO, DATASET_CHOICES, DatasetError
-from msa.data.decode import CROPS, IMAGE_SIZE, NUM_FRAMES, PrepareParams
+from msa.data.arguments import add_cache_argument, add_data_arguments, add_decoding_arguments
+from msa.data.datasets import DatasetError
+from msa.data.decode import PrepareParams
 from msa.data.prepare import NoUsableClipsError, clips_dir, prepare
 from msa.features import clear_features, list_tables
 from msa.weights.bundle import WEIGHTS_DIR, shipped_weights
 
 MB = 1024**2
+PROG = "python -m msa.prepare"
 
 
 def positive_int(text: str) -> int:
@@ -35,58 +37,38 @@ def positive_int(text: str) -> int:
     return value
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m msa.prepare", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        help="a dataset folder or storage URI (gs://, s3://, file://; zips read in place), or a manifest CSV "
-        "path,label,speaker[,gender][,start,end]",
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Read a dataset, check every clip and prepare it (decoded, cropped, resized) into the cache.",
     )
-    parser.add_argument(
-        "--dataset",
-        choices=DATASET_CHOICES,
-        default=AUTO,
-        help="how to read --data: auto detects it from the names and prints why (default auto)",
-    )
-    parser.add_argument(
-        "--cache", type=Path, default=None, help="cache folder (default: $MSA_CACHE or ~/.cache/msa)"
-    )
-    parser.add_argument("--manifest", type=Path, default=None, help="write one CSV row per file found")
-    parser.add_argument(
+    add_data_arguments(parser)
+    add_cache_argument(parser)
+    add_decoding_arguments(parser, count=positive_int)
+    group = parser.add_argument_group("preparing")
+    group.add_argument("--manifest", type=Path, default=None, help="write one CSV row per file found")
+    group.add_argument(
         "--workers",
         type=positive_int,
         default=os.cpu_count() or 1,
         help="parallel decoders (default: all cores)",
     )
-    parser.add_argument(
-        "--frames",
-        type=positive_int,
-        default=NUM_FRAMES,
-        help=f"frames sampled per clip (default {NUM_FRAMES})",
-    )
-    parser.add_argument(
-        "--image-size",
-        type=positive_int,
-        default=IMAGE_SIZE,
-        help=f"square frame side in pixels (default {IMAGE_SIZE})",
-    )
-    parser.add_argument(
-        "--crop",
-        choices=CROPS,
-        default="fixed",
-        help="fixed: RAVDESS's framing (a centred square); face: a square around the face found in "
-        "the sampled frames, for recordings framed otherwise (default fixed)",
-    )
-    parser.add_argument(
+    group = parser.add_argument_group("cache maintenance")
+    group.add_argument(
         "--cache-info",
         action="store_true",
         help="list the prepared clips and feature tables in the cache, then exit",
     )
-    parser.add_argument(
+    group.add_argument(
         "--clear-features",
         action="store_true",
         help="delete the cached frozen-prefix features (not the prepared clips), then exit",
     )
+    return parser
+
+
+def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.data is None and not (args.cache_info or args.clear_features):
         parser.error("--data is required (or --cache-info / --clear-features)")
@@ -130,9 +112,9 @@ def print_cache_info(cache: Path) -> None:
         print(f"  {folder.name}  {folder_bytes(folder) / MB:9.1f} MB")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    cache = args.cache or default_cache_dir()
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = parse_args(argv, prog)
+    cache = Path(args.cache) if args.cache else default_cache_dir()
     if args.clear_features:
         print(f"cleared frozen-prefix features of {cache}: {clear_features(cache) / MB:.1f} MB freed")
     if args.cache_info:

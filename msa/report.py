@@ -1,4 +1,4 @@
-"""``python -m msa.report EXPERIMENT_DIR``: what a search found, as one self-contained HTML page.
+"""``msa report EXPERIMENT_DIR`` (alias ``python -m msa.report``): what a search found, as one self-contained HTML page.
 
 Writes ``EXPERIMENT_DIR/report.html`` (figures embedded as base64 PNG) and each figure as
 ``EXPERIMENT_DIR/report_<name>.png``. Only the command line lives here; the page is
@@ -12,10 +12,12 @@ import sys
 
 from msa.analysis.html import write_report
 
+PROG = "python -m msa.report"
 
-def main(argv: list[str] | None = None) -> int:
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m msa.report", description=__doc__.splitlines()[0].split(": ", 1)[1]
+        prog=prog, description="What a search found, as one self-contained HTML page."
     )
     parser.add_argument("experiment", help="experiment directory STORAGE/NAME, a local path or a storage URI")
     parser.add_argument(
@@ -26,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip re-evaluating the best checkpoint on the validation actors",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         written = write_report(args.experiment, evaluate_val=not args.no_val, colour_by=args.colour_by)
     except FileNotFoundError as error:

@@ -1,11 +1,11 @@
-"""`python -m msa.baseline [--data PATH] [--dataset NAME] [--classes all|A,B|JSON] [--val-actors 3,4
+"""`msa baseline [--data PATH] [--dataset NAME] [--classes all|A,B|JSON] [--val-actors 3,4
 --test-actors 5,6 | --folds K|PRESET] [--seed N] [--frames N] [--image-size N] [--cache DIR] [--json OUT]`:
 the classical baseline on the data, classes and speaker split a search with the same flags would
 use, or on every fold of a cross-validation (mean +- std over the folds).
 
-Without --data it runs on the embedded sample, as tune_main.py does; clips are prepared into
-the same cache with the same parameters, so a later search reuses them. Bad input exits 2 with
-one line.
+``python -m msa.baseline`` is the same command. Without --data it runs on the embedded sample,
+as msa search does; clips are prepared into the same cache with the same parameters, so a later
+search reuses them. Bad input exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -21,15 +21,21 @@ from msa.baseline.classifier import EmptyPartError
 from msa.baseline.features import FEATURE_SETS
 from msa.baseline.run import baseline_for, baseline_for_folds
 from msa.data import is_uri
-from msa.data.datasets import AUTO, DATASET_CHOICES, DatasetError
-from msa.data.decode import IMAGE_SIZE, NUM_FRAMES, PrepareParams
+from msa.data.arguments import (
+    add_actor_arguments,
+    add_cache_argument,
+    add_classes_argument,
+    add_data_arguments,
+    add_decoding_arguments,
+)
+from msa.data.datasets import DatasetError
+from msa.data.decode import MIN_IMAGE_SIZE, PrepareParams
 from msa.data.experiment import prepare_experiment_data
 from msa.data.folds import FoldError, folds_of, protocol
-from msa.data.labels import ALL
 from msa.data.prepare import NoUsableClipsError
-from msa.data.splits import PARTS, SPLIT_METHODS, SplitConfig, SplitError, actor_list
+from msa.data.splits import PARTS, SplitConfig, SplitError
 
-MIN_IMAGE_SIZE = 16  # pixels: what tune_main.py accepts
+PROG = "python -m msa.baseline"
 
 
 class UsageError(ValueError):
@@ -42,37 +48,21 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> Parser:
-    p = Parser(prog="python -m msa.baseline", description=__doc__.splitlines()[0].strip("`"))
-    p.add_argument(
-        "--data",
-        help="a dataset folder, a storage URI or a manifest CSV (default: the embedded sample)",
+def build_parser(prog: str = PROG) -> Parser:
+    p = Parser(
+        prog=prog,
+        description="The classical baseline (MFCC and frame-grid statistics, L2 logistic regression) on the data, "
+        "classes and speaker split a search with the same flags would use, or on every fold of a cross-validation.",
     )
-    p.add_argument(
-        "--dataset", choices=DATASET_CHOICES, default=AUTO, help="how to read --data (default auto)"
-    )
-    p.add_argument("--cache", help="prepared-clip cache (default: $MSA_CACHE or ~/.cache/msa)")
-    p.add_argument(
-        "--classes",
-        default=ALL,
-        help="all, a preset of the dataset, labels a,b,c, or a JSON mapping of classes to labels (default all)",
-    )
-    p.add_argument(
-        "--split", choices=SPLIT_METHODS, default="actor", help="actor (speaker-disjoint, default) or random"
-    )
+    add_data_arguments(p, without="the embedded sample")
+    add_cache_argument(p)
+    add_classes_argument(p)
+    add_actor_arguments(p)
+    add_decoding_arguments(p, crop=False)
     p.add_argument(
         "--folds", help="every fold of a cross-validation instead of one split: K or a RAVDESS preset"
     )
-    p.add_argument("--val-actors", type=actor_list, default=(), help="explicit validation actors, e.g. 3,4")
-    p.add_argument("--test-actors", type=actor_list, default=(), help="explicit test actors, e.g. 5,6")
     p.add_argument("--seed", type=int, default=0, help="seed of the actor split (default 0)")
-    p.add_argument("--frames", type=int, default=NUM_FRAMES, help=f"frames per clip (default {NUM_FRAMES})")
-    p.add_argument(
-        "--image-size",
-        type=int,
-        default=IMAGE_SIZE,
-        help=f"square frame side in pixels (default {IMAGE_SIZE})",
-    )
     p.add_argument("--json", help="also write the baseline block (summary.json's format) to this file")
     return p
 
@@ -106,9 +96,9 @@ def table(block: dict, actors: dict[str, list], num_classes: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         check(args)
         split = SplitConfig(args.split, args.seed, args.val_actors, args.test_actors)
         params = PrepareParams(num_frames=args.frames, image_size=args.image_size)

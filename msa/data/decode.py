@@ -25,6 +25,10 @@ from msa.data.media import MediaError, first_line, read_audio
 
 NUM_FRAMES = 16
 IMAGE_SIZE = 112  # pixels, square
+# The smallest frame side every video model takes: the small CNN trunk (video_iter1, msa.models
+# VideoConfig.cnn_channels) halves it in each of its three blocks and needs 1 pixel after the
+# last; ResNet-18's trunk takes less. Every command's --image-size check reads this one.
+MIN_IMAGE_SIZE = 8  # pixels
 # RAVDESS frames are 1280x720 with the actor's head centred on a white background. A centred
 # square of 0.78 x height starting 0.03 x height from the top holds hair to chin on the real
 # clips (checked on real RAVDESS clips); the seed's 400 px centre crop cut the forehead off.
@@ -56,9 +60,9 @@ class PrepareParams:
     crop: str = "fixed"  # one of CROPS
 
     def __post_init__(self):
-        if self.num_frames < 1 or self.image_size < 8:
+        if self.num_frames < 1 or self.image_size < MIN_IMAGE_SIZE:
             raise ValueError(
-                f"num_frames must be >= 1 and image_size >= 8, got {self.num_frames}, {self.image_size}"
+                f"num_frames must be >= 1 and image_size >= {MIN_IMAGE_SIZE}, got {self.num_frames}, {self.image_size}"
             )
         if not (0 < self.crop_size_fraction <= 1 and 0 <= self.crop_top_fraction < 1):
             raise ValueError("crop fractions must lie in (0, 1]")

@@ -1,4 +1,4 @@
-"""``python -m msa.export MODEL --format onnx|torchscript --out FILE``: see msa.export.
+"""``msa export MODEL --format onnx|torchscript --out FILE`` (alias ``python -m msa.export``): see msa.export.
 
 Exit status: 0 written and checked; 1 the export failed or its outputs differ from PyTorch's
 (one line with the largest difference; nothing written); 2 MODEL holds no usable model, or the
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from msa.data.decode import IMAGE_SIZE, MIN_IMAGE_SIZE, NUM_FRAMES
 from msa.data.media import first_line
 from msa.export import (
     FORMATS,
@@ -23,10 +24,12 @@ from msa.export import (
 from msa.export.formats import require_onnx
 from msa.train import CheckpointError
 
+PROG = "python -m msa.export"
 
-def main(argv: list[str] | None = None) -> int:
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m msa.export",
+        prog=prog,
         description="Export a tuned model to ONNX or TorchScript, checked against PyTorch.",
     )
     parser.add_argument(
@@ -40,16 +43,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--frames",
         type=int,
-        help="frames per clip the model was trained on (default: the search's msa_args.json, else 16)",
+        help=f"frames per clip the model was trained on (default: the search's msa_args.json, else {NUM_FRAMES})",
     )
     parser.add_argument(
         "--image-size",
         type=int,
-        help="frame size in pixels the model was trained on (default: the search's msa_args.json, else 112)",
+        help=f"frame size in pixels the model was trained on, at least {MIN_IMAGE_SIZE} (default: the search's msa_args.json, else {IMAGE_SIZE})",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if (args.frames is not None and args.frames < 1) or (args.image_size is not None and args.image_size < 8):
-        parser.error("--frames must be >= 1 and --image-size >= 8")
+    if (args.frames is not None and args.frames < 1) or (
+        args.image_size is not None and args.image_size < MIN_IMAGE_SIZE
+    ):
+        parser.error(f"--frames must be >= 1 and --image-size >= {MIN_IMAGE_SIZE}")
     try:
         if args.format == "onnx":
             require_onnx()  # before loading a model, which can take a while

@@ -1,9 +1,9 @@
-"""`python -m msa.models [--json] [--audio-weights HUB_ID|PATH]`: every named configuration
-with its parameter counts.
+"""`msa models [--json] [--audio-weights HUB_ID|PATH]` (alias `python -m msa.models`): every
+named configuration with its parameter counts.
 
 Counts are for the real backbone sizes: ResNet-18, and wav2vec2-base or, with --audio-weights,
 the speech encoder those weights hold (its config.json, from a local folder or the Hugging Face
-cache: `python -m msa.weights fetch --audio ID` gets it); the spectrogram family has no backbone. The models are built on the meta
+cache: `msa weights fetch --audio ID` gets it); the spectrogram family has no backbone. The models are built on the meta
 device, so nothing is allocated, initialised or downloaded.
 """
 
@@ -19,6 +19,7 @@ from msa.models.registry import create_model, describe_model, list_models, model
 from msa.weights import WeightsUnavailable, find_weights
 
 NUM_CLASSES = 8  # RAVDESS's emotions; the head is the only part that depends on it
+PROG = "python -m msa.models"
 
 
 def parameter_counts(name: str, audio_arch: str | None = None) -> dict:
@@ -40,14 +41,20 @@ def encoder_arch(source: str) -> str:
     return arch_from_config(json.loads((weights.folder / "config.json").read_text()))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m msa.models", description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Every named model configuration with its parameter counts."
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON list of {name, total, trainable}")
     parser.add_argument(
         "--audio-weights",
         help="count the audio models with this speech encoder (hub id in the cache, or a folder)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         audio_arch = encoder_arch(args.audio_weights) if args.audio_weights else None
     except WeightsUnavailable as error:

@@ -1,5 +1,5 @@
-"""``python -m msa.predict MODEL INPUT...``: the emotions in recordings, per subtitle cue or over
-sliding windows (README.md, Using a tuned model: predict).
+"""``msa predict MODEL INPUT...`` (alias ``python -m msa.predict``): the emotions in recordings,
+per subtitle cue or over sliding windows.
 
 Exit status: 0 every output written; 2 a bad argument or input (one line naming it; nothing is
 written for that input, and earlier outputs stay); 1 an unexpected failure.
@@ -30,21 +30,22 @@ DEFAULT_FORMAT = ".vtt"
 # Subtitle tools round and pad their timings: a cue may end this far past the media's end (it is
 # clipped there); further is a subtitle file for another recording.
 CUE_END_TOLERANCE = 0.5  # s
+PROG = "python -m msa.predict"
 
 
 class InputError(ValueError):
     """A bad argument, input file or subtitle file (exit 2, one line)."""
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m msa.predict",
+        prog=prog,
         description="Annotate recordings with emotions: per subtitle cue, or over sliding windows.",
     )
     parser.add_argument(
         "model",
         metavar="MODEL",
-        help="an experiment directory (its best checkpoint), a checkpoint file, or an ONNX file from msa.export",
+        help="an experiment directory (its best checkpoint), a checkpoint file, or an ONNX file from msa export",
     )
     parser.add_argument(
         "inputs", metavar="INPUT", nargs="+", help="video (mp4, mkv, webm, mov) or audio files"
@@ -71,6 +72,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: face, unless the model was trained on fixed crops and INPUT is RAVDESS-named)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     for name in ("window", "hop"):
         if not getattr(args, name) > 0:
@@ -192,8 +198,8 @@ def annotate(args: argparse.Namespace, classifier: Classifier, recording: Path) 
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = parse_args(argv, prog)
     if args.plot and Path(args.plot).suffix.lower() not in PLOT_EXTENSIONS:
         print(
             f"error: --plot {args.plot}: unknown extension (expected {', '.join(PLOT_EXTENSIONS)})",

@@ -1,5 +1,6 @@
-"""``tune_main.py``'s flags (and the resource flags ``python -m msa.crossval`` shares).
+"""``msa search``'s flags (alias ``python tune_main.py``), and the resource flags ``msa crossval`` shares.
 
+The data's flags are msa.data.arguments' groups, shared with ``msa prepare`` and ``msa baseline``.
 Defaults live in the option groups of ``msa.tune.options``; None here means "not given", so
 ``SearchOptions.from_namespace`` can tell a flag given from a default.
 """
@@ -8,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from msa.data.datasets import DATASET_CHOICES
-from msa.data.decode import CROPS
+from msa.data.arguments import (
+    add_actor_arguments,
+    add_cache_argument,
+    add_classes_argument,
+    add_data_arguments,
+    add_decoding_arguments,
+)
 from msa.data.folds import PRESETS
-from msa.data.splits import SPLIT_METHODS, actor_list
 from msa.experiment_dir import TRIAL_METRICS
 from msa.features import ENTRY_DTYPES
 from msa.tune.options import (
@@ -24,54 +29,25 @@ from msa.tune.options import (
     ResourceOptions,
 )
 
+PROG = "tune_main.py"  # the seed's entry, still an alias of msa search
+RESOURCES = "resources"  # argument group title
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The flags; defaults live in the option groups (None here means "not given")."""
     p = argparse.ArgumentParser(
-        prog="tune_main.py",
+        prog=prog,
         description="Hyperparameter search for audio-visual emotion recognition (Ray Tune, ASHA + Optuna).",
     )
     data, budget, output = DataOptions(), BudgetOptions(), OutputOptions()
     p.add_argument("--space", help="search space name (see --list-spaces)")
     p.add_argument("--list-spaces", action="store_true", help="print every space with a one-line description")
-    group = p.add_argument_group("data")
-    group.add_argument(
-        "--data",
-        help="a dataset folder or storage URI (gs://, s3://, file://; zips read in place), or a manifest CSV "
-        "path,label,speaker[,gender][,start,end] (default: the embedded sample)",
-    )
-    group.add_argument(
-        "--dataset",
-        choices=DATASET_CHOICES,
-        help=f"how to read --data: auto detects it from the names and prints why (default {data.dataset})",
-    )
-    group.add_argument("--cache", help="prepared-clip cache (default: $MSA_CACHE or ~/.cache/msa)")
-    group.add_argument(
-        "--classes",
-        help="all (the data's labels), a preset of the dataset (RAVDESS: all8, seed4), a subset angry,happy,sad, "
-        f"or a JSON mapping (inline or a .json file) of classes to labels (default {data.classes})",
-    )
-    group.add_argument(
-        "--split",
-        choices=SPLIT_METHODS,
-        help="actor: no speaker in two of train/val/test (default); random: clips at random, speakers leak",
-    )
-    group.add_argument("--val-actors", type=actor_list, help="explicit validation speakers, e.g. 3,4")
-    group.add_argument("--test-actors", type=actor_list, help="explicit test speakers, e.g. 5,6")
-    group.add_argument(
-        "--frames",
-        type=int,
-        help=f"frames sampled per clip (default {data.frames}; {SMOKE_DEFAULTS['frames']} with --smoke-test)",
-    )
-    group.add_argument(
-        "--image-size", type=int, help=f"square frame side in pixels (default {data.image_size})"
-    )
-    group.add_argument(
-        "--crop",
-        choices=CROPS,
-        help="fixed: RAVDESS's framing; face: a square around the face found in each clip's frames, "
-        f"for recordings framed otherwise (see Real RAVDESS; default {data.crop})",
-    )
+    add_data_arguments(p, without="the embedded sample", given_only=True)
+    add_cache_argument(p)
+    add_classes_argument(p, given_only=True)
+    add_actor_arguments(p, given_only=True)
+    add_decoding_arguments(p, given_only=True)
+    group = p.add_argument_group("frozen-prefix features")
     group.add_argument(
         "--no-feature-cache",
         action="store_true",
@@ -82,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio-features",
         choices=ENTRY_DTYPES,
         help="how the audio branch's cached frozen-prefix features are stored: float16 halves its tables, "
-        f"probabilities within 1e-4 of float32's (see Frozen-prefix features; default {data.audio_features})",
+        f"probabilities within 1e-4 of float32's (default {data.audio_features})",
     )
     group = p.add_argument_group("search")
     group.add_argument("--num-samples", type=int, help=f"trials (default {budget.num_samples})")
@@ -144,11 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FOLDS",
         help=f"after the search, cross-validate its best config by actor: {', '.join(PRESETS)} or K folds (as python -m msa.crossval --folds)",
     )
+    smoke = SMOKE_DEFAULTS
     p.add_argument(
         "--smoke-test",
         action="store_true",
         default=None,
-        help="tiny models, frames and budget: a check that everything runs",
+        help=f"tiny models, {smoke['frames']} frames of {smoke['image_size']} px, {smoke['num_samples']} trials "
+        f"x {smoke['max_epochs']} epochs (flags given win): a check that everything runs",
     )
     return p
 
@@ -179,9 +157,9 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_resource_arguments(parser: argparse.ArgumentParser) -> None:
-    """The resources flags (tune_main.py and python -m msa.crossval)."""
+    """The resource flags (msa search and msa crossval)."""
     resources = ResourceOptions()
-    group = parser.add_argument_group("resources")
+    group = parser.add_argument_group(RESOURCES)
     group.add_argument("--cpus-per-trial", type=float, help=f"default {resources.cpus_per_trial:g}")
     group.add_argument("--gpus-per-trial", type=float, help="fractions allowed, e.g. 0.5 (default 0)")
     group.add_argument(

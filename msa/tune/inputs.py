@@ -1,17 +1,21 @@
 """The data a search or a cross-validation runs on, settled before Ray starts.
 
-``tune_main.py`` and ``python -m msa.crossval`` both read the corpus (``--data``, ``--dataset``),
-say what was detected, refuse a space whose models need video on audio files and check that the
-folds asked for can be made (``find_inputs``: no clip decoded yet, so these cost seconds), then,
-once the weights are settled, prepare and split the clips (``prepare_inputs``; with
-``--address`` the cluster's nodes do). Every problem is one of ``INPUT_ERRORS``: one line, exit
-status 2.
+``msa search`` and ``msa crossval`` both go through ``run_before_ray``, the one place of this
+sequence: their own options (``InputRequest``), then ``settle_inputs``: read the corpus
+(``--data``, ``--dataset``), say what was detected, refuse a space whose models need video on
+audio files and check that the folds asked for can be made (``find_inputs``: no clip decoded yet,
+so these cost seconds), find or download the pretrained weights, then prepare and split the
+clips (``prepare_inputs``; with ``--address`` the cluster's nodes do) and size the epochs not
+given for the training set. Every problem is one of ``INPUT_ERRORS``: one line, exit status 2.
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from msa.data.datasets import FIXED_CROP_DATASET, DatasetError, fixed_crop_dataset
 from msa.data.experiment import FoundData, TrialData, find_data, prepare_locally, split_data
@@ -20,7 +24,69 @@ from msa.data.prepare import NoUsableClipsError, PrepareReport
 from msa.data.splits import SplitError
 from msa.tune.options import SearchOptions, UsageError
 
+if TYPE_CHECKING:
+    from msa.weights import WeightsBundle
+
 INPUT_ERRORS = (UsageError, FileNotFoundError, DatasetError, NoUsableClipsError, SplitError, FoldError)
+EXIT_USAGE = 2  # a bad argument or unusable input
+
+
+@dataclass(frozen=True)
+class InputRequest:
+    """What a command asks of the data: its options, checked, and the folds (a --folds value
+    every fold of which must be possible; None: none) with the flag that gave them."""
+
+    options: SearchOptions
+    folds: str | None
+    folds_flag: str
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The settled inputs: ``data`` prepared and split here (TrialData, with its ``report``), or
+    with ``--address`` found only (FoundData, ``report`` None: the cluster's nodes prepare it);
+    ``weights``: the backbones every trial loads; ``options``: the request's, the epochs not
+    given sized for the training set where it is known."""
+
+    request: InputRequest
+    options: SearchOptions
+    data: FoundData | TrialData
+    report: PrepareReport | None
+    weights: dict[str, WeightsBundle]
+
+
+def settle_inputs(request: InputRequest) -> Inputs:
+    """The data found and checked, the weights resolved, the clips prepared and split, the epochs
+    sized. Raises one of INPUT_ERRORS."""
+    # Here, not at import: msa.weights loads huggingface_hub, seconds a bad flag need not wait.
+    from msa.tune.weights import resolve_search_weights
+    from search_spaces import SPACES
+
+    options = request.options
+    found = find_inputs(options, request.folds, request.folds_flag)
+    weights = resolve_search_weights(
+        SPACES[options.space].backbones, options.weights, real_data=options.data.data is not None
+    )
+    data, report = prepare_inputs(options, found, request.folds, request.folds_flag)
+    if report is not None:
+        options = options.sized_for(len(data.clips("train")))
+    return Inputs(request, options, data, report, weights)
+
+
+def run_before_ray(read: Callable[[], InputRequest], run: Callable[[Inputs], int]) -> int:
+    """A command that starts Ray: ``read`` its options (raising one of INPUT_ERRORS), settle its
+    inputs, set the private Ray's token, then ``run`` -> its exit status. A problem before Ray
+    starts is one line on stderr and exit status 2."""
+    try:
+        inputs = settle_inputs(read())
+    except INPUT_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if not inputs.options.resources.address:
+        from msa.tune.security import require_token_for_private_ray
+
+        require_token_for_private_ray()  # before Ray is imported: it reads the mode then
+    return run(inputs)
 
 
 def space_modalities(space: str) -> set[str]:

@@ -1,4 +1,4 @@
-"""The ``tune_main.py`` command line as a typed, frozen ``SearchOptions``, checked once before Ray starts.
+"""The ``msa search`` command line (alias ``python tune_main.py``) as a typed, frozen ``SearchOptions``, checked once before Ray starts.
 
     args = build_parser().parse_args(["--space", "video_transformer", "--max-epochs", "4"])  # msa.tune.command_line
     options = SearchOptions.from_namespace(args, SPACES)
@@ -16,7 +16,7 @@ flag says it), so a saved run reads back with ``from_json``: fields a run saved 
 existed take their default, and storage URIs (``gs://``, ``s3://``, ``file://``) stay strings.
 
 Nothing here imports Ray, so a bad flag costs milliseconds and leaves no process behind. Every
-problem becomes one ``UsageError`` line, which ``tune_main.py`` prints before exiting 2.
+problem becomes one ``UsageError`` line, which the command prints before exiting 2.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from msa.data import is_uri, remote_filesystem
-from msa.data.datasets import AUTO, DATASET_CHOICES, SpeakerId
-from msa.data.decode import CROPS, IMAGE_SIZE, NUM_FRAMES, PrepareParams
+from msa.data.arguments import DEFAULT_CLASSES, DEFAULT_CROP, DEFAULT_DATASET, DEFAULT_SPLIT
+from msa.data.datasets import DATASET_CHOICES, SpeakerId
+from msa.data.decode import CROPS, IMAGE_SIZE, MIN_IMAGE_SIZE, NUM_FRAMES, PrepareParams
 from msa.data.folds import FoldError, check_folds_arg
-from msa.data.labels import ALL
 from msa.data.splits import SplitConfig
 from msa.experiment_dir import (
     ARGS_FILE,
@@ -63,15 +63,15 @@ class DataOptions:
     """What the trials train on, and how clips are decoded and split."""
 
     data: str | None = None  # a folder, a storage URI or a manifest CSV; None: the embedded sample
-    dataset: str = AUTO  # how to read it (msa.data.datasets.DATASET_CHOICES)
+    dataset: str = DEFAULT_DATASET  # how to read it (msa.data.datasets.DATASET_CHOICES)
     cache: str | None = None  # None: each node's $MSA_CACHE or ~/.cache/msa
-    classes: str = ALL  # a --classes value (msa.data.labels)
-    split: str = "actor"
+    classes: str = DEFAULT_CLASSES  # a --classes value (msa.data.labels)
+    split: str = DEFAULT_SPLIT
     val_actors: tuple[SpeakerId, ...] = ()
     test_actors: tuple[SpeakerId, ...] = ()
     frames: int = NUM_FRAMES
     image_size: int = IMAGE_SIZE  # pixels, square
-    crop: str = "fixed"  # one of msa.data.decode.CROPS: RAVDESS's framing, or around the face found
+    crop: str = DEFAULT_CROP  # one of msa.data.decode.CROPS: RAVDESS's framing, or around the face found
     feature_cache: bool = True  # serve frozen prefixes from the feature cache
     audio_features: str = DEFAULT_ENTRY_DTYPE  # entry dtype of the audio branch's feature tables
 
@@ -288,8 +288,8 @@ class SearchOptions:
             )
         if data.crop not in CROPS:
             raise UsageError(f"--crop must be one of {', '.join(CROPS)}, got {data.crop!r}")
-        if data.image_size < 16:
-            raise UsageError(f"--image-size must be at least 16 pixels, got {data.image_size}")
+        if data.image_size < MIN_IMAGE_SIZE:
+            raise UsageError(f"--image-size must be at least {MIN_IMAGE_SIZE} pixels, got {data.image_size}")
         if budget.reduction_factor < 2:
             raise UsageError(f"--reduction-factor must be at least 2, got {budget.reduction_factor}")
         check_population(budget)

@@ -1,7 +1,7 @@
-"""`python -m msa.weights`: get pretrained backbone weights onto this machine, and list them.
+"""`msa weights` (alias `python -m msa.weights`): get pretrained backbone weights onto this machine, and list them.
 
-python -m msa.weights fetch [--video NAME|URL|PATH] [--audio HUB_ID|PATH] [--no-progress]
-python -m msa.weights list [--json]
+msa weights fetch [--video NAME|URL|PATH] [--audio HUB_ID|PATH] [--no-progress]
+msa weights list [--json]
 
 fetch gets what the flags name, or both defaults without a flag (ResNet-18 IMAGENET1K_V1 and
 facebook/wav2vec2-base), and prints one line per backbone: branch, source, path, size, sha256.
@@ -20,10 +20,13 @@ from msa.weights.listing import describe
 
 MB = 1e6  # bytes
 COLUMNS = ("branch", "source", "path", "size", "sha256")
+PROG = "python -m msa.weights"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m msa.weights", description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Get pretrained backbone weights onto this machine, and list them."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     fetch = commands.add_parser(
         "fetch", help="download weights into the standard caches (both defaults without a flag)"
@@ -39,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument(
         "--json", action="store_true", help="print a JSON list of {branch, source, path, size, sha256}"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     # Our one-line errors say what failed; huggingface_hub's retry warnings would only repeat it.
     hf_logging.set_verbosity_error()
     if args.command == "fetch":

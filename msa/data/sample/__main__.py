@@ -1,4 +1,4 @@
-"""``python -m msa.data.sample [OUT] [--full] [--layout L --out DIR]``: write the embedded sample (or a RAVDESS-sized one), or its clips under another dataset's layout.
+"""``msa sample [OUT] [--full] [--layout L --out DIR]`` (alias ``python -m msa.data.sample``): write the embedded sample (or a RAVDESS-sized one), or its clips under another dataset's layout.
 
 Why: benchmarks need data the size of the real RAVDESS speech set without the download, and
 the same code paths as the real files. Without ``--full`` OUT gets the default
@@ -37,6 +37,7 @@ from msa.data.sample.tree import ensure_sample, generate_sample, is_complete
 
 MIB = 1024**2
 DISK_BLOCK = 512  # bytes per unit of st_blocks
+PROG = "python -m msa.data.sample"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -68,8 +69,11 @@ def actor_selection(text: str) -> int | tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected a count N or ids like 1,2, got {text!r}") from None
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, SampleSpec]:
-    parser = OneLineParser(prog="python -m msa.data.sample", description=__doc__.splitlines()[0])
+def build_parser(prog: str = PROG) -> OneLineParser:
+    parser = OneLineParser(
+        prog=prog,
+        description="Write the embedded sample (or a RAVDESS-sized one), or its clips under another dataset's layout.",
+    )
     parser.add_argument(
         "out",
         type=Path,
@@ -99,6 +103,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, SampleSpec]:
         metavar="DIR",
         help="where --layout writes (absent or empty)",
     )
+    return parser
+
+
+def parse_args(argv: list[str] | None, prog: str = PROG) -> tuple[argparse.Namespace, SampleSpec]:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.layout == "ravdess":
         if args.out is None:
@@ -147,8 +156,8 @@ def write_tree(out: Path, spec: SampleSpec, args: argparse.Namespace) -> str | N
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    args, spec = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args, spec = parse_args(argv, prog)
     if args.layout != "ravdess":
         return main_layout(args, spec)
     out: Path = args.out
