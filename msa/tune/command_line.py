@@ -65,7 +65,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     group.add_argument(
         "--max-epochs",
         type=int,
-        help="epochs per trial, ASHA's max_t (default: by the training set's size, 8 on the sample; see Searching)",
+        help="epochs per trial, ASHA's max_t (default: by the training set's size, 8 on the sample)",
     )
     group.add_argument(
         "--grace-period",
@@ -75,7 +75,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     group.add_argument(
         "--scheduler",
         choices=SCHEDULERS,
-        help="asha (default), fifo, or population-based training: pbt, pb2 (see Population-based training)",
+        help="asha (default), fifo, or population-based training: pbt, pb2",
     )
     group.add_argument(
         "--reduction-factor",
@@ -101,7 +101,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     group.add_argument(
         "--resume", action="store_true", default=None, help="continue the interrupted experiment STORAGE/NAME"
     )
-    p.add_argument("--seed", type=int, help=f"default {budget.seed}")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help=f"seeds the actor split, the folds, the searcher and the trials (default {budget.seed})",
+    )
     p.add_argument(
         "--pretrained",
         help="pretrained backbones: auto (default) finds or downloads them, falling back to random weights only on the embedded sample; on never falls back; off trains from scratch",
@@ -118,7 +122,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument(
         "--crossval",
         metavar="FOLDS",
-        help=f"after the search, cross-validate its best config by actor: {', '.join(PRESETS)} or K folds (as python -m msa.crossval --folds)",
+        help=f"after the search, cross-validate its best config by actor: {', '.join(PRESETS)} or K folds (as msa crossval --folds)",
     )
     smoke = SMOKE_DEFAULTS
     p.add_argument(
@@ -160,7 +164,11 @@ def add_resource_arguments(parser: argparse.ArgumentParser) -> None:
     """The resource flags (msa search and msa crossval)."""
     resources = ResourceOptions()
     group = parser.add_argument_group(RESOURCES)
-    group.add_argument("--cpus-per-trial", type=float, help=f"default {resources.cpus_per_trial:g}")
+    group.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        help=f"CPUs each trial reserves; its torch threads are the whole ones (default {resources.cpus_per_trial:g})",
+    )
     group.add_argument("--gpus-per-trial", type=float, help="fractions allowed, e.g. 0.5 (default 0)")
     group.add_argument(
         "--max-concurrent", type=int, help="concurrent trials (default: what fits the resources)"
