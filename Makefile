@@ -52,10 +52,10 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 docs: venv  # the documentation site into site/; --strict: a broken link, a missing page or a warning fails
-	$(VENV)/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 docs-serve: venv  # the site at http://127.0.0.1:8000, rebuilt on every edit
-	$(VENV)/bin/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 test-all: venv
 	$(PY) -m pytest -q
