@@ -13,7 +13,7 @@ Rows, all on the same folds (the spectrogram search's ``--crossval``; the folds'
   audio_spectrogram tune_main.py --space audio_spectrogram: an ASHA + TPE search of --num-samples
                     trials of up to --max-epochs epochs on the default actor split (its own
                     validation actors choose), then --crossval of the best configuration. The folds
-                    test speakers that the search validated on: the number is not nested (see README)
+                    test speakers that the search validated on: the number is not nested (docs/explanation/evaluation.md)
 
 Each row's WAR (accuracy), UAR and macro-F1 as mean +- sample std over the folds, every fold, the
 wall time of each stage on this machine, and the target (UAR at least TARGET_GAIN above the

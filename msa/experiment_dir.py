@@ -1,17 +1,17 @@
-"""The experiment directory's contract: what ``tune_main.py`` writes and analysis reads.
+"""The experiment directory's contract: what ``msa search`` writes and analysis reads.
 
 One search writes one directory ``STORAGE/NAME/`` (a local path or a storage URI)::
 
     STORAGE/NAME/
         msa_args.json                      ARGS_FILE: the command line (--resume reads it back)
-        summary.json                       SUMMARY_FILE: written when the search ends (see README)
+        summary.json                       SUMMARY_FILE: written when the search ends
         optuna.db                          OPTUNA_DB_FILE: the Optuna study (--optuna-storage default)
         mlflow.db, mlartifacts/            MLFLOW_DB_FILE, MLFLOW_ARTIFACTS_DIR: the MLflow store (--mlflow)
         wandb_summary/wandb/               WANDB_SUMMARY_DIR: the W&B summary run's files (--wandb)
-        crossval.json                      CROSSVAL_FILE: python -m msa.crossval's result (see README)
+        crossval.json                      CROSSVAL_FILE: msa crossval's result
         crossval_<folds>/                  CROSSVAL_PREFIX + --folds: the folds' own Ray experiment
         experiment_state-<time>.json       Ray's trial statuses (STATE_PREFIX ... STATE_SUFFIX)
-        report.html, report_<name>.png     REPORT_FILE, FIGURE_PREFIX: python -m msa.report's output
+        report.html, report_<name>.png     REPORT_FILE, FIGURE_PREFIX: msa report's output
         trial_<id>/                        TRIAL_PREFIX + Ray's trial id, one folder per trial
             params.json                    PARAMS_FILE: the trial's configuration
             result.json                    RESULT_FILE: one JSON line per epoch (TRIAL_METRICS, RUNG_SCORE, ...)
@@ -20,7 +20,7 @@ One search writes one directory ``STORAGE/NAME/`` (a local path or a storage URI
             tensorboard/                   TENSORBOARD_DIR: our TensorBoard events
             wandb/offline-run-*/           the trial's W&B run, when --wandb logs offline
 
-The README section "The experiment directory" documents it for users. This module names every
+docs/reference/files.md documents it for users. This module names every
 file in it, the metrics each trial reports, how ASHA compares trials (RUNG_SCORE,
 DEFAULT_REDUCTION_FACTOR) and THE best-trial rule (``ranking_key``), so that the search
 (``msa.tune``) and the analysis (``msa.analysis``) cannot disagree. It imports neither Ray nor
@@ -68,7 +68,7 @@ def crossval_folder(experiment: str, folds: str) -> str:
 
 # ----------------------------------------------------------------------------- metrics
 
-# Per-epoch metrics every trial reports in result.json (README, Searching); --metric is one of them.
+# Per-epoch metrics every trial reports in result.json (docs/reference/files.md); --metric is one of them.
 TRIAL_METRICS = ("val_acc", "val_f1", "val_uar", "val_loss", "train_acc", "train_loss")
 VAL_KEYS = ("val_acc", "val_f1", "val_uar", "val_loss", "epoch")  # summary.json's best_val
 # A test evaluation's metrics (summary.json's test, crossval.json's folds, mean and std) -> how

@@ -327,7 +327,7 @@ def test_the_notebook_is_committed_clean():
 
 
 def test_the_headless_notebook_command_writes_html(search, tmp_path):
-    """README's headless command (what make notebook-html runs) on a finished search."""
+    """The docs' headless command (what make notebook-html runs) on a finished search."""
     result = subprocess.run(
         [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(NOTEBOOK)]
         + ["--output-dir", str(tmp_path), "--output", "trials"],

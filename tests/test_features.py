@@ -36,7 +36,7 @@ from msa.models import create_model, tiny_overrides
 from msa.trial import TrialSettings, feature_table
 
 PARAMS = PrepareParams(num_frames=6, image_size=32)
-# float16 audio entries vs float32 ones, the tolerance README states (Frozen-prefix features):
+# float16 audio entries vs float32 ones, the tolerance docs/explanation/cache.md states:
 # measured at most 1.5e-4 (logits) and 2.7e-5 (probabilities) over these models and clips.
 FLOAT16_LOGITS = 1e-3
 FLOAT16_PROBABILITIES = 1e-4

@@ -10,7 +10,7 @@ taken, hair to chin. One box per clip or window, so the crop does not jitter fro
 Detection runs in two passes: on a greyscale copy whose longer side is ``DETECT_SIZE`` px, for
 faces at least ``MIN_FACE_FRACTION`` of its shorter side; then around the face found, scaled so
 the face is ``REFINE_FACE_WIDTH`` px wide, for a box whose size does not depend on the face's
-size in the frame. About 12 ms per 720p frame on one core, half each (README.md, Real RAVDESS).
+size in the frame. About 12 ms per 720p frame on one core, half each (docs/reference/datasets.md).
 """
 
 from __future__ import annotations

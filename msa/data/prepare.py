@@ -106,7 +106,7 @@ class PrepareReport:
         )
 
     def write_manifest(self, path: str | os.PathLike) -> None:
-        """One CSV row per file found, in the manifest format README.md documents (Real RAVDESS)."""
+        """One CSV row per file found, in the manifest format of docs/reference/datasets.md."""
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(MANIFEST_COLUMNS)

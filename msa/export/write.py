@@ -77,7 +77,7 @@ def model_summary(model: EmotionModel) -> str:
 
 
 def build_metadata(source: ModelSource, params: PrepareParams, params_from: str) -> dict:
-    """What prediction needs besides the graph (README, Using a tuned model: export)."""
+    """What prediction needs besides the graph (docs/reference/files.md, Export metadata)."""
     model = source.model
     inputs = {}
     if "video" in model.input_keys:

@@ -73,7 +73,7 @@ class AudioBranch(FreezableBranch):
         # pooled, as the video branch does with its trunk's features (and as linear probes of
         # frozen encoders do, e.g. MAE's BatchNorm before its probe): a frozen encoder's states
         # differ little from clip to clip next to their common offset, and a linear head on
-        # their mean barely learns in a trial's few hundred steps (README, The classical baseline).
+        # their mean barely learns in a trial's few hundred steps (docs/explanation/evaluation.md).
         self.frame_norm = nn.BatchNorm1d(self.embed_dim)
         self.freeze(self._frozen_names(depth))
 

@@ -1,5 +1,5 @@
 """``python -m msa.predict``: a tuned model on any recording, per subtitle cue or over sliding
-windows (README.md, Using a tuned model: predict).
+windows (docs/how-to/predict-export.md).
 
 In reading order: ``media`` (probe a file, stream its decoded tracks), ``spans`` (which frames
 each cue or window shows the model), ``classifier`` (a checkpoint's model or an ONNX file behind

@@ -4,7 +4,7 @@ The recording is decoded once, front to back. Each span is classified as soon as
 have been decoded past it; then the frames and audio no later span needs are dropped. What is
 held at any time: the RGB frames the pending spans picked (``num_frames`` per span, shared by
 overlapping windows) and their audio at the source's rate, so memory depends on the window (or
-the longest cue), not on the recording's length (README.md, Using a tuned model: predict).
+the longest cue), not on the recording's length (docs/how-to/predict-export.md).
 
 Per span, in the order training prepares a clip: the frames are cropped (the fixed RAVDESS crop,
 or around the face ``msa.data.faces.find_face`` finds in them) and resized

@@ -1,4 +1,4 @@
-"""``crossval.json``: what a cross-validation by actor measured (its schema is in README.md),
+"""``crossval.json``: what a cross-validation by actor measured (its schema: docs/reference/files.md),
 built from the folds' outcomes and printed as a table. No Ray in here."""
 
 from __future__ import annotations

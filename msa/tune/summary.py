@@ -1,5 +1,5 @@
 """After a search: the best trial's best checkpoint evaluated once on the test actors, the
-classical baseline on the same actors, and ``summary.json`` (its schema is in README.md)."""
+classical baseline on the same actors, and ``summary.json`` (its schema: docs/reference/files.md)."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def summarise(
     weights: dict[str, WeightsBundle],
     baseline: dict | None = None,
 ) -> dict:
-    """summary.json (its schema: README, The experiment directory)."""
+    """summary.json (its schema: docs/reference/files.md)."""
     metric, mode, pretrained = options.budget.metric, options.budget.mode, options.weights.pretrained
     statuses = Counter(trial_status(r) for r in results)
     best = best_trial(results, metric, mode)
