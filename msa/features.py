@@ -11,8 +11,9 @@ per clip on disk, read memory-mapped, and trials train from it:
 
 Entries are float32, or float16 in a table of their own (the `-float16` folder): half the bytes
 (a wav2vec2-base table at layer 10 is ~0.8 GB of float32 for RAVDESS) at logits within 1e-3 and
-probabilities within 1e-4 of float32's, measured on random-weight models (docs/explanation/cache.md). The model receives them as float32 either way: PrefixCachedModel casts the batch,
-after it is loaded and moved.
+probabilities within 1e-4 of float32's, measured on random-weight models (docs/explanation/cache.md).
+The model receives them as float32 either way: PrefixCachedModel casts the batch, after it is
+loaded and moved.
 
 The fingerprint hashes the branch's prefix signature (frozen module names, architecture, input
 normalisation) and the bytes of every frozen tensor; an entry is named by the prepared clip's
