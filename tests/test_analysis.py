@@ -373,5 +373,5 @@ def test_the_notebook_runs_top_to_bottom(search, monkeypatch):
     figures = [output for output in outputs if "image/png" in output.get("data", {})]
     assert len(figures) >= 6, "curves, rungs, scatter, iterations, confusion matrices and more"
     printed = "".join(output.get("text", "") for output in outputs)
-    assert "python -m msa.crossval" in printed, "no crossval.json: the notebook says how to make one"
+    assert "msa crossval" in printed, "no crossval.json: the notebook says how to make one"
     # the cross-validation and the classical baselines shown: tests/test_analysis_crossval.py

@@ -353,7 +353,7 @@ def test_report_without_crossval_or_baseline(experiment_dir):
     assert report.main([str(experiment_dir), "--no-val"]) == 0
     page = (experiment_dir / "report.html").read_text()
     assert "no baseline in this summary.json" in page
-    assert "<h2>Cross-validation</h2>" not in page and "python -m msa.crossval" in page
+    assert "<h2>Cross-validation</h2>" not in page and "msa crossval" in page
     assert not (experiment_dir / "report_crossval_folds.png").exists()
 
 

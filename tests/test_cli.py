@@ -113,7 +113,7 @@ def test_pretrained_on_without_weights_exits_2(space, source, no_weights, tmp_pa
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --pretrained on: ")
-    assert source in err[0] and "python -m msa.weights fetch" in err[0] and "--pretrained off" in err[0]
+    assert source in err[0] and "msa weights fetch" in err[0] and "--pretrained off" in err[0]
 
 
 def test_auto_with_real_data_and_no_weights_exits_2_before_ray(no_weights, tmp_path):
@@ -136,9 +136,7 @@ def test_auto_with_real_data_and_no_weights_exits_2_before_ray(no_weights, tmp_p
     assert (
         len(err) == 1 and err[0].startswith("error: --pretrained auto: ") and UNREACHABLE_RESNET in err[0]
     ), err
-    assert (
-        f"python -m msa.weights fetch --video {UNREACHABLE_RESNET}" in err[0] and "--pretrained off" in err[0]
-    )
+    assert f"msa weights fetch --video {UNREACHABLE_RESNET}" in err[0] and "--pretrained off" in err[0]
     assert result.stdout.strip().splitlines()[-1] == "ray not imported"
 
 

@@ -140,7 +140,7 @@ def test_interrupted_crossval_resumes_keeping_finished_folds(crossvalidated):
     folder is refused; --resume keeps the finished fold as it was and finishes the others."""
     cv = crossvalidated
     assert cv.interrupted.returncode == 130, cv.interrupted.stderr[-2000:]
-    assert f"python -m msa.crossval {cv.experiment} --folds 3 --resume" in cv.interrupted.stderr
+    assert f"msa crossval {cv.experiment} --folds 3 --resume" in cv.interrupted.stderr
     assert (cv.experiment / "summary.json").exists() and "classical baselines" in cv.interrupted.stdout
     assert cv.refused.returncode == 2 and "add --resume" in cv.refused.stderr
     assert cv.resumed.returncode == 0, cv.resumed.stdout[-3000:] + cv.resumed.stderr[-3000:]

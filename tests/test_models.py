@@ -404,7 +404,7 @@ def test_pretrained_on_fails_fast_naming_what_is_missing(offline):
     with pytest.raises(PretrainedWeightsUnavailable) as error:
         create_model("multimodal_iter1", 8, pretrained="on", audio_weights=MISSING_AUDIO, **TINY_MULTIMODAL)
     message = str(error.value)
-    assert "python -m msa.weights fetch --video IMAGENET1K_V1" in message and "--video-weights" in message
+    assert "msa weights fetch --video IMAGENET1K_V1" in message and "--video-weights" in message
     assert MISSING_AUDIO in message and "--audio-weights" in message
 
 

@@ -116,7 +116,7 @@ def test_unavailable_weights_stop_a_search_that_needs_them(mode, real_data, tmp_
         )
     message = str(error.value)
     assert "\n" not in message and message.startswith(f"--pretrained {mode}: ")
-    assert f"python -m msa.weights fetch --video {UNREACHABLE}" in message and "--pretrained off" in message
+    assert f"msa weights fetch --video {UNREACHABLE}" in message and "--pretrained off" in message
     assert not list(tmp_path.rglob("*.pth*")), "nothing left in the cache"
 
 

@@ -111,7 +111,7 @@ def test_summary_matches_the_schema(smoke_run):
         assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["val_accuracy"] <= 1
     assert "tensorboard --logdir" in result.stdout and "test  accuracy" in result.stdout
     assert "classical baselines on the same actors" in result.stdout and "  audio features" in result.stdout
-    assert f"python -m msa.crossval {experiment} --folds 4" in result.stdout
+    assert f"msa crossval {experiment} --folds 4" in result.stdout
 
 
 def test_the_optuna_study_is_persisted_for_the_dashboard(smoke_run):
@@ -396,7 +396,7 @@ def test_the_best_model_annotates_a_clip(smoke_run, tiny_sample, tmp_path, capsy
     from msa.predict.__main__ import main as predict_main
 
     experiment, result = smoke_run
-    assert f"predict:     python -m msa.predict {experiment} RECORDING.mp4" in result.stdout
+    assert f"predict:     msa predict {experiment} RECORDING.mp4" in result.stdout
     clip = sorted(tiny_sample.rglob("*.mp4"))[0]
     out = tmp_path / "clip.json"
     assert predict_main([str(experiment), str(clip), "--out", str(out), "--quiet"]) == 0

@@ -128,9 +128,7 @@ def test_video_unknown_or_missing(checkpoints):
         WeightsUnavailable, match="not a torchvision ResNet18_Weights name .IMAGENET1K_V1, DEFAULT."
     ):
         find_weights("video", "IMAGENET1K_V9")
-    with pytest.raises(
-        WeightsUnavailable, match="not downloaded .*python -m msa.weights fetch --video IMAGENET1K_V1"
-    ):
+    with pytest.raises(WeightsUnavailable, match="not downloaded .*msa weights fetch --video IMAGENET1K_V1"):
         find_weights("video", "IMAGENET1K_V1")
     with pytest.raises(ValueError, match="branch must be one of video, audio"):
         find_weights("text", "IMAGENET1K_V1")

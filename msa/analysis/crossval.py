@@ -1,6 +1,6 @@
 """Cross-validation by actor of one configuration: crossval.json, read and tabulated.
 
-``python -m msa.crossval EXPERIMENT --folds K`` trains one configuration (by default the
+``msa crossval EXPERIMENT --folds K`` trains one configuration (by default the
 search's best) once per fold of actors and writes ``EXPERIMENT/crossval.json`` (CROSSVAL_FILE)::
 
     {"experiment", "space", "folds_preset": "ravdess6" | "4", "protocol", "seed", "epochs",
@@ -31,7 +31,7 @@ from msa.analysis.files import ExperimentFiles
 from msa.analysis.pretrained import describe_pretrained_branches
 from msa.experiment_dir import CROSSVAL_FILE, TEST_METRICS, finite
 
-CROSSVAL_COMMAND = "python -m msa.crossval EXPERIMENT --folds K"  # how to make one
+CROSSVAL_COMMAND = "msa crossval EXPERIMENT --folds K"  # how to make one
 REQUIRED_KEYS = (
     "folds_preset",
     "protocol",

@@ -1,6 +1,6 @@
 """The report: every section of the notebook as one self-contained HTML page.
 
-``write_report(EXPERIMENT_DIR)`` (what ``python -m msa.report`` runs) writes
+``write_report(EXPERIMENT_DIR)`` (what ``msa report`` runs) writes
 ``EXPERIMENT_DIR/report.html`` (figures embedded as base64 PNG) and each figure as
 ``EXPERIMENT_DIR/report_<name>.png``, for people without Jupyter and for CI artefacts. The
 tables and figures are the ones ``analysis/trials.ipynb`` shows: both call msa.analysis.
@@ -95,7 +95,7 @@ th, td {{ padding: 0.25em 0.6em; border-bottom: 1px solid #e9ecef; text-align: l
 th {{ background: #f1f3f5; }} .scroll {{ overflow-x: auto; }}
 img {{ max-width: 100%; height: auto; display: block; margin: 0.8em 0; }}
 </style></head>
-<body><h1>{title}</h1><p class="meta">generated {generated} by python -m msa.report</p>
+<body><h1>{title}</h1><p class="meta">generated {generated} by msa report</p>
 <nav>{nav}</nav>
 {body}
 </body></html>

@@ -1,8 +1,8 @@
-"""The tuned model, behind one interface for ``python -m msa.predict``: class probabilities for
+"""The tuned model, behind one interface for ``msa predict``: class probabilities for
 one span's inputs.
 
 MODEL is an experiment directory (its best trial's best checkpoint; ``--trial`` for another), a
-checkpoint file, or an ONNX file written by ``python -m msa.export``:
+checkpoint file, or an ONNX file written by ``msa export``:
 
 - ``TorchClassifier`` runs the checkpoint's EmotionModel in evaluation mode, in pieces: each
   frame's trunk features once (``VideoBranch.frame_vectors``, kept per frame and crop, so
@@ -132,7 +132,7 @@ class OnnxClassifier(Classifier):
         path = Path(path)
         metadata = read_onnx_metadata(path)
         if "input_names" not in metadata:
-            raise ValueError(f"{path} holds no msa export metadata (write it with python -m msa.export)")
+            raise ValueError(f"{path} holds no msa export metadata (write it with msa export)")
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         names = tuple(metadata["input_names"])
         self.input_names = names

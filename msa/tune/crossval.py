@@ -149,7 +149,7 @@ def cross_validate(
     except KeyboardInterrupt:
         print(
             "\ninterrupted; finished folds are kept. Continue with:\n"
-            f"  python -m msa.crossval {experiment} --folds {folds_arg} --resume",
+            f"  msa crossval {experiment} --folds {folds_arg} --resume",
             file=sys.stderr,
         )
         return 130
@@ -187,7 +187,7 @@ def run_crossval_command(
     config: dict,
     experiment: str,
 ) -> int:
-    """python -m msa.crossval once its arguments and data are checked: Ray up, the folds, Ray down."""
+    """msa crossval once its arguments and data are checked: Ray up, the folds, Ray down."""
     epochs = cv.epochs or options.budget.max_epochs
     return on_ray(
         options,

@@ -74,7 +74,7 @@ def search(
         trackers.interrupted()
         print(
             "\ninterrupted; the search state is saved. Continue with:\n"
-            f"  python tune_main.py --space {options.space} --storage {options.output.storage} --name {name} --resume",
+            f"  msa search --space {options.space} --storage {options.output.storage} --name {name} --resume",
             file=sys.stderr,
         )
         return 130

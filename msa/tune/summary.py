@@ -292,12 +292,12 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
         )
     else:
         print(f"tensorboard: tensorboard --logdir {experiment}")
-    print(f"report:      python -m msa.report {experiment}")
+    print(f"report:      msa report {experiment}")
     data = summary["data"]
     speakers = {speaker for part in data["actors"].values() for speaker in part}
     folds = suggested_folds(data.get("dataset", "ravdess"), speakers)
     if folds is not None:
-        print(f"crossval:    python -m msa.crossval {experiment} --folds {folds}")
+        print(f"crossval:    msa crossval {experiment} --folds {folds}")
     print(f"notebook:    make notebook EXPERIMENT={experiment}   (or make notebook-html: headless)")
-    print(f"predict:     python -m msa.predict {experiment} RECORDING.mp4 [--subtitles RECORDING.vtt]")
-    print(f"export:      python -m msa.export {experiment} --format onnx --out model.onnx")
+    print(f"predict:     msa predict {experiment} RECORDING.mp4 [--subtitles RECORDING.vtt]")
+    print(f"export:      msa export {experiment} --format onnx --out model.onnx")

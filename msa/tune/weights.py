@@ -53,7 +53,7 @@ def resolve_search_weights(
             if mode == "on" or real_data:
                 raise UsageError(
                     f"--pretrained {mode}: {reason}; get them on a connected machine with "
-                    f"`python -m msa.weights fetch {FETCH_HINT[branch]} {source}` (then copy the cache here), "
+                    f"`msa weights fetch {FETCH_HINT[branch]} {source}` (then copy the cache here), "
                     f"or pass --pretrained off to train from random weights on purpose"
                 ) from None
             print(

@@ -109,7 +109,7 @@ def _cached_snapshot(source: str, repo_id: str, revision: str | None) -> Path:
     if not isinstance(config, str):  # None, or a cached "this file does not exist"
         raise WeightsUnavailable(
             f"audio weights {source}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}); "
-            f"`python -m msa.weights fetch --audio {source}` gets it"
+            f"`msa weights fetch --audio {source}` gets it"
         )
     return Path(config).parent
 

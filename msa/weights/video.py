@@ -43,7 +43,7 @@ def find(source: str) -> WeightsFiles:
             raise WeightsUnavailable(f"video weights {source!r}: no such file")
         raise WeightsUnavailable(
             f"video weights {source}: not downloaded ({path} is missing); "
-            f"`python -m msa.weights fetch --video {source}` gets it"
+            f"`msa weights fetch --video {source}` gets it"
         )
     return weights_files("video", source, path.parent, other=[], weights=[path.name])
 
