@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: venv
-	$(PY) tune_main.py --space video_transformer
+	$(VENV)/bin/msa search --space video_transformer
 
 test: venv  # test-quick's tests on two processes, then the Ray tests one at a time (they start clusters)
 	$(PY) -m pytest -m "not slow and not gpu and not ray" -q -n 2
