@@ -1,7 +1,17 @@
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+# Under xdist (make test-quick: two workers on two cores) each worker, and each process it
+# starts, computes on one thread: torch's default of a thread per core would put four busy
+# threads on two cores, whose OpenMP barriers then spin against each other (the quick tier took
+# 387 s of CPU on two workers, against 347 s run serially). Set before anything imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # the tests' media helpers
@@ -49,12 +59,31 @@ def cache(tmp_path) -> Path:
 TINY_SAMPLE_EMOTIONS = (3, 4, 5, 7)  # happy, sad, angry, disgust
 
 
+@contextmanager
+def run_wide_folder(tmp_path_factory, name: str):
+    """A folder for a session fixture that every xdist worker of this run shares, held under a
+    lock: the first worker builds in it, the others wait and then find it built, so the build
+    must be idempotent (generate_sample and prepare are: a second call finds everything done).
+    Without xdist, a folder of this process. The fixture's users must not change what it holds,
+    as for any session fixture."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield tmp_path_factory.mktemp(name)
+        return
+    from filelock import FileLock
+
+    folder = tmp_path_factory.getbasetemp().parent / name  # the run's folder, above each worker's
+    with FileLock(f"{folder}.lock"):
+        folder.mkdir(exist_ok=True)
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def tiny_sample(tmp_path_factory) -> Path:
     from msa.data.sample import SampleSpec, generate_sample
 
     spec = SampleSpec(actors=4, emotions=TINY_SAMPLE_EMOTIONS, statements=1, duration=1.0)
-    return generate_sample(tmp_path_factory.mktemp("tiny-sample") / "data", spec, workers=2, progress=False)
+    with run_wide_folder(tmp_path_factory, "tiny-sample") as folder:
+        return generate_sample(folder / "data", spec, workers=2, progress=False)
 
 
 def smoke_search_flags(data: Path, work: Path, name: str) -> list[str]:
@@ -86,14 +115,15 @@ def tiny_trial_data(tiny_sample, tmp_path_factory):
     from msa.data.experiment import prepare_experiment_data
     from msa.data.splits import SplitConfig
 
-    data, _ = prepare_experiment_data(
-        tiny_sample,
-        tmp_path_factory.mktemp("cache"),
-        "seed4",
-        SplitConfig(),
-        PrepareParams(num_frames=4, image_size=32),
-        progress=False,
-    )
+    with run_wide_folder(tmp_path_factory, "tiny-cache") as cache:
+        data, _ = prepare_experiment_data(
+            tiny_sample,
+            cache,
+            "seed4",
+            SplitConfig(),
+            PrepareParams(num_frames=4, image_size=32),
+            progress=False,
+        )
     return data
 
 

@@ -13,7 +13,7 @@ from conftest import TINY_SAMPLE_EMOTIONS
 
 from msa.data.decode import PrepareParams
 from msa.data.experiment import find_data, prepare_locally, split_data
-from msa.data.sample import SampleSpec
+from msa.data.sample import SampleSpec, sample_dir
 from msa.data.splits import SplitConfig
 
 PARAMS = PrepareParams(num_frames=4, image_size=32)
@@ -48,8 +48,10 @@ def test_a_node_with_its_own_cache_prepares_every_clip_once(tiny_sample, tmp_pat
         assert all(np.array_equal(a, b) for a, b in zip(clip.load(), on_driver[clip.record]))
 
 
-def test_a_node_generates_the_embedded_sample_into_its_own_cache(tmp_path, monkeypatch):
+def test_a_node_generates_the_embedded_sample_into_its_own_cache(tiny_sample, tmp_path, monkeypatch):
     spec = SampleSpec(actors=4, emotions=TINY_SAMPLE_EMOTIONS, statements=1, duration=1.0)
+    # The driver already has it (the session's tiny sample is this spec): only the node generates.
+    shutil.copytree(tiny_sample, sample_dir(tmp_path / "driver", spec))
     data = driver_data(None, monkeypatch, tmp_path / "driver", sample=spec)
     assert data.root.startswith(str(tmp_path / "driver"))
     monkeypatch.setenv("MSA_CACHE", str(tmp_path / "node"))

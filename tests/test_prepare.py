@@ -11,6 +11,7 @@ from msa.data import prepare as prepare_module
 from msa.data.datasets import DatasetError
 from msa.data.decode import PrepareParams
 from msa.data.prepare import NoUsableClipsError, prepare
+from msa.prepare import main
 
 PARAMS = PrepareParams(num_frames=4, image_size=16)
 
@@ -141,6 +142,8 @@ def test_cli_manifest(data_root, cache, tmp_path):
         "4",
         "--image-size",
         "16",
+        "--workers",
+        "1",  # a pool of decoders costs seconds of start-up; test_prepare_then_reuse runs one
     )
     assert result.returncode == 0, result.stderr
     assert "5 usable clips" in result.stdout
@@ -157,14 +160,15 @@ def test_cli_manifest(data_root, cache, tmp_path):
 
 
 @pytest.mark.parametrize("make_data", ["missing", "empty"])
-def test_cli_exits_2_with_one_line(tmp_path, cache, make_data):
+def test_cli_exits_2_with_one_line(tmp_path, cache, make_data, capsys):
+    """In this process, through the command's main() (test_cli_manifest runs the real command
+    line; a process costs seconds)."""
     data = tmp_path / "data"
     if make_data == "empty":
         data.mkdir()
         (data / "readme.txt").write_text("x")
-    result = run_cli("--data", str(data), "--cache", str(cache))
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    assert main(["--data", str(data), "--cache", str(cache)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and str(data) in lines[0]
 
 
