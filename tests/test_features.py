@@ -4,14 +4,11 @@ and clearing."""
 
 import json
 import multiprocessing
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 from media import ravdess_name, write_clip
 
 from msa.data.dataset import ClipDataset, make_loader
@@ -33,6 +30,7 @@ from msa.features import (
     prefix_fingerprint,
 )
 from msa.models import create_model, tiny_overrides
+from msa.prepare import main as prepare_main
 from msa.trial import TrialSettings, feature_table
 
 PARAMS = PrepareParams(num_frames=6, image_size=32)
@@ -260,31 +258,23 @@ def test_frame_augment_is_random_but_seeded():
     assert any(not torch.equal(v, video) for v in first)
 
 
-def test_cache_info_and_clear_features_cli(clips, tmp_path):
+def test_cache_info_and_clear_features_cli(clips, tmp_path, capsys):
+    """Through msa.prepare's main() in this process (its command line runs in test_prepare)."""
     cache = tmp_path / "cache"
     model = tiny_model("multimodal_iter1")
     tables_for(model, cache, clips)
     tables_for(model, cache, clips, audio="float16")
 
-    def cli(*flags):
-        return subprocess.run(
-            [sys.executable, "-m", "msa.prepare", "--cache", str(cache), *flags],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    info = cli("--cache-info")
-    assert info.returncode == 0, info.stderr
-    assert f"{len(clips):5d} clips" in info.stdout
+    assert prepare_main(["--cache", str(cache), "--cache-info"]) == 0
+    info = capsys.readouterr().out
+    assert f"{len(clips):5d} clips" in info
     assert (
-        "float32  frozen through trunk.avgpool" in info.stdout
-        and "float32  frozen through backbone.feature_extractor" in info.stdout
-        and "float16  frozen through backbone.feature_extractor" in info.stdout
+        "float32  frozen through trunk.avgpool" in info
+        and "float32  frozen through backbone.feature_extractor" in info
+        and "float16  frozen through backbone.feature_extractor" in info
     )
-    cleared = cli("--clear-features", "--cache-info")
-    assert cleared.returncode == 0, cleared.stderr
-    assert "MB freed" in cleared.stdout and "feature tables: none" in cleared.stdout
+    assert prepare_main(["--cache", str(cache), "--clear-features", "--cache-info"]) == 0
+    cleared = capsys.readouterr().out
+    assert "MB freed" in cleared and "feature tables: none" in cleared
     assert list_tables(cache) == [] and clear_features(cache) == 0
     assert all(clip.entry.is_dir() for clip in clips)  # prepared clips are kept
