@@ -7,8 +7,8 @@ import pytest
 
 # Under xdist (make test-quick: two workers on two cores) each worker, and each process it
 # starts, computes on one thread: torch's default of a thread per core would put four busy
-# threads on two cores, whose OpenMP barriers then spin against each other (the quick tier took
-# 387 s of CPU on two workers, against 347 s run serially). Set before anything imports torch.
+# threads on two cores, whose OpenMP barriers then wait on each other. Set before anything
+# imports torch (filelock, below, comes with torch).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
