@@ -81,17 +81,36 @@ def test_msa_without_a_command_or_with_an_unknown_one_exits_2():
         assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
+def msa_in_process(*args: str, capsys) -> tuple[int, str, str]:
+    """msa's main, what the console script calls, in this process -> (status, out, err)."""
+    try:
+        status = msa_main(list(args))
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda command: command.name)
 def test_every_command_answers_help_under_both_names(command, capsys):
-    result = msa(command.name, "--help")
-    status, out, _ = alias(command.name, "--help", capsys=capsys)
-    assert result.returncode == status == 0, result.stderr
-    assert result.stdout.startswith(f"usage: msa {command.name} ")
-    assert out.startswith(f"usage: {alias_prog(command.name)} ")
+    """In process: a console script costs seconds of imports; test_the_console_script_runs_a_command
+    runs the installed one."""
+    status, out, _ = msa_in_process(command.name, "--help", capsys=capsys)
+    alias_status, alias_out, _ = alias(command.name, "--help", capsys=capsys)
+    assert status == alias_status == 0
+    assert out.startswith(f"usage: msa {command.name} ")
+    assert alias_out.startswith(f"usage: {alias_prog(command.name)} ")
     words = lambda text, prog: text.replace(prog, "PROG").split()  # noqa: E731  (the lines wrap differently)
-    assert words(result.stdout, f"msa {command.name}") == words(out, alias_prog(command.name)), (
+    assert words(out, f"msa {command.name}") == words(alias_out, alias_prog(command.name)), (
         "the same parser under both names"
     )
+
+
+def test_the_console_script_runs_a_command(capsys):
+    result = msa("report", "--help")
+    status, out, _ = msa_in_process("report", "--help", capsys=capsys)
+    assert result.returncode == status == 0, result.stderr
+    assert result.stdout == out
 
 
 def test_search_lists_its_spaces_under_both_names(capsys):

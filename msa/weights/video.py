@@ -15,13 +15,20 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from torchvision.models import ResNet18_Weights
 
 from msa.weights.download import download
 from msa.weights.files import FETCH_TIMEOUT, WeightsFiles, WeightsUnavailable, weights_files
 
 DEFAULT_VIDEO_WEIGHTS = "IMAGENET1K_V1"
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
+
+
+def resnet18_weights():
+    """torchvision's ResNet18_Weights enum, imported when first asked for: torchvision.models
+    loads torch._dynamo (seconds), which a command that only lists or fetches need not wait for."""
+    from torchvision.models import ResNet18_Weights
+
+    return ResNet18_Weights
 
 
 def checkpoints_dir() -> Path:
@@ -31,7 +38,7 @@ def checkpoints_dir() -> Path:
 
 def checkpoint_names() -> dict[str, str]:
     """{cached file name: weights name} of ResNet18_Weights (aliases such as DEFAULT left out)."""
-    return {_file_name(weights.url): weights.name for weights in ResNet18_Weights}
+    return {_file_name(weights.url): weights.name for weights in resnet18_weights()}
 
 
 def find(source: str) -> WeightsFiles:
@@ -67,8 +74,9 @@ def fetch(source: str, progress: bool = True, timeout: float = FETCH_TIMEOUT) ->
 
 def _url(source: str) -> str | None:
     """The URL a name or URL source downloads from; None for a local file."""
-    if source in ResNet18_Weights.__members__:
-        return ResNet18_Weights[source].url
+    weights = resnet18_weights()
+    if source in weights.__members__:
+        return weights[source].url
     if urlparse(source).scheme in ("http", "https"):
         if not _file_name(source):
             raise WeightsUnavailable(f"video weights {source}: the URL names no file")
@@ -76,7 +84,7 @@ def _url(source: str) -> str | None:
     if Path(source).suffix in CHECKPOINT_SUFFIXES:
         return None
     raise WeightsUnavailable(
-        f"video weights {source!r}: not a torchvision ResNet18_Weights name ({', '.join(ResNet18_Weights.__members__)}), "
+        f"video weights {source!r}: not a torchvision ResNet18_Weights name ({', '.join(weights.__members__)}), "
         f"an http(s) URL or a {'/'.join(CHECKPOINT_SUFFIXES)} file"
     )
 
