@@ -29,10 +29,7 @@ test: venv  # test-quick's tests on two processes, then the Ray tests one at a t
 # test-quick, the edit loop: no Ray process; two test processes, one thread each (tests/conftest.py),
 # each taking whole files (--dist loadfile), so that a module's fixtures (trained checkpoints, exported
 # models, generated clips) are built once, not once per process; the session's sample is built once
-# for both. Measured on 2 cores that other work shared (load 1-2): 928 tests, 315 s of CPU, 3 min 4 s
-# (before: 891 tests, 387 s of CPU, 6 min 26 s). About 200 s of the CPU is in processes the tests
-# start: the sample's encoders (60 s, half of it the learnability test's 64 clips), command lines
-# (3-5 s each, mostly importing torch), an ONNX export, a notebook kernel.
+# for both. Measured times: docs/development.md (the one place they are stated).
 test-quick: venv
 	$(PY) -m pytest -m "not slow and not gpu and not ray" -q -n 2 --dist loadfile
 
