@@ -87,7 +87,9 @@ class Canvas:
     def blend(self, sl, alpha, color):
         """Blend ``color`` (RGB) into ``img[sl]`` with coverage ``alpha`` (broadcast to its (h', w'))."""
         region = self.img[sl]
-        region += alpha[..., None].astype(np.float32) * (np.asarray(color, np.float32) - region)
+        change = np.asarray(color, np.float32) - region
+        change *= alpha.astype(np.float32, copy=False)[..., None]
+        region += change
 
     def ellipse_alpha(self, cx, cy, a, b, box=None):
         """(coverage of the ellipse, slices) over ``box`` (default: the ellipse's own), or (None, None)."""

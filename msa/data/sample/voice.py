@@ -107,8 +107,21 @@ def synthesise_audio(
     f0c, f1c, f2c = f0[tc], f1[tc], f2[tc]
     f3 = 2600.0 * actor.formants
     slope = max(0.5, v.slope)
+    # The source matters only where the envelope is not exactly zero (it is multiplied by it, and
+    # the room noise added later makes the sign of a zero irrelevant): skip the silences.
+    sounding = np.flatnonzero(env)
+    span = slice(sounding[0], sounding[-1] + 1)
     voiced = np.zeros(n)
     kmax = int(5000 / f0.min())
+    # np.interp(np.arange(n), tc, amp), bit for bit, as one broadcast over the regular hops.
+    offsets = np.arange(hop, dtype=float)
+    after_last = n - tc[-1]  # samples from the last control point on, held at its value
+
+    def upsample(amp: np.ndarray) -> np.ndarray:
+        slopes = (amp[1:] - amp[:-1]) / float(hop)
+        ramps = slopes[:, None] * offsets + amp[:-1, None]
+        return np.concatenate([ramps.ravel(), np.full(after_last, amp[-1])])
+
     for k in range(1, kmax + 1):
         fk = k * f0c
         gain = (
@@ -120,7 +133,7 @@ def synthesise_audio(
         amp = k**-slope * gain * (fk < 5000)
         if not amp.any():
             continue
-        voiced += np.interp(np.arange(n), tc, amp) * np.sin(k * phase)
+        voiced[span] += upsample(amp)[span] * np.sin(k * phase[span])
     speaking = env > 0.05
     voiced /= voiced[speaking].std() + 1e-12 if speaking.any() else 1.0
 
