@@ -116,9 +116,10 @@ def render_clip(spec: SampleSpec, actor: int, emotion: int, intensity: int, stat
         prev = None
         for i in range(n):
             dx, dy = int(dxs[i]), int(dys[i])
-            if prev is not None:
-                fill(planes, x0 + prev[0], y0 + prev[1], x1 - x0, y1 - y0)
-            paste(planes, patch, x0 + dx, y0 + dy)
+            if (dx, dy) != prev:  # else the bust is in place, and the mouth box is pasted over
+                if prev is not None:
+                    fill(planes, x0 + prev[0], y0 + prev[1], x1 - x0, y1 - y0)
+                paste(planes, patch, x0 + dx, y0 + dy)
             opening = float(openings[i])
             if opening not in mouths:
                 mcanvas.img[:] = mouth_base
