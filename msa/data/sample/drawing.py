@@ -64,11 +64,9 @@ class Canvas:
         self.img[:] = background
         self.pose: Pose | None = None  # when set, shapes are given in the head's model coordinates
 
-    def grid(self, left, top, right, bottom):
-        """Pixel centres (X (1, w'), Y (h', 1), or both (h', w') under a pose) of a box clipped
-        to the canvas, and its slices into ``img``; None when the box misses the canvas. The box
-        and the coordinates are in model coordinates when a pose is set, frame coordinates
-        otherwise."""
+    def window(self, left, top, right, bottom) -> tuple[slice, slice] | None:
+        """The slices into ``img`` of a box clipped to the canvas, or None when the box misses
+        it; the box is in model coordinates when a pose is set, frame coordinates otherwise."""
         if self.pose is not None:
             left, top, right, bottom = self.pose.box(left, top, right, bottom)
         h, w = self.img.shape[:2]
@@ -78,11 +76,20 @@ class Canvas:
         r1 = min(h, int(np.ceil(bottom)) + 1 - self.y0)
         if c1 <= c0 or r1 <= r0:
             return None
-        xs = np.arange(c0, c1, dtype=np.float32)[None, :] + self.x0
-        ys = np.arange(r0, r1, dtype=np.float32)[:, None] + self.y0
-        if self.pose is not None:
-            xs, ys = self.pose.inverse(xs, ys)
-        return xs, ys, (slice(r0, r1), slice(c0, c1))
+        return slice(r0, r1), slice(c0, c1)
+
+    def centres(self, rows: slice, cols: slice):
+        """Pixel centres of ``img[rows, cols]``: X (1, w') and Y (h', 1), or both (h', w') in
+        model coordinates under a pose."""
+        xs = np.arange(cols.start, cols.stop, dtype=np.float32)[None, :] + self.x0
+        ys = np.arange(rows.start, rows.stop, dtype=np.float32)[:, None] + self.y0
+        return self.pose.inverse(xs, ys) if self.pose is not None else (xs, ys)
+
+    def grid(self, left, top, right, bottom):
+        """Pixel centres (:meth:`centres`) of a box clipped to the canvas (:meth:`window`) and
+        its slices into ``img``; None when the box misses the canvas."""
+        sl = self.window(left, top, right, bottom)
+        return None if sl is None else (*self.centres(*sl), sl)
 
     def blend(self, sl, alpha, color):
         """Blend ``color`` (RGB) into ``img[sl]`` with coverage ``alpha`` (broadcast to its (h', w'))."""
@@ -251,29 +258,42 @@ def mouth_box(m: Mouth, max_open: float, pose: Pose) -> tuple[int, int, int, int
     return (int(left) // 2 * 2, int(top) // 2 * 2, (int(right) + 3) // 2 * 2, (int(bottom) + 3) // 2 * 2)
 
 
-def draw_mouth(c: Canvas, m: Mouth, opening: float):
-    """Draw lips, the mouth's inside and teeth, the lips ``opening`` px apart at the centre."""
-    top = m.y - abs(m.curve) - 0.35 * opening - m.sneer - 2 * m.lip - 4
-    bottom = m.y + abs(m.curve) + 0.65 * opening + 2 * m.lip + 4
-    g = c.grid(m.x - m.half_width - 2, top, m.x + m.half_width + 2, bottom)
-    if g is None:
-        return
-    X, Y, sl = g
-    u = np.clip((X - m.x) / m.half_width, -1.2, 1.2)
-    inside = np.clip((1 - np.abs(u)) * m.half_width + 0.5, 0, 1)
-    bulge = np.clip(1 - u**2, 0, 1)
-    centre = m.y - m.curve * u**2
-    top = centre - (0.35 * opening + m.sneer) * bulge - 0.8
-    bottom = centre + 0.65 * opening * bulge + 0.8
-    upper = top - m.lip * np.sqrt(bulge) - 0.5
-    lower = bottom + 1.4 * m.lip * np.sqrt(bulge) + 0.5
+class MouthPainter:
+    """Draws a clip's mouth on canvas ``c`` at any opening. What does not depend on the opening
+    (the pixels' model coordinates, the lips' profile across the mouth) is computed once for the
+    whole canvas; each frame slices the box it needs."""
 
-    def band(y0, y1):
-        return np.clip(np.minimum(Y - y0, y1 - Y) + 0.5, 0, 1) * inside
+    def __init__(self, c: Canvas, m: Mouth):
+        self.c, self.m = c, m
+        h, w = c.img.shape[:2]
+        X, self.Y = np.broadcast_arrays(*c.centres(slice(0, h), slice(0, w)))
+        u = np.clip((X - m.x) / m.half_width, -1.2, 1.2)
+        self.inside = np.clip((1 - np.abs(u)) * m.half_width + 0.5, 0, 1)
+        self.bulge = np.clip(1 - u**2, 0, 1)
+        self.centre = m.y - m.curve * u**2
+        self.upper_lip = m.lip * np.sqrt(self.bulge)
+        self.lower_lip = 1.4 * m.lip * np.sqrt(self.bulge)
 
-    c.blend(sl, band(upper, top), m.color)
-    c.blend(sl, band(bottom, lower), m.color * 1.05)
-    c.blend(sl, band(top, bottom), (70, 22, 30))
-    if m.teeth > 0.2:
-        teeth_bottom = top + np.minimum(0.4 * (bottom - top), 9.0)
-        c.blend(sl, band(top, teeth_bottom) * min(1.0, m.teeth), (240, 238, 228))
+    def draw(self, opening: float):
+        """Draw lips, the mouth's inside and teeth, the lips ``opening`` px apart at the centre."""
+        m = self.m
+        top = m.y - abs(m.curve) - 0.35 * opening - m.sneer - 2 * m.lip - 4
+        bottom = m.y + abs(m.curve) + 0.65 * opening + 2 * m.lip + 4
+        sl = self.c.window(m.x - m.half_width - 2, top, m.x + m.half_width + 2, bottom)
+        if sl is None:
+            return
+        Y, inside, bulge, centre = self.Y[sl], self.inside[sl], self.bulge[sl], self.centre[sl]
+        top = centre - (0.35 * opening + m.sneer) * bulge - 0.8
+        bottom = centre + 0.65 * opening * bulge + 0.8
+        upper = top - self.upper_lip[sl] - 0.5
+        lower = bottom + self.lower_lip[sl] + 0.5
+
+        def band(y0, y1):
+            return np.clip(np.minimum(Y - y0, y1 - Y) + 0.5, 0, 1) * inside
+
+        self.c.blend(sl, band(upper, top), m.color)
+        self.c.blend(sl, band(bottom, lower), m.color * 1.05)
+        self.c.blend(sl, band(top, bottom), (70, 22, 30))
+        if m.teeth > 0.2:
+            teeth_bottom = top + np.minimum(0.4 * (bottom - top), 9.0)
+            self.c.blend(sl, band(top, teeth_bottom) * min(1.0, m.teeth), (240, 238, 228))

@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from msa.data.sample.actors import make_actor
-from msa.data.sample.drawing import Canvas, draw_bust, draw_mouth, head_pose, mouth_box
+from msa.data.sample.drawing import Canvas, MouthPainter, draw_bust, head_pose, mouth_box
 from msa.data.sample.emotions import face_expression
 from msa.data.sample.spec import AUDIO_RATE, FPS, HEIGHT, WIDTH, SampleSpec
 from msa.data.sample.voice import synthesise_audio
@@ -112,6 +112,7 @@ def render_clip(spec: SampleSpec, actor: int, emotion: int, intensity: int, stat
         fill(planes, 0, 0, WIDTH, HEIGHT)
         mcanvas = Canvas(mb[0], mb[1], mb[2] - mb[0], mb[3] - mb[1])
         mcanvas.pose = pose
+        painter = MouthPainter(mcanvas, mouth)
         mouths = {}  # opening (px) -> the mouth box in Y'CbCr: the silences repeat one opening
         prev = None
         for i in range(n):
@@ -123,7 +124,7 @@ def render_clip(spec: SampleSpec, actor: int, emotion: int, intensity: int, stat
             opening = float(openings[i])
             if opening not in mouths:
                 mcanvas.img[:] = mouth_base
-                draw_mouth(mcanvas, mouth, opening)
+                painter.draw(opening)
                 mouths[opening] = to_yuv420(mcanvas.img)
             paste(planes, mouths[opening], mb[0] + dx, mb[1] + dy)
             prev = (dx, dy)
