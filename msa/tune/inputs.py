@@ -124,7 +124,7 @@ def note_crop(options: SearchOptions, found: FoundData) -> None:
         )
 
 
-def find_inputs(options: SearchOptions, folds: str | None = None, folds_flag: str = "--folds") -> FoundData:
+def find_inputs(options: SearchOptions, folds: str | None, folds_flag: str) -> FoundData:
     """The corpus found (nothing decoded yet), checked against the space and the ``folds`` (a
     --folds value every fold of which must be possible). Prints what was detected. Raises one
     of INPUT_ERRORS."""
@@ -147,7 +147,7 @@ def find_inputs(options: SearchOptions, folds: str | None = None, folds_flag: st
 
 
 def prepare_inputs(
-    options: SearchOptions, found: FoundData, folds: str | None = None, folds_flag: str = "--folds"
+    options: SearchOptions, found: FoundData, folds: str | None, folds_flag: str
 ) -> tuple[FoundData | TrialData, PrepareReport | None]:
     """With ``--address``: ``found`` as it is (the cluster's nodes prepare it once Ray is up);
     else prepared and split here -> (TrialData, its report), every fold of ``folds`` checked to
