@@ -107,6 +107,101 @@ class AudioBuffer:
         self.samples, self.origin = self.samples[:, cut:], self.origin + cut
 
 
+class SpanClassifier:
+    """What classifying spans holds between them, for the file pass (``predict_spans``) and the
+    live one (msa.predict.live): the RGB frames the pending spans picked (``frames``, by index),
+    their audio, and per frame its first-pass faces and its crop by each box a span used (so that
+    a frame is detected, cropped and resized once, not once per span that shows it).
+
+    ``crop_mode``: "fixed" or "face"; ``steady``: keep a span's face box from the span before while
+    the face stays put (timeline mode)."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        crop_mode: str,
+        steady: bool,
+        use_video: bool,
+        audio: AudioBuffer | None,
+        audio_rate: int,
+        audio_layout: str | None,
+    ):
+        self.classifier = classifier
+        self.crop_mode = crop_mode
+        self.steady = steady
+        self.use_video = use_video
+        self.audio = audio
+        self.audio_rate = audio_rate
+        self.audio_layout = audio_layout
+        self.frames: dict[int, np.ndarray] = {}
+        self.detections: dict[int, np.ndarray] = {}
+        self.crops: dict[tuple[int, tuple[int, int, int]], np.ndarray] = {}
+        self.previous_box: tuple[int, int, int] | None = None
+        self.stats = PredictStats()
+
+    def add_frame(self, index: int, rgb: np.ndarray) -> None:
+        self.frames[index] = rgb
+        self.stats.max_frames_held = max(self.stats.max_frames_held, len(self.frames))
+
+    def drop_before(self, frame: int, seconds: float) -> None:
+        """Forget the frames before index ``frame`` and the audio before ``seconds``."""
+        for index in [i for i in self.frames if i < frame]:
+            del self.frames[index]
+            self.detections.pop(index, None)
+        for key in [key for key in self.crops if key[0] < frame]:
+            del self.crops[key]
+        if self.audio is not None:
+            self.audio.drop_before(round(seconds * self.audio_rate))
+
+    def _crop(self, span: Span) -> tuple[tuple[int, int, int] | None, np.ndarray | None, tuple]:
+        """(box, cropped frames (T, S, S, 3), their cache keys) of a span; no frames without a face."""
+        params, frames = self.classifier.params, self.frames
+        shown = [index for index in span.frames if index in frames]
+        if not shown:
+            return None, None, ()
+        if self.crop_mode == "fixed":
+            box = crop_box(*frames[shown[0]].shape[:2], params)
+        else:
+            for index in shown:
+                if index not in self.detections:
+                    self.detections[index] = detect_faces(frames[index])
+            face = find_face(np.stack([frames[i] for i in shown]), [self.detections[i] for i in shown])
+            box = None if face is None else face_crop_box(face)
+            if box is not None and self.steady:
+                box = self.previous_box = steady_box(self.previous_box, box)
+        if box is None:
+            return None, None, ()
+        keys = tuple((index, box) for index in shown)
+        new = [key for key in dict.fromkeys(keys) if key not in self.crops]
+        if new:
+            self.crops.update(zip(new, crop_and_resize(np.stack([frames[i] for i, _ in new]), params, box)))
+        return box, np.stack([self.crops[key] for key in keys]), keys
+
+    def classify(self, span: Span) -> WindowPrediction:
+        classifier, rate = self.classifier, self.audio_rate
+        inputs = {}
+        box = None
+        if self.use_video and span.frames:
+            box, video, keys = self._crop(span)
+            if video is not None:
+                inputs.update(video=video, frame_keys=keys)
+        self.stats.boxes.append(box)
+        if self.audio is not None:
+            samples = self.audio.span(round(span.start * rate), round(span.end * rate))
+            if samples.shape[1]:
+                waveform = to_model_audio(samples, rate, self.audio_layout, classifier.params.sample_rate)
+                if len(waveform) >= classifier.min_audio_samples:
+                    inputs["audio"] = waveform
+        if classifier.uses_audio and "audio" not in inputs:
+            return WindowPrediction(span.start, span.end, (), "no audio")
+        if classifier.uses_video and "video" not in inputs and not classifier.predicts_without_video:
+            return WindowPrediction(span.start, span.end, (), "no face")
+        probabilities, embedded = classifier.probabilities(SpanInputs(**inputs))
+        self.stats.frames_embedded += embedded
+        source = "+".join(modality for modality in ("audio", "video") if modality in inputs)
+        return WindowPrediction(span.start, span.end, probabilities, source)
+
+
 def predict_spans(
     classifier: Classifier,
     info: MediaInfo,
@@ -118,88 +213,30 @@ def predict_spans(
     """One WindowPrediction per span, in order. ``crop_mode``: "fixed" or "face"; ``steady``: keep a
     window's face box from the window before while the face stays put (timeline mode);
     ``on_progress(seconds)`` is called as decoding advances."""
-    params = classifier.params
     use_video = classifier.uses_video and info.has_video
     use_audio = classifier.uses_audio and info.has_audio
     wanted = {index for span in spans for index in span.frames} if use_video else set()
-    frames: dict[int, np.ndarray] = {}
-    audio = AudioBuffer(info.audio_channels)
+    audio = AudioBuffer(info.audio_channels) if use_audio else None
     rate = info.audio_rate or 1
-    stats = PredictStats()
+    state = SpanClassifier(classifier, crop_mode, steady, use_video, audio, rate, info.audio_layout)
     predictions: list[WindowPrediction] = []
-    last_frame, video_time, previous_box = -1, 0.0, None
-    # Per frame, for every span that shows it (dropped with the frame): its first-pass faces, and
-    # its crop by each box a span used (so that a frame is cropped and resized once per box).
-    detections: dict[int, np.ndarray] = {}
-    crops: dict[tuple[int, tuple[int, int, int]], np.ndarray] = {}
+    last_frame, video_time = -1, 0.0
 
     def ready(span: Span) -> bool:
         video_done = not use_video or not span.frames or last_frame >= max(span.frames)
         audio_done = (
-            not use_audio
+            audio is None
             or audio.end >= math.ceil(span.end * rate)
             or (use_video and video_time > span.end + AUDIO_LAG_LIMIT)
         )
         return video_done and audio_done
 
-    def crop(span: Span) -> tuple[tuple[int, int, int] | None, np.ndarray | None, tuple]:
-        """(box, cropped frames (T, S, S, 3), their cache keys) of a span; no frames without a face."""
-        nonlocal previous_box
-        shown = [index for index in span.frames if index in frames]
-        if crop_mode == "fixed":
-            box = crop_box(*frames[shown[0]].shape[:2], params)
-        else:
-            for index in shown:
-                if index not in detections:
-                    detections[index] = detect_faces(frames[index])
-            face = find_face(np.stack([frames[i] for i in shown]), [detections[i] for i in shown])
-            box = None if face is None else face_crop_box(face)
-            if box is not None and steady:
-                box = previous_box = steady_box(previous_box, box)
-        if box is None:
-            return None, None, ()
-        keys = tuple((index, box) for index in shown)
-        new = [key for key in dict.fromkeys(keys) if key not in crops]
-        if new:
-            crops.update(zip(new, crop_and_resize(np.stack([frames[i] for i, _ in new]), params, box)))
-        return box, np.stack([crops[key] for key in keys]), keys
-
-    def classify(span: Span) -> WindowPrediction:
-        inputs = {}
-        box = None
-        if use_video and span.frames:
-            box, video, keys = crop(span)
-            if video is not None:
-                inputs.update(video=video, frame_keys=keys)
-        stats.boxes.append(box)
-        if use_audio:
-            samples = audio.span(round(span.start * rate), round(span.end * rate))
-            if samples.shape[1]:
-                waveform = to_model_audio(samples, rate, info.audio_layout, params.sample_rate)
-                if len(waveform) >= classifier.min_audio_samples:
-                    inputs["audio"] = waveform
-        if classifier.uses_audio and "audio" not in inputs:
-            return WindowPrediction(span.start, span.end, (), "no audio")
-        if classifier.uses_video and "video" not in inputs and not classifier.predicts_without_video:
-            return WindowPrediction(span.start, span.end, (), "no face")
-        probabilities, embedded = classifier.probabilities(SpanInputs(**inputs))
-        stats.frames_embedded += embedded
-        source = "+".join(modality for modality in ("audio", "video") if modality in inputs)
-        return WindowPrediction(span.start, span.end, probabilities, source)
-
     def flush(finished: bool) -> None:
         while len(predictions) < len(spans) and (finished or ready(spans[len(predictions)])):
-            prediction = classify(spans[len(predictions)])
-            predictions.append(prediction)
+            predictions.append(state.classify(spans[len(predictions)]))
             if len(predictions) < len(spans):  # spans start in time order: drop what is behind the next
                 following = spans[len(predictions)]
-                keep_from = min(following.frames, default=0)
-                for index in [i for i in frames if i < keep_from]:
-                    del frames[index]
-                    detections.pop(index, None)
-                for key in [key for key in crops if key[0] < keep_from]:
-                    del crops[key]
-                audio.drop_before(round(following.start * rate))
+                state.drop_before(min(following.frames, default=0), following.start)
 
     for item in stream(info, wanted, video=use_video, audio=use_audio):
         if isinstance(item, AudioChunk):
@@ -207,12 +244,11 @@ def predict_spans(
             progress = item.offset / rate
         else:
             if item.rgb is not None:
-                frames[item.index] = item.rgb
-                stats.max_frames_held = max(stats.max_frames_held, len(frames))
+                state.add_frame(item.index, item.rgb)
             last_frame, video_time = item.index, item.time
             progress = item.time
         flush(finished=False)
         if on_progress is not None:
             on_progress(progress)
     flush(finished=True)
-    return predictions, stats
+    return predictions, state.stats
