@@ -32,10 +32,20 @@ if TYPE_CHECKING:
 PLOT_STYLES = ("stacked", "lines")
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf")
 DEFAULT_TITLE = "Emotions over time"
-# Qualitative colour map: class i gets its i-th colour (mod 9). tab10 without its grey (index 7),
-# which the grey shading of spans without a prediction would be mistaken for.
-CLASS_COLOURS = "tab10"
-CLASS_COLOUR_INDICES = (0, 1, 2, 3, 4, 5, 6, 8, 9)
+# Class i gets the i-th colour (mod 9): matplotlib's qualitative tab10 without its grey (#7f7f7f),
+# which the grey shading of spans without a prediction would be mistaken for. Hex strings, so that
+# the HTML page (msa.predict.html) draws in the same colours without importing matplotlib.
+CLASS_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+)
 UNCLASSIFIED_COLOURS = {"no face": "#dee2e6", "no audio": "#ced4da"}  # light greys behind the gaps
 # Hatching over spans a model with audio and video classified from the audio alone (no face).
 AUDIO_ONLY_HATCH, AUDIO_ONLY_COLOUR, AUDIO_ONLY_LABEL = "//", "#343a40", "audio only (no face)"
@@ -50,6 +60,11 @@ MINUTE_TICKS_AFTER = 120.0  # seconds: longer recordings get m:ss ticks on whole
 MAX_MINUTE_TICKS = 12
 
 
+def class_colour(index: int) -> str:
+    """The colour of class ``index`` (in the labels' order), as ``#rrggbb``."""
+    return CLASS_COLOURS[index % len(CLASS_COLOURS)]
+
+
 def timeline_figure(
     labels: Sequence[str],
     predictions: Sequence[WindowPrediction],
@@ -62,7 +77,6 @@ def timeline_figure(
     otherwise a timeline's windows, in time order) for classes ``labels``; the time axis spans
     the predictions, or the whole recording when its ``duration`` is given."""
     import numpy as np
-    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     if not predictions:
@@ -85,8 +99,7 @@ def timeline_figure(
     ax = fig.subplots()
     x, probabilities = _series(predictions, len(labels), steps=cues is not None)
     x, probabilities = np.array(x), np.array(probabilities).T  # one row per class
-    palette = colormaps[CLASS_COLOURS]
-    colours = [palette(CLASS_COLOUR_INDICES[i % len(CLASS_COLOUR_INDICES)]) for i in range(len(labels))]
+    colours = [class_colour(i) for i in range(len(labels))]
     if style == "stacked":
         ax.stackplot(x, probabilities, labels=labels, colors=colours, alpha=0.9)
     else:

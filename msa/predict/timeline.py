@@ -257,21 +257,29 @@ def _decimal(probability: float | None) -> str:
     return "" if probability is None else f"{probability:.{PROBABILITY_DECIMALS}f}"
 
 
+def json_items(
+    labels: Sequence[str], items: Sequence[AnnotatedCue] | Sequence[WindowPrediction]
+) -> list[dict]:
+    """The ``items`` of the JSON output (see the module doc): one per cue or window."""
+    return [_json_item(labels, *row) for row in _rows(list(items))]
+
+
+def _json_item(
+    labels: Sequence[str], start: float, end: float, text: str | None, prediction: WindowPrediction
+) -> dict:
+    return {
+        "start": round(start, TIME_DECIMALS),
+        "end": round(end, TIME_DECIMALS),
+        "text": text,
+        "top": prediction.label(labels) if prediction.classified else None,
+        "probability": _rounded(prediction.top_probability),
+        "source": prediction.source,
+        "probabilities": {name: _rounded(p) for name, p in zip(labels, prediction.probabilities)},
+    }
+
+
 def _write_json(handle: TextIO, labels: Sequence[str], rows: list[Row]) -> None:
-    entries = []
-    for start, end, text, prediction in rows:
-        label = prediction.label(labels)
-        entries.append(
-            {
-                "start": round(start, TIME_DECIMALS),
-                "end": round(end, TIME_DECIMALS),
-                "text": text,
-                "top": label if prediction.classified else None,
-                "probability": _rounded(prediction.top_probability),
-                "source": prediction.source,
-                "probabilities": {name: _rounded(p) for name, p in zip(labels, prediction.probabilities)},
-            }
-        )
+    entries = [_json_item(labels, *row) for row in rows]
     json.dump({"labels": list(labels), "items": entries}, handle, indent=1, ensure_ascii=False)
     handle.write("\n")
 
