@@ -130,28 +130,29 @@ def parse_subrip(text: str, name: str = "<subrip>") -> list[Cue]:
 
 def format_webvtt(cues: Sequence[Cue]) -> str:
     """A WebVTT file holding ``cues``: their identifiers, timings, settings and text."""
-    blocks = [WEBVTT_HEADER]
-    for cue in cues:
-        timing = f"{format_timestamp(cue.start)} {TIMING_ARROW} {format_timestamp(cue.end)}"
-        lines = [cue.identifier] if cue.identifier else []
-        lines.append(f"{timing} {cue.settings}" if cue.settings else timing)
-        if cue.text:
-            lines.append(cue.text)
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
+    return "\n\n".join([WEBVTT_HEADER, *(webvtt_block(cue) for cue in cues)]) + "\n"
+
+
+def webvtt_block(cue: Cue) -> str:
+    """One WebVTT cue block, without the blank line that separates blocks."""
+    timing = f"{format_timestamp(cue.start)} {TIMING_ARROW} {format_timestamp(cue.end)}"
+    lines = [cue.identifier] if cue.identifier else []
+    lines.append(f"{timing} {cue.settings}" if cue.settings else timing)
+    if cue.text:
+        lines.append(cue.text)
+    return "\n".join(lines)
 
 
 def format_subrip(cues: Sequence[Cue]) -> str:
     """A SubRip file holding ``cues``, numbered from 1 (SubRip's numbers are a sequence, so the
     identifiers are not kept) with their timings and text."""
-    blocks = []
-    for index, cue in enumerate(cues, start=1):
-        timing = f"{format_timestamp(cue.start, ',')} {TIMING_ARROW} {format_timestamp(cue.end, ',')}"
-        lines = [str(index), timing]
-        if cue.text:
-            lines.append(cue.text)
-        blocks.append("\n".join(lines))
-    return "".join(block + "\n\n" for block in blocks)
+    return "".join(subrip_block(index, cue) + "\n\n" for index, cue in enumerate(cues, start=1))
+
+
+def subrip_block(number: int, cue: Cue) -> str:
+    """SubRip cue ``number``, without the blank line that separates blocks."""
+    timing = f"{format_timestamp(cue.start, ',')} {TIMING_ARROW} {format_timestamp(cue.end, ',')}"
+    return "\n".join([str(number), timing, *([cue.text] if cue.text else [])])
 
 
 def format_timestamp(seconds: float, decimal_separator: str = ".") -> str:

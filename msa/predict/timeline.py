@@ -236,21 +236,28 @@ def _rows(items: list[AnnotatedCue] | list[WindowPrediction]) -> list[Row]:
 
 def _write_csv(handle: TextIO, labels: Sequence[str], rows: list[Row]) -> None:
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *labels])
-    for start, end, text, prediction in rows:
-        label = prediction.label(labels)
-        probabilities = prediction.probabilities or (None,) * len(labels)
-        writer.writerow(
-            [
-                f"{start:.{TIME_DECIMALS}f}",
-                f"{end:.{TIME_DECIMALS}f}",
-                text or "",
-                label if prediction.classified else "",
-                _decimal(prediction.top_probability),
-                prediction.source,
-                *(_decimal(p) for p in probabilities),
-            ]
-        )
+    writer.writerow(csv_header(labels))
+    writer.writerows(csv_row(labels, *row) for row in rows)
+
+
+def csv_header(labels: Sequence[str]) -> list[str]:
+    return [*CSV_COLUMNS, *labels]
+
+
+def csv_row(
+    labels: Sequence[str], start: float, end: float, text: str | None, prediction: WindowPrediction
+) -> list[str]:
+    """One ``.csv`` row (see the module doc); msa.predict.live appends them one at a time."""
+    probabilities = prediction.probabilities or (None,) * len(labels)
+    return [
+        f"{start:.{TIME_DECIMALS}f}",
+        f"{end:.{TIME_DECIMALS}f}",
+        text or "",
+        prediction.label(labels) if prediction.classified else "",
+        _decimal(prediction.top_probability),
+        prediction.source,
+        *(_decimal(p) for p in probabilities),
+    ]
 
 
 def _decimal(probability: float | None) -> str:
@@ -279,9 +286,27 @@ def _json_item(
 
 
 def _write_json(handle: TextIO, labels: Sequence[str], rows: list[Row]) -> None:
-    entries = [_json_item(labels, *row) for row in rows]
-    json.dump({"labels": list(labels), "items": entries}, handle, indent=1, ensure_ascii=False)
+    json_document(handle, labels, [json_item(labels, *row) for row in rows])
+
+
+def json_document(handle: TextIO, labels: Sequence[str], items: list[dict]) -> None:
+    json.dump({"labels": list(labels), "items": items}, handle, indent=1, ensure_ascii=False)
     handle.write("\n")
+
+
+def json_item(
+    labels: Sequence[str], start: float, end: float, text: str | None, prediction: WindowPrediction
+) -> dict:
+    """One entry of a ``.json`` output's items (see the module doc)."""
+    return {
+        "start": round(start, TIME_DECIMALS),
+        "end": round(end, TIME_DECIMALS),
+        "text": text,
+        "top": prediction.label(labels) if prediction.classified else None,
+        "probability": _rounded(prediction.top_probability),
+        "source": prediction.source,
+        "probabilities": {name: _rounded(p) for name, p in zip(labels, prediction.probabilities)},
+    }
 
 
 def _rounded(probability: float | None) -> float | None:
