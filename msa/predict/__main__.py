@@ -17,6 +17,7 @@ from msa.data.datasets import fixed_crop_dataset
 from msa.data.decode import CROPS
 from msa.data.media import MediaError, first_line
 from msa.predict.classifier import Classifier, load_classifier
+from msa.predict.html import EMBED_MEDIA_LIMIT, MB, PlayerError, check_player, write_player
 from msa.predict.media import MediaInfo, probe
 from msa.predict.plot import PLOT_EXTENSIONS, PLOT_STYLES, draw_timeline
 from msa.predict.run import predict_spans
@@ -66,6 +67,17 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--plot", metavar="OUT.png", help=f"draw the timeline ({', '.join(PLOT_EXTENSIONS)})")
     parser.add_argument("--plot-style", choices=PLOT_STYLES, default=PLOT_STYLES[0])
     parser.add_argument(
+        "--html",
+        metavar="OUT.html",
+        help="an annotated-transcript page: the recording, its transcript and timeline, in one file "
+        "that loads nothing from the network (the recording by its path relative to the page)",
+    )
+    parser.add_argument(
+        "--embed-media",
+        action="store_true",
+        help=f"put the recording inside the --html page (up to {EMBED_MEDIA_LIMIT / MB:g} MB)",
+    )
+    parser.add_argument(
         "--crop",
         choices=CROPS,
         help="fixed: RAVDESS framing; face: around the detected face "
@@ -81,8 +93,10 @@ def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
     for name in ("window", "hop"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name} must be a number of seconds > 0")
-    if len(args.inputs) > 1 and (args.subtitles or args.plot):
-        parser.error("--subtitles and --plot belong to one recording: give one INPUT with them")
+    if len(args.inputs) > 1 and (args.subtitles or args.plot or args.html):
+        parser.error("--subtitles, --plot and --html belong to one recording: give one INPUT with them")
+    if args.embed_media and not args.html:
+        parser.error("--embed-media goes with --html")
     return args
 
 
@@ -188,6 +202,18 @@ def annotate(args: argparse.Namespace, classifier: Classifier, recording: Path) 
             args.plot, classifier.labels, predictions, cues, args.plot_style, recording.name, info.duration
         )
         written.append(args.plot)
+    if args.html:
+        write_player(
+            args.html,
+            classifier.labels,
+            items,
+            media=recording,
+            duration=info.duration,
+            model=classifier.description,
+            video=info.has_video,
+            embed_media=args.embed_media,
+        )
+        written.append(args.html)
     sources = ", ".join(f"{n} {source}" for source, n in Counter(p.source for p in predictions).items())
     tops = Counter(p.label(classifier.labels) for p in predictions if p.classified).most_common(3)
     top = ", ".join(f"{label} {n}" for label, n in tops) or "none"
@@ -206,6 +232,12 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.html:  # its extension, and the size of media to embed: before the model loads
+        try:
+            check_player(args.html, Path(args.inputs[0]), args.embed_media)
+        except PlayerError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     try:
         classifier = load_classifier(args.model, args.trial)
     except ImportError as error:
