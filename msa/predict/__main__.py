@@ -18,6 +18,7 @@ from msa.data.decode import CROPS
 from msa.data.media import MediaError, first_line
 from msa.predict.classifier import Classifier, load_classifier
 from msa.predict.html import EMBED_MEDIA_LIMIT, MB, PlayerError, check_player, write_player
+from msa.predict.live_command import add_live_arguments, check_live_arguments, run_live
 from msa.predict.media import MediaInfo, probe
 from msa.predict.plot import PLOT_EXTENSIONS, PLOT_STYLES, draw_timeline
 from msa.predict.run import predict_spans
@@ -49,7 +50,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="an experiment directory (its best checkpoint), a checkpoint file, or an ONNX file from msa export",
     )
     parser.add_argument(
-        "inputs", metavar="INPUT", nargs="+", help="video (mp4, mkv, webm, mov) or audio files"
+        "inputs", metavar="INPUT", nargs="*", help="video (mp4, mkv, webm, mov) or audio files"
     )
     parser.add_argument("--trial", help="an experiment's trial folder to use instead of the best trial")
     parser.add_argument("--subtitles", metavar="IN.vtt|IN.srt", help="classify each cue (one INPUT only)")
@@ -84,15 +85,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "(default: face, unless the model was trained on fixed crops and INPUT is RAVDESS-named)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_live_arguments(parser)
     return parser
 
 
 def parse_args(argv: list[str] | None, prog: str = PROG) -> argparse.Namespace:
     parser = build_parser(prog)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(
+        argv
+    )  # INPUTs may follow options: MODEL --live - x.mp4 is refused by name
     for name in ("window", "hop"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name} must be a number of seconds > 0")
+    check_live_arguments(parser, args)
     if len(args.inputs) > 1 and (args.subtitles or args.plot or args.html):
         parser.error("--subtitles, --plot and --html belong to one recording: give one INPUT with them")
     if args.embed_media and not args.html:
@@ -232,7 +237,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.html:  # its extension, and the size of media to embed: before the model loads
+    if args.html and not args.live:  # its extension, and the size of media to embed: before the model loads
         try:
             check_player(args.html, Path(args.inputs[0]), args.embed_media)
         except PlayerError as error:
@@ -247,6 +252,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         print(f"error: {first_line(error)}", file=sys.stderr)
         return 2
     print(f"model: {classifier.description}; labels {', '.join(classifier.labels)}", file=sys.stderr)
+    if args.live:
+        return run_live(args, classifier)
     for recording in args.inputs:
         try:
             print(annotate(args, classifier, Path(recording)))
