@@ -1,6 +1,7 @@
 // The annotated-transcript page of `msa predict --html` (msa/predict/html.py inlines this file and
 // the data it reads). Every string of the data reaches the page as text (textContent, properties,
-// setAttribute), never as markup: a cue holding "<img onerror=...>" shows those characters.
+// setAttribute), never as markup: a cue holding an img tag with an onerror handler shows as
+// those characters.
 (function () {
   "use strict";
 
@@ -232,7 +233,7 @@
   }
 
   function draw() {
-    const width = Math.max(200, timeline.clientWidth);
+    const width = Math.max(200, Math.round(chart.getBoundingClientRect().width));
     const plotWidth = width - MARGIN.left - MARGIN.right;
     const plotHeight = CHART_HEIGHT - MARGIN.top - MARGIN.bottom;
     const x = (t) => MARGIN.left + (Math.min(Math.max(t, 0), duration) / duration) * plotWidth;
@@ -291,8 +292,9 @@
     hint.textContent = "click to play from here";
     overlay.append(hint);
     overlay.addEventListener("click", (event) => {
-      const left = chart.getBoundingClientRect().left;
-      seek(((event.clientX - left - MARGIN.left) / plotWidth) * duration);
+      const box = chart.getBoundingClientRect(); // CSS pixels, which the drawing's units may not be
+      const at = ((event.clientX - box.left) * width) / box.width;
+      seek(((at - MARGIN.left) / plotWidth) * duration);
     });
     chart.append(cursor, overlay);
     moveCursor(media ? media.currentTime : 0);
