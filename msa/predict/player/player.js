@@ -121,6 +121,7 @@
       if (colour) swatch.style.backgroundColor = colour;
       item.append(swatch, document.createTextNode(text));
       list.append(item);
+      return swatch;
     };
     data.labels.forEach((label) => entry(label, "", data.colours[label]));
     const sources = new Set(series.map((item) => item.source));
@@ -128,8 +129,7 @@
       if (sources.has(source)) entry(source, "", colour);
     }
     if (multimodal && sources.has("audio")) {
-      entry(data.audio_only.label, "hatch", null);
-      list.lastChild.firstChild.style.color = data.audio_only.colour;
+      entry(data.audio_only.label, "hatch", null).style.color = data.audio_only.colour; // the hatch's
     }
     if (data.mode === "cues") entry("cue start / end", "boundary", null);
     return list;
