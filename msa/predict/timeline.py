@@ -268,21 +268,7 @@ def json_items(
     labels: Sequence[str], items: Sequence[AnnotatedCue] | Sequence[WindowPrediction]
 ) -> list[dict]:
     """The ``items`` of the JSON output (see the module doc): one per cue or window."""
-    return [_json_item(labels, *row) for row in _rows(list(items))]
-
-
-def _json_item(
-    labels: Sequence[str], start: float, end: float, text: str | None, prediction: WindowPrediction
-) -> dict:
-    return {
-        "start": round(start, TIME_DECIMALS),
-        "end": round(end, TIME_DECIMALS),
-        "text": text,
-        "top": prediction.label(labels) if prediction.classified else None,
-        "probability": _rounded(prediction.top_probability),
-        "source": prediction.source,
-        "probabilities": {name: _rounded(p) for name, p in zip(labels, prediction.probabilities)},
-    }
+    return [json_item(labels, *row) for row in _rows(list(items))]
 
 
 def _write_json(handle: TextIO, labels: Sequence[str], rows: list[Row]) -> None:
