@@ -3,11 +3,15 @@ placed one after another, so that a cue over a clip's span holds exactly the cli
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from conftest import REPO
 
 from msa.data.media import read_audio
 from msa.predict.subtitles import Cue, format_webvtt
@@ -71,3 +75,27 @@ def concatenate_clips(clips: list[Path], out: Path, gap: float = 0.012) -> list[
 def write_vtt(cues: list[Cue], path: Path) -> Path:
     path.write_text(format_webvtt(cues), encoding="utf-8")
     return path
+
+
+def live_command(model, *args, recording, speed: float = 50.0) -> subprocess.Popen:
+    """``replay RECORDING | msa predict MODEL --live - ARGS`` (the replay at ``speed``)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "msa.predict.replay", str(recording), "--speed", str(speed)],
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        env=env,
+    )
+    command = [sys.executable, "-m", "msa.predict", str(model), "--live", "-", "--quiet", *args]
+    process = subprocess.Popen(
+        command,
+        stdin=replay.stdout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    replay.stdout.close()  # the reader holds the pipe now
+    process.replay = replay
+    return process

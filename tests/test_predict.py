@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import REAL_CLIPS, REPO, tiny_trained_model
 from media import OFF_CENTRE, write_clip, write_off_centre_clip
-from recordings import concatenate_clips, write_vtt
+from recordings import concatenate_clips, live_command, write_vtt
 
 from msa.data.decode import PrepareParams, decode_clip
 from msa.data.faces import find_face
@@ -192,6 +192,22 @@ def test_an_onnx_model_predicts_without_the_training_code(onnx_model, checkpoint
     for row, prediction in zip(rows, expected, strict=True):
         assert row[5] == "audio+video"
         assert np.abs(np.array(row[6:], dtype=float) - prediction.probabilities).max() < TOLERANCE
+
+    # Live, the exported model gives what it gives on the finished file.
+    process = live_command(onnx_model, "--crop", "fixed", "--window", "1", "--hop", "0.5", recording=path)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    live = [json.loads(line) for line in stdout.splitlines()]
+    info = probe(path)
+    spans = [
+        s
+        for s in window_spans(info.duration, 1.0, 0.5, info.frame_times, PARAMS.num_frames)
+        if (s.start / 0.5).is_integer()
+    ]
+    from_file, _ = predict_spans(load_classifier(str(onnx_model)), info, spans, "fixed", steady=True)
+    assert [(row["start"], row["source"]) for row in live] == [(p.start, p.source) for p in from_file]
+    for row, prediction in zip(live, from_file, strict=True):
+        assert np.abs(np.array(list(row["probabilities"].values())) - prediction.probabilities).max() < 2e-4
 
     # Without a face the exported model, like the checkpoint, predicts from the audio.
     grey = write_clip(tmp_path / "grey.mp4", num_frames=90, width=128, height=96)

@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO, tiny_trained_model
-from recordings import concatenate_clips, write_vtt
+from recordings import concatenate_clips, live_command, write_vtt
 
 from msa.data.decode import PrepareParams
 from msa.data.sample import SampleSpec, generate_sample
@@ -60,30 +59,6 @@ def checkpoint(tmp_path_factory):
         model.head.weight.mul_(4)
     path = tmp_path_factory.mktemp("checkpoint") / "multimodal.pt"
     return save_checkpoint(path, model, epoch=1, labels=LABELS, preprocessing=dataclasses.asdict(PARAMS))
-
-
-def live_command(model, *args, speed: float = 50.0, recording=None) -> subprocess.Popen:
-    """``replay RECORDING | msa predict MODEL --live - ARGS`` (the replay at ``speed``)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    replay = subprocess.Popen(
-        [sys.executable, "-m", "msa.predict.replay", str(recording), "--speed", str(speed)],
-        stdout=subprocess.PIPE,
-        cwd=REPO,
-        env=env,
-    )
-    command = [sys.executable, "-m", "msa.predict", str(model), "--live", "-", "--quiet", *args]
-    process = subprocess.Popen(
-        command,
-        stdin=replay.stdout,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=env,
-    )
-    replay.stdout.close()  # the reader holds the pipe now
-    process.replay = replay
-    return process
 
 
 def test_a_piped_stream_gives_the_windows_file_mode_gives(recording, checkpoint, tmp_path):

@@ -21,6 +21,12 @@ import time
 from msa.data.media import error_line
 
 FORMATS = ("matroska", "mpegts")
+# Every packet leaves at once: Matroska otherwise holds a cluster (about a second) before writing it.
+CLUSTER_TIME_LIMIT = 40  # ms
+MUXER_OPTIONS = {
+    "matroska": {"flush_packets": "1", "cluster_time_limit": str(CLUSTER_TIME_LIMIT)},
+    "mpegts": {"flush_packets": "1"},
+}
 PROG = "python -m msa.predict.replay"
 
 
@@ -44,7 +50,7 @@ def replay(recording: str, out_fd: int, speed: float = 1.0, format: str = FORMAT
     with av.open(recording) as source:
         tracks = [s for s in (*source.streams.video[:1], *source.streams.audio[:1])]
         with av.open(
-            _Unbuffered(out_fd), "w", format=format, buffer_size=4096, options={"flush_packets": "1"}
+            _Unbuffered(out_fd), "w", format=format, buffer_size=4096, options=MUXER_OPTIONS[format]
         ) as sink:
             copies = {track.index: sink.add_stream_from_template(track) for track in tracks}
             started, first = time.monotonic(), None
