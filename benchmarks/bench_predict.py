@@ -252,8 +252,9 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def save_model(name: str, folder: Path) -> Path:
-    """A checkpoint of the full-size ``name`` with random weights, as a trial writes one."""
+def save_model(name: str, folder: Path, **overrides) -> Path:
+    """A checkpoint of the full-size ``name`` (or as ``overrides`` change it, e.g.
+    msa.models.tiny_overrides) with random weights, as a trial writes one."""
     import torch
 
     from msa.data.decode import PrepareParams
@@ -261,7 +262,7 @@ def save_model(name: str, folder: Path) -> Path:
     from msa.train import save_checkpoint
 
     torch.manual_seed(0)
-    model, _ = create_model(name, NUM_CLASSES, pretrained="off")
+    model, _ = create_model(name, NUM_CLASSES, pretrained="off", **overrides)
     path = folder / f"{name}.pt"
     save_checkpoint(
         path, model, durable=False, epoch=0, labels=list(EMOTIONS), preprocessing=asdict(PrepareParams())

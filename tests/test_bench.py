@@ -1,5 +1,5 @@
-"""The Speed benchmark runs end to end in its tiny mode: its numbers are checked for
-consistency (the table prints the JSON, ratios are the ratios of the times), not for targets."""
+"""The benchmarks run end to end in their tiny modes: their numbers are checked for consistency
+(the table prints the JSON, ratios are the ratios of the times), not for targets."""
 
 import json
 import subprocess
@@ -7,9 +7,6 @@ import sys
 
 import pytest
 from conftest import REPO
-
-# It starts Ray, and its four searches take about 2 minutes: make test-all runs it.
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 KEYS = (
     "decode_clips_per_s",
@@ -23,6 +20,9 @@ KEYS = (
 )
 
 
+# It starts Ray, and its four searches take about 2 minutes: make test-all runs it.
+@pytest.mark.ray
+@pytest.mark.slow
 def test_bench_tiny_writes_every_key(tmp_path):
     out = tmp_path / "bench.json"
     run = subprocess.run(
@@ -65,3 +65,29 @@ def test_bench_tiny_writes_every_key(tmp_path):
         "four trials hold more memory than one"
     )
     assert results["machine"]["cores"] >= 1 and results["mode"] == "tiny"
+
+
+def test_bench_live_tiny_measures_latency_and_memory(tmp_path):
+    """A tiny audio_cnn through replay | predict --live, and a stream 4x as long for memory."""
+    out = tmp_path / "live.json"
+    command = [sys.executable, "benchmarks/bench_live.py", "--tiny", "--models", "audio_cnn"]
+    command += ["--runtimes", "pytorch", "--speed", "4", "--long", "8", "--long-speed", "8"]
+    command += ["--json", str(out), "--work", str(tmp_path / "work")]
+    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results["settings"]["speed"] == 4 and results["machine"]["cpus"] >= 1
+    [live] = results["runs"]
+    assert (live["model"], live["runtime"], live["exit"]) == ("audio_cnn", "pytorch", 0), live
+    assert live["summary_agrees"], live  # the JSON lines' count and percentiles are the summary line's
+    assert live["written"] + live["skipped"] == 3, "a 5 s stream holds 3 windows of 3 s at a 1 s hop"
+    latency = live["latency_s"]
+    assert 0 <= latency["p50"] <= latency["p95"] <= latency["max"] < live["wall_s"]
+    assert 0 < live["model_s_per_window"] and live["peak_rss_mb"] > 0
+    [goal] = results["goals"]  # the only audio model is the fastest one
+    assert goal["goal_p95_s"] == 0.25 and goal["meets_goal"] == (latency["p95"] < 0.25)
+    row = next(line for line in run.stdout.splitlines() if line.startswith("audio_cnn"))
+    assert f"{latency['p95']:.3f}" in row.split(), "the table prints the JSON's figures"
+    long = results["long"]["run"]
+    assert long["written"] + long["skipped"] == 6 and long["summary_agrees"], long
+    assert 0 < long["rss_mb"]["first"] <= long["rss_mb"]["peak"] and long["rss_samples"]
