@@ -236,6 +236,7 @@ class FakeReader:
 
     def __init__(self, items):
         self.items = items
+        self.last_data = time.monotonic()
 
 
 def synthetic_stream(seconds: float, step: float, arrival):

@@ -46,6 +46,7 @@ from msa.predict.run import AUDIO_LAG_LIMIT, AudioBuffer, AudioChunk, SpanClassi
 from msa.predict.spans import Span
 
 STALL_TIMEOUT = 10.0  # s without any data from SOURCE before giving up
+STALL_POLL = 0.1  # s between looks at whether SOURCE still sends while nothing is decoded
 CUE_HISTORY = 30.0  # s of frames and audio kept for a cue that arrives after its speech
 CUE_GRACE = 2.0  # s after the stream's end that cues may still arrive
 END_TOLERANCE = 1e-6  # s: float noise in k * hop + window against the stream's end
@@ -246,17 +247,21 @@ class LivePass:
     # ------------------------------------------------------------------ the loop
 
     def _drain(self, wait: bool) -> None:
-        """Take every item that has arrived; with ``wait``, wait up to the stall timeout for one."""
+        """Take every item that has arrived; with ``wait``, wait for one while the source sends
+        something (a stall is SOURCE silent for the stall timeout, not decoding taking long)."""
         items = self.reader.items
-        if wait:
+        while wait:
             try:
-                self._take(items.get(timeout=self.options.stall_timeout))
+                self._take(items.get(timeout=STALL_POLL))
+                break
             except queue.Empty:
-                self.summary.ended_by = "stalled"
-                what = "nothing arrived" if self.state is None else "no data"
-                raise LiveError(
-                    f"{self.reader.source.text}: {what} for {self.options.stall_timeout:g} s (--stall-timeout); stopping"
-                ) from None
+                if time.monotonic() - self.reader.last_data > self.options.stall_timeout:
+                    self.summary.ended_by = "stalled"
+                    what = "nothing arrived" if self.state is None else "no data"
+                    raise LiveError(
+                        f"{self.reader.source.text}: {what} for {self.options.stall_timeout:g} s "
+                        "(--stall-timeout); stopping"
+                    ) from None
         while True:
             try:
                 self._take(items.get_nowait())

@@ -132,27 +132,32 @@ class _Pipe:
     """stdin for FFmpeg: ``read`` returns what has arrived (up to n bytes) instead of waiting for
     n, so a packet is demuxed when its bytes are there, not when a buffer fills."""
 
-    def __init__(self, fd: int):
-        self.fd = fd
+    def __init__(self, fd: int, reader: SourceReader):
+        self.fd, self.reader = fd, reader
 
     def read(self, size: int) -> bytes:
-        return os.read(self.fd, min(size, READ_SIZE))
+        data = os.read(self.fd, min(size, READ_SIZE))
+        self.reader.last_data = time.monotonic()
+        return data
 
 
 class _FollowedFile:
     """A file that is still being written: at its current end, ``read`` waits for more bytes
     (looking every FOLLOW_POLL seconds) until ``stop`` is set."""
 
-    def __init__(self, path: str, stop: threading.Event):
+    def __init__(self, path: str, reader: SourceReader):
         self.handle = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by SourceReader)
-        self.stop = stop
+        self.reader = reader
 
     def read(self, size: int) -> bytes:
         while True:
             data = self.handle.read(min(size, READ_SIZE))
-            if data or self.stop.is_set():
-                return data or b""
-            self.stop.wait(FOLLOW_POLL)
+            if data:
+                self.reader.last_data = time.monotonic()
+                return data
+            if self.reader.stop.is_set():
+                return b""
+            self.reader.stop.wait(FOLLOW_POLL)
 
     def close(self) -> None:
         self.handle.close()
@@ -185,6 +190,7 @@ class SourceReader(threading.Thread):
         self.stop = threading.Event()
         self.opened = threading.Event()
         self.info: SourceInfo | None = None
+        self.last_data = time.monotonic()  # when bytes (or a packet) last came from the source
 
     def run(self) -> None:
         try:
@@ -201,9 +207,9 @@ class SourceReader(threading.Thread):
         source, handle = self.source, None
         try:
             if source.kind == "stdin":
-                return av.open(_Pipe(0), buffer_size=READ_SIZE), None
+                return av.open(_Pipe(0, self), buffer_size=READ_SIZE), None
             if source.kind == "file":
-                handle = _FollowedFile(source.target, self.stop)
+                handle = _FollowedFile(source.target, self)
                 return av.open(handle, buffer_size=READ_SIZE), handle
             if source.kind == "device":
                 return av.open(source.target, format=source.format, timeout=self.timeout), None
@@ -248,7 +254,7 @@ class SourceReader(threading.Thread):
             for packet in container.demux(*(s for s in (video, audio) if s is not None)):
                 if self.stop.is_set():
                     return
-                arrival = time.monotonic()
+                arrival = self.last_data = time.monotonic()
                 for frame in packet.decode():
                     if frame.pts is None:
                         continue
