@@ -392,3 +392,17 @@ def test_predict_outputs_are_documented_column_for_column(written, files_page):
     assert_documented(files_page, "predict-csv", {*CSV_COLUMNS, "<label>"})
     paths = key_paths(written.predict_json, opaque={"items[].probabilities"})
     assert_documented(files_page, "predict-json", paths)
+
+
+def test_live_json_lines_are_documented_key_for_key(files_page):
+    import io
+    import json
+
+    from msa.predict.live_output import JsonLines, LiveRow
+    from msa.predict.timeline import WindowPrediction
+
+    stream = io.StringIO()
+    prediction = WindowPrediction(0.0, 3.0, (0.7, 0.3), "audio+video")
+    JsonLines(["happy", "sad"], stream).write(LiveRow(0.0, 3.0, None, prediction, 0.25))
+    line = json.loads(stream.getvalue())
+    assert_documented(files_page, "predict-live", set(line))
