@@ -128,6 +128,7 @@ def live_run(model_file: Path, path: Path, crop: str | None, speed: float, log: 
     predict_command = [sys.executable, "-m", "msa.predict", str(model_file), "--live", "-", "--quiet"]
     predict_command += ["--crop", crop] if crop else []
     notes, rows, first_row_s = [], [], None
+    load = os.getloadavg()[0]  # another process on the cores shows in latency: say how busy they were
     with open(log, "w") as log_file:
         started = time.monotonic()
         replay = subprocess.Popen(replay_command, stdout=subprocess.PIPE, stderr=log_file, cwd=REPO)
@@ -160,6 +161,8 @@ def live_run(model_file: Path, path: Path, crop: str | None, speed: float, log: 
             thread.join()
         log_file.write("".join(f"{at:8.2f} s  {line}\n" for at, line in notes))
     run = {"command": f"{' '.join(replay_command)} | {' '.join(predict_command)}", "exit": predict.returncode}
+    if replay.returncode != 0:  # a stream cut short: the figures would be of part of it
+        return run | {"error": f"the replay exited {replay.returncode} (see {log})"}
     match = SUMMARY.search(notes[-1][1]) if notes else None
     if predict.returncode != 0 or match is None:
         last = notes[-1][1] if notes else "no output"
@@ -174,6 +177,7 @@ def live_run(model_file: Path, path: Path, crop: str | None, speed: float, log: 
         "written": len(rows),
         "skipped": int(summary["skipped"]),
         "latency_s": {key: round(value, 3) for key, value in latency.items()},
+        "latencies_s": latencies.tolist(),  # per window, in stream order (outliers, skips)
         "model_s_per_window": summary["model"],
         "wait_p50_s": round(max(0.0, latency["p50"] - summary["model"]), 3),
         "summary_line": notes[-1][1],
@@ -185,6 +189,7 @@ def live_run(model_file: Path, path: Path, crop: str | None, speed: float, log: 
         "first_line_s": round(first_row_s, 2),
         "peak_rss_mb": round(memory.peak_mb, 1),
         "wall_s": round(wall_s, 2),
+        "load_average_1min": round(load, 2),  # at the run's start, this script's own runs included
     }
     samples = memory.samples
     if samples:
@@ -438,6 +443,7 @@ def main() -> int:
             "runtimes": args.runtimes,
             "models": "tiny (msa.models.tiny_overrides)" if args.tiny else "full size, random weights",
             "threads": "the command's defaults",
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
         },
         "recording": describe_recording(base),
         "runs": runs,
