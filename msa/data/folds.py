@@ -14,6 +14,9 @@ so every fold keeps its validation and test actors disjoint and each actor is te
 ``K`` (an integer) deals the speakers present, on any dataset, into K gender-balanced folds (where
 genders are known) in a seeded order, validating the same way. The presets are RAVDESS's: on
 another dataset they are refused, naming the dataset they belong to.
+
+Nested cross-validation searches on each fold's ``search_data``: its training and validation
+clips only, so the search never holds a clip of the fold's test speakers.
 """
 
 from __future__ import annotations
@@ -180,6 +183,13 @@ def fold_data(data: TrialData, fold: Fold) -> TrialData:
         parts={part: [items[i] for i in parts[part]] for part in PARTS},
         actors=split_actors(records, parts),
     )
+
+
+def search_data(fold_data: TrialData) -> TrialData:
+    """A fold's clips as its nested search sees them: the train and val parts as they are, no
+    test part. A search on it cannot read a clip of the fold's test speakers, not even to cache
+    its features: they are not in the data it is given."""
+    return replace(fold_data, parts={**fold_data.parts, "test": []}, actors={**fold_data.actors, "test": []})
 
 
 def folds_of(

@@ -124,6 +124,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="FOLDS",
         help=f"after the search, cross-validate its best config by actor: {', '.join(PRESETS)} or K folds (as msa crossval --folds)",
     )
+    add_nested_arguments(p)
     smoke = SMOKE_DEFAULTS
     p.add_argument(
         "--smoke-test",
@@ -133,6 +134,21 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         f"x {smoke['max_epochs']} epochs (flags given win): a check that everything runs",
     )
     return p
+
+
+def add_nested_arguments(parser: argparse.ArgumentParser) -> None:
+    """--nested and --inner-folds (msa search and msa crossval)."""
+    parser.add_argument(
+        "--nested",
+        metavar="FOLDS",
+        help=f"nested cross-validation: a whole search per outer fold ({', '.join(PRESETS)} or K folds) on its "
+        "other speakers only, its best trial tested once on the fold's speakers",
+    )
+    parser.add_argument(
+        "--inner-folds",
+        type=int,
+        help="inner validation splits per outer fold: 1 (default; the fold's validation actors) is what is implemented",
+    )
 
 
 def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:

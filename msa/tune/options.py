@@ -130,6 +130,8 @@ class EvaluationOptions:
     """What runs once the search has found its best configuration."""
 
     crossval: str | None = None  # --folds of a cross-validation of the best config (msa.crossval); None: none
+    nested: str | None = None  # --nested FOLDS: a whole search per outer fold instead (msa.tune.nested)
+    inner_folds: int = 1  # --inner-folds: inner validation splits per outer fold (only 1 is built)
 
 
 @dataclass(frozen=True)
@@ -312,6 +314,7 @@ class SearchOptions:
                 check_folds_arg(self.evaluation.crossval, "--crossval")
             except FoldError as error:
                 raise UsageError(str(error)) from None
+        check_nested(self.evaluation, data)
         if data.val_actors and data.split != "actor":
             raise UsageError("--val-actors/--test-actors need --split actor")
         for flag, value in (
@@ -341,6 +344,27 @@ class SearchOptions:
             check_tracking(self.tracking, self.output.storage, self.experiment_name)
         except TrackingError as error:
             raise UsageError(str(error)) from None
+
+
+def check_nested(evaluation: EvaluationOptions, data: DataOptions) -> None:
+    """--nested FOLDS and --inner-folds: folds that can be named, and nothing that contradicts
+    them. Raises UsageError."""
+    if evaluation.inner_folds != 1:
+        raise UsageError(
+            f"--inner-folds {evaluation.inner_folds}: only 1 (one inner validation split per outer fold) is implemented"
+        )
+    if evaluation.nested is None:
+        return
+    try:
+        check_folds_arg(evaluation.nested, "--nested")
+    except FoldError as error:
+        raise UsageError(str(error)) from None
+    if evaluation.crossval is not None:
+        raise UsageError("--nested already tests every speaker once; drop --crossval")
+    if data.val_actors:
+        raise UsageError(
+            "--nested FOLDS chooses each search's validation and test actors; drop --val-actors/--test-actors"
+        )
 
 
 def check_epochs(budget: BudgetOptions) -> None:
