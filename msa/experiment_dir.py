@@ -10,6 +10,8 @@ One search writes one directory ``STORAGE/NAME/`` (a local path or a storage URI
         wandb_summary/wandb/               WANDB_SUMMARY_DIR: the W&B summary run's files (--wandb)
         crossval.json                      CROSSVAL_FILE: msa crossval's result
         crossval_<folds>/                  CROSSVAL_PREFIX + --folds: the folds' own Ray experiment
+        nested.json                        NESTED_FILE: a nested cross-validation's result
+        nested_<folds>/outer_<n>/          NESTED_PREFIX + --nested, OUTER_PREFIX + n: outer fold n's search
         experiment_state-<time>.json       Ray's trial statuses (STATE_PREFIX ... STATE_SUFFIX)
         report.html, report_<name>.png     REPORT_FILE, FIGURE_PREFIX: msa report's output
         trial_<id>/                        TRIAL_PREFIX + Ray's trial id, one folder per trial
@@ -43,6 +45,9 @@ MLFLOW_ARTIFACTS_DIR = "mlartifacts"  # ... and its artifacts (summary.json, rep
 WANDB_SUMMARY_DIR = "wandb_summary"  # --wandb: the search's summary run writes its files here
 CROSSVAL_FILE = "crossval.json"  # a cross-validation by actor of one configuration
 CROSSVAL_PREFIX = "crossval_"  # + the --folds value: the folds' Ray experiment, inside this one
+NESTED_FILE = "nested.json"  # a nested cross-validation: a whole search per outer fold
+NESTED_PREFIX = "nested_"  # + the --nested value: the outer folds' searches, inside this one
+OUTER_PREFIX = "outer_"  # + the outer fold's number: that fold's search (a Ray experiment)
 PARAMS_FILE = "params.json"  # Ray's: the trial's configuration; marks a folder as a trial's
 RESULT_FILE = "result.json"  # Ray's: one JSON line per reported epoch
 PROGRESS_FILE = "progress.csv"  # Ray's: the same as CSV (analysis reads RESULT_FILE)
@@ -64,6 +69,11 @@ def trial_folder(trial_id: str) -> str:
 def crossval_folder(experiment: str, folds: str) -> str:
     """The Ray experiment of a cross-validation's folds, inside the search's directory."""
     return f"{experiment.rstrip('/')}/{CROSSVAL_PREFIX}{folds}"
+
+
+def outer_search_folder(experiment: str, folds: str, number: int) -> str:
+    """The search of a nested cross-validation's outer fold ``number``, inside the experiment."""
+    return f"{experiment.rstrip('/')}/{NESTED_PREFIX}{folds}/{OUTER_PREFIX}{number}"
 
 
 # ----------------------------------------------------------------------------- metrics

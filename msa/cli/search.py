@@ -48,6 +48,8 @@ def search_request(args) -> InputRequest:
     if options.output.resume:
         options = options.resumed()
     # folds the speakers cannot make fail now, not after the search
+    if options.evaluation.nested:
+        return InputRequest(options, options.evaluation.nested, "--nested")
     return InputRequest(options, options.evaluation.crossval, "--crossval")
 
 

@@ -1,5 +1,6 @@
 """Running a search end to end: Ray up, Tuner fit (or restore), test evaluation, summary, Ray down
-(msa.tune.ray_session), then with --crossval the best configuration cross-validated (msa.tune.crossval)."""
+(msa.tune.ray_session), then with --crossval the best configuration cross-validated (msa.tune.crossval);
+with --nested a search per outer fold instead (msa.tune.nested)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from msa.data.experiment import FoundData, TrialData
 from msa.experiment_dir import ARGS_FILE, SUMMARY_FILE
 from msa.tune.cluster import precompute_features
 from msa.tune.crossval import cross_validate
+from msa.tune.nested import nested_search
 from msa.tune.options import SearchOptions, UsageError
 from msa.tune.ray_session import fit_noticing_interrupts, on_ray, trial_settings
 from msa.tune.summary import evaluate_best, print_summary, run_baseline, summarise, write_json
 from msa.tune.tracking.trackers import Trackers
-from msa.tune.tuner import build_tuner, restore_tuner, storage_root
+from msa.tune.tuner import build_tuner, describe_objectives, restore_tuner, storage_root
 from msa.weights import WeightsBundle
 from search_spaces import get_space
 
@@ -31,6 +33,14 @@ def run_search(
     ``trackers`` (started before Ray) record it beside the experiment directory."""
     started = time.perf_counter()
     trackers = trackers or Trackers(options.experiment_name)
+    if options.evaluation.nested:  # a search per outer fold instead of one
+        return on_ray(
+            options,
+            data,
+            lambda data: nested_search(options, data, weights, trackers.name),
+            folds=options.evaluation.nested,
+            folds_flag="--nested",
+        )
     return on_ray(
         options,
         data,
@@ -55,6 +65,8 @@ def search(
         print(f"error: {error}", file=sys.stderr)
         return 2
     settings = trial_settings(options, data, weights)
+    if options.budget.objectives:
+        print(describe_objectives(options.budget))
     try:
         write_json(f"{experiment}/{ARGS_FILE}", options.to_json())
         if options.resources.address:
