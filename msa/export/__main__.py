@@ -22,6 +22,7 @@ from msa.export import (
     load_source,
 )
 from msa.export.formats import require_onnx
+from msa.export.source import chosen_trial
 from msa.train import CheckpointError
 
 PROG = "python -m msa.export"
@@ -40,6 +41,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--out", required=True, metavar="FILE", help="the file to write (atomically)")
     parser.add_argument("--trial", help="an experiment's trial folder to export instead of the best trial")
+    parser.add_argument(
+        "--pick",
+        metavar="CONSTRAINTS",
+        help="a multi-objective search: the trial of its Pareto front with the best first objective meeting "
+        'CONSTRAINTS, e.g. "latency_ms<50" or "latency_ms<50,size_mb<=20"',
+    )
     parser.add_argument(
         "--frames",
         type=int,
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     try:
         if args.format == "onnx":
             require_onnx()  # before loading a model, which can take a while
-        source = load_source(args.model, args.trial)
+        source = load_source(args.model, chosen_trial(args.model, args.trial, args.pick))
         result = export_model(source, args.format, args.out, args.frames, args.image_size)
     except (MissingExtra, SourceError, CheckpointError, FileNotFoundError, NotExportable) as error:
         print(f"error: {first_line(error)}", file=sys.stderr)

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from msa.data.decode import PrepareParams
-from msa.experiment_dir import ARGS_FILE, PARAMS_FILE
+from msa.experiment_dir import ARGS_FILE, PARAMS_FILE, SUMMARY_FILE
 from msa.models import EmotionModel
+from msa.pareto import ObjectiveError, pick
 from msa.train import model_from_checkpoint
 
 VAL_METRICS = ("val_acc", "val_f1", "val_uar", "val_loss")
@@ -121,6 +122,31 @@ def from_experiment(location: str, trial: str | None = None) -> ModelSource:
         trial=chosen,
         args=experiment.args,
     )
+
+
+def picked_trial(location: str, constraints: str) -> str:
+    """--pick "latency_ms<50": the trial of the experiment's Pareto front (summary.json) with the
+    best first objective under ``constraints`` (msa.pareto.pick). Raises SourceError (one line)."""
+    from msa.analysis.files import ExperimentFiles
+
+    if "://" not in location and not Path(location).is_dir():
+        raise SourceError(f"--pick needs an experiment directory; {location} is not one")
+    summary = ExperimentFiles(location).read_json(SUMMARY_FILE) or {}
+    if not summary.get("pareto_front"):
+        raise SourceError(
+            f"--pick: {location}/{SUMMARY_FILE} has no Pareto front (a finished msa search --objectives writes one)"
+        )
+    try:
+        return pick(summary["pareto_front"], constraints, summary["objectives"])["trial"]
+    except ObjectiveError as error:
+        raise SourceError(str(error)) from None
+
+
+def chosen_trial(location: str, trial: str | None, constraints: str | None) -> str | None:
+    """The trial --trial names, or --pick chooses from the front; None: the best trial."""
+    if trial and constraints:
+        raise SourceError("give --trial or --pick, not both")
+    return picked_trial(location, constraints) if constraints else trial
 
 
 def load_source(location: str, trial: str | None = None) -> ModelSource:

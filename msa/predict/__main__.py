@@ -53,6 +53,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "inputs", metavar="INPUT", nargs="*", help="video (mp4, mkv, webm, mov) or audio files"
     )
     parser.add_argument("--trial", help="an experiment's trial folder to use instead of the best trial")
+    parser.add_argument(
+        "--pick",
+        metavar="CONSTRAINTS",
+        help="a multi-objective search: the trial of its Pareto front with the best first objective meeting "
+        'CONSTRAINTS, e.g. "latency_ms<50" or "latency_ms<50,size_mb<=20"',
+    )
     parser.add_argument("--subtitles", metavar="IN.vtt|IN.srt", help="classify each cue (one INPUT only)")
     parser.add_argument("--window", type=float, default=WINDOW, help=f"seconds per window (default {WINDOW})")
     parser.add_argument("--hop", type=float, default=HOP, help=f"seconds between windows (default {HOP})")
@@ -244,7 +250,9 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     try:
-        classifier = load_classifier(args.model, args.trial)
+        from msa.export.source import chosen_trial  # torch: only once the arguments are good
+
+        classifier = load_classifier(args.model, chosen_trial(args.model, args.trial, args.pick))
     except ImportError as error:
         print(f"error: {args.model}: {error} (ONNX models need the export extra)", file=sys.stderr)
         return 2

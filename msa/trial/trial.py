@@ -64,6 +64,9 @@ class TrialSettings:
     progress: bool = True  # progress bars while computing features
     metric: str = DEFAULT_METRIC  # the search metric and its mode, for the rung score
     mode: str = DEFAULT_MODE
+    # Time the model on one window (latency_ms, msa.trial.costs): a search that trades latency
+    # (--objectives ...,latency_ms); it runs the model a few times, seconds for video on a CPU.
+    measure_latency: bool = False
     # Test hook: the first attempt of every trial raises at this epoch (a marker file in the
     # trial's working folder tells a retry from a first attempt). None in every real search.
     fail_at_epoch: int | None = None

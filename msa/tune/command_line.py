@@ -19,7 +19,9 @@ from msa.data.arguments import (
 from msa.data.folds import PRESETS
 from msa.experiment_dir import TRIAL_METRICS
 from msa.features import ENTRY_DTYPES
+from msa.pareto import ACCURACY_OBJECTIVES, COST_OBJECTIVES
 from msa.tune.options import (
+    MULTI_OBJECTIVE_SCHEDULER,
     SCHEDULERS,
     SEARCHERS,
     SMOKE_DEFAULTS,
@@ -75,7 +77,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     group.add_argument(
         "--scheduler",
         choices=SCHEDULERS,
-        help="asha (default), fifo, or population-based training: pbt, pb2",
+        help=f"asha (default), fifo, or population-based training: pbt, pb2 ({MULTI_OBJECTIVE_SCHEDULER} with --objectives)",
     )
     group.add_argument(
         "--reduction-factor",
@@ -88,12 +90,24 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="EPOCHS",
         help=f"pbt / pb2: epochs between exploits (default {budget.perturbation_interval})",
     )
-    group.add_argument("--search", choices=SEARCHERS, help="Optuna TPE (seeded; default) or random search")
+    group.add_argument(
+        "--search",
+        choices=SEARCHERS,
+        help="Optuna TPE (seeded; default; multi-objective with --objectives), random search, "
+        "or nsga2: Optuna's NSGA-II (with --objectives only)",
+    )
     group.add_argument(
         "--time-budget", type=float, help="stop starting and running trials after this many seconds"
     )
     group.add_argument("--metric", choices=TRIAL_METRICS, help=f"default {budget.metric}")
     group.add_argument("--mode", choices=("max", "min"), help="default: min for losses, max otherwise")
+    group.add_argument(
+        "--objectives",
+        metavar="SCORE,COST[,COST]",
+        help=f"multi-objective search: maximise SCORE ({', '.join(ACCURACY_OBJECTIVES)}) while minimising "
+        f"each COST ({', '.join(COST_OBJECTIVES)}), e.g. val_f1,latency_ms; summary.json keeps the Pareto "
+        f"front. Every trial runs --max-epochs (--scheduler {MULTI_OBJECTIVE_SCHEDULER}: ASHA prunes on one metric)",
+    )
     add_resource_arguments(p)
     group = p.add_argument_group("output")
     group.add_argument("--storage", help=f"results root, local path or URI (default {output.storage})")

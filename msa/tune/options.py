@@ -46,12 +46,16 @@ from msa.experiment_dir import (
     default_mode,
 )
 from msa.features import DEFAULT_ENTRY_DTYPE, ENTRY_DTYPES
+from msa.pareto import ObjectiveError, parse_objectives
 from msa.tune.tracking.options import TrackingError, TrackingOptions, check_tracking, installed
 from search_spaces import get_space
 from search_spaces.scale import epoch_budget
 
 SCHEDULERS = ("asha", "fifo", *POPULATION_SCHEDULERS)
-SEARCHERS = ("optuna", "random")
+# A multi-objective search's scheduler: ASHA and PBT rank trials by one metric, and cutting
+# trials by accuracy alone would drop the fast, slightly less accurate ones a front is for.
+MULTI_OBJECTIVE_SCHEDULER = "fifo"
+SEARCHERS = ("optuna", "random", "nsga2")  # nsga2: multi-objective only (--objectives)
 
 
 class UsageError(ValueError):
@@ -93,6 +97,9 @@ class BudgetOptions:
     metric: str = DEFAULT_METRIC
     mode: str = DEFAULT_MODE
     seed: int = 0
+    # --objectives: the first maximised (the search metric), the others minimised (msa.pareto);
+    # () for a single-objective search
+    objectives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,11 @@ class SearchOptions:
         for field_name, flag in NEGATED_FLAGS.items():
             if flag in flat:
                 flat[field_name] = not flat.pop(flag)
+        if isinstance(flat.get("objectives"), str):
+            flat["objectives"] = [part.strip() for part in flat["objectives"].split(",")]
+        if flat.get("objectives"):  # the first objective is the metric; every trial runs its epochs
+            flat.setdefault("metric", flat["objectives"][0])
+            flat.setdefault("scheduler", MULTI_OBJECTIVE_SCHEDULER)
         if "metric" in flat and "mode" not in flat:
             flat["mode"] = default_mode(flat["metric"])
         groups = {}
@@ -295,6 +307,7 @@ class SearchOptions:
         if budget.reduction_factor < 2:
             raise UsageError(f"--reduction-factor must be at least 2, got {budget.reduction_factor}")
         check_population(budget)
+        check_objectives(budget)
         check_epochs(budget)
         if budget.scheduler in POPULATION_SCHEDULERS and self.tracking.optuna_storage is not None:
             raise UsageError(
@@ -364,6 +377,27 @@ def check_nested(evaluation: EvaluationOptions, data: DataOptions) -> None:
     if data.val_actors:
         raise UsageError(
             "--nested FOLDS chooses each search's validation and test actors; drop --val-actors/--test-actors"
+        )
+
+
+def check_objectives(budget: BudgetOptions) -> None:
+    """--objectives (msa.pareto) and what goes with them. Raises UsageError."""
+    if not budget.objectives:
+        if budget.search == "nsga2":
+            raise UsageError("--search nsga2 is a multi-objective sampler: give --objectives too")
+        return
+    try:
+        objectives = parse_objectives(budget.objectives)
+    except ObjectiveError as error:
+        raise UsageError(str(error)) from None
+    if budget.metric != objectives[0] or budget.mode != "max":
+        raise UsageError(
+            f"--objectives: the search metric is the first objective, {objectives[0]} (max); drop --metric / --mode"
+        )
+    if budget.scheduler != MULTI_OBJECTIVE_SCHEDULER:
+        raise UsageError(
+            f"--objectives runs every trial to --max-epochs (--scheduler {MULTI_OBJECTIVE_SCHEDULER}): "
+            f"--scheduler {budget.scheduler} would stop or copy trials by {objectives[0]} alone"
         )
 
 

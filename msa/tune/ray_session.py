@@ -107,6 +107,7 @@ def trial_settings(
         audio_features=options.data.audio_features,
         metric=options.budget.metric,
         mode=options.budget.mode,
+        measure_latency="latency_ms" in options.budget.objectives,
     )
 
 

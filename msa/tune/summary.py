@@ -28,6 +28,7 @@ from msa.experiment_dir import (
 )
 from msa.models import BACKBONE_BRANCHES, backbone_branches, model_config
 from msa.trial.evaluation import evaluate_test_actors
+from msa.tune.front import front_lines, front_summary
 from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
 from msa.weights import WeightsBundle
 
@@ -114,6 +115,7 @@ def summarise(
         "best_config": None,
         "best_val": None,
         "schedule": None,  # population searches: the best member's hyperparameters per epoch
+        **front_summary(results, options.budget),  # --objectives: the Pareto-optimal trials
         "test": test,
         "baseline": baseline,
         "data": data.summary(),
@@ -280,6 +282,8 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
         f"test  accuracy {test['accuracy']:.3f}  macro-F1 {test['f1_macro']:.3f}  UAR {test['uar']:.3f}   {_speakers(summary['data']['actors']['test'])}"
     )
     print_baseline(summary.get("baseline"), test)
+    for line in front_lines(summary):
+        print(line)
     print(
         f"chance: {1 / len(test['labels']):.3f}; pretrained weights (--pretrained {summary['pretrained']['mode']}): {describe_pretrained(summary['pretrained'], summary['best_config']['model'])}"
     )

@@ -42,6 +42,7 @@ from msa.trial import (
     run_epoch,
     setup_trial,
 )
+from msa.trial.costs import model_costs
 from msa.trial.tensorboard import log_epoch
 
 # Ray runs the trial in a daemon thread and, once it stops the trial (ASHA, the last epoch, an
@@ -78,6 +79,8 @@ def _train(config: dict, settings: TrialSettings) -> None:
     torch.set_num_threads(settings.threads)
     device = default_device()  # the GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES), else the CPU
     run = setup_trial(config, settings, device)
+    # Once per trial: none depends on the weights (msa.trial.costs says why not per epoch).
+    costs = model_costs(run.model, settings.data.location.params, device, settings.measure_latency)
     for name, how in run.cache_plan.items():
         print(f"{name} branch: frozen-prefix features {how}")
     pretrained = run.pretrained
@@ -114,6 +117,7 @@ def _train(config: dict, settings: TrialSettings) -> None:
                 cached_video=run.cache_plan.get("video") == "cached",
                 cached_audio=run.cache_plan.get("audio") == "cached",
                 **placement(device),
+                **costs,
                 # Whose checkpoint this epoch continued (PBT / PB2 exploits), "" for its own.
                 **{COPIED_FROM: copied_from if epoch == first_epoch else ""},
             )

@@ -14,6 +14,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from msa.data import is_uri
 from msa.data.experiment import TrialData
 from msa.experiment_dir import POPULATION_SCHEDULERS, RUNG_SCORE, trial_folder
+from msa.pareto import objective_modes
 from msa.trial import TrialSettings
 from msa.tune.options import BudgetOptions, ResourceOptions, SearchOptions
 from msa.tune.population import POPULATION_CHECKPOINTS, initial_members, population_scheduler
@@ -25,6 +26,9 @@ from search_spaces.scale import SearchScale
 
 TRIAL_MEMORY_ESTIMATE = 3 * 1024**3  # bytes: a video trial on the sample peaks around 2 GB
 TPE_MAX_STARTUP_TRIALS = 10  # random trials before TPE models the space
+# NSGA-II's generation: a quarter of the trials, so a small budget still breeds a few generations
+# (Optuna's default of 50 would leave every trial of a 20-trial search in the random first one).
+NSGA2_MIN_POPULATION, NSGA2_MAX_POPULATION = 2, 50
 
 
 def concurrency(cluster: dict[str, float], resources: ResourceOptions, num_samples: int) -> int:
@@ -48,6 +52,38 @@ def search_scale(data: TrialData, resources: ResourceOptions) -> SearchScale:
     return SearchScale(train_clips=len(data.clips("train")), accelerator=resources.gpus_per_trial > 0)
 
 
+def nsga2_population(num_samples: int) -> int:
+    return max(NSGA2_MIN_POPULATION, min(NSGA2_MAX_POPULATION, num_samples // 4))
+
+
+def build_sampler(budget: BudgetOptions) -> optuna.samplers.BaseSampler:
+    """--search: TPE (multi-objective when --objectives gives several), NSGA-II, or random."""
+    if budget.search == "optuna":
+        return optuna.samplers.TPESampler(
+            seed=budget.seed, n_startup_trials=tpe_startup_trials(budget.num_samples)
+        )
+    if budget.search == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            seed=budget.seed, population_size=nsga2_population(budget.num_samples)
+        )
+    return optuna.samplers.RandomSampler(seed=budget.seed)
+
+
+def describe_objectives(budget: BudgetOptions) -> str:
+    """A multi-objective search's header line: what is traded, how trials are scheduled and sampled."""
+    first, *costs = budget.objectives
+    sampler = {
+        "optuna": "Optuna TPE (multi-objective)",
+        "nsga2": f"Optuna NSGA-II (generations of {nsga2_population(budget.num_samples)})",
+        "random": "random search",
+    }[budget.search]
+    return (
+        f"multi-objective search: maximise {first}, minimise {', '.join(costs)}; {sampler}; "
+        f"--scheduler {budget.scheduler}: every trial runs {budget.max_epochs} epochs (ASHA prunes on one "
+        "metric and would drop the fast, slightly less accurate trials a Pareto front is for)"
+    )
+
+
 def build_searcher(
     space: str,
     budget: BudgetOptions,
@@ -57,17 +93,13 @@ def build_searcher(
 ) -> BudgetAwareOptunaSearch:
     """The define-by-run Optuna search at ``scale``; with ``storage_url`` its study lives in that
     RDB under ``study_name`` (what optuna-dashboard shows), else in memory."""
-    if budget.search == "optuna":
-        sampler = optuna.samplers.TPESampler(
-            seed=budget.seed, n_startup_trials=tpe_startup_trials(budget.num_samples)
-        )
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=budget.seed)
+    objectives = budget.objectives
     return BudgetAwareOptunaSearch(
         space=get_space(space).at_scale(scale),
-        metric=budget.metric,
-        mode=budget.mode,
-        sampler=sampler,
+        # Several objectives: Ray's OptunaSearch takes lists and makes a multi-objective study.
+        metric=list(objectives) if objectives else budget.metric,
+        mode=list(objective_modes(objectives)) if objectives else budget.mode,
+        sampler=build_sampler(budget),
         max_epochs=budget.max_epochs,
         storage=optuna.storages.RDBStorage(storage_url) if storage_url else None,
         study_name=study_name if storage_url else None,
