@@ -27,6 +27,14 @@ from msa.analysis.crossval import (
     crossval_table,
 )
 from msa.analysis.crossval_figures import crossval_confusion_figure, crossval_folds_figure
+from msa.analysis.nested import (
+    NESTED_COMMAND,
+    agreement_table,
+    load_nested,
+    nested_comparison,
+    nested_notes,
+    nested_table,
+)
 from msa.analysis.experiment import Experiment, confusion_matrices, load_experiment
 from msa.analysis.figures import (
     is_iterations_search,
@@ -37,6 +45,7 @@ from msa.analysis.figures import (
     plot_param_scatter,
     plot_rung_survival,
 )
+from msa.analysis.front import front_table, objectives_of, plot_front
 from msa.analysis.importance import compare_choices, param_importances
 from msa.analysis.plotting import default_colour_param, png
 from msa.analysis.population import (
@@ -48,7 +57,7 @@ from msa.analysis.population import (
 )
 from msa.analysis.tables import overview, pretrained_note, pretrained_table, trial_table
 from msa.analysis.trials import CONFIG_PREFIX
-from msa.experiment_dir import FIGURE_PREFIX, REPORT_FILE
+from msa.experiment_dir import FIGURE_PREFIX, NESTED_FILE, REPORT_FILE
 
 NO_EPOCHS = "no trial has reported an epoch yet"
 
@@ -165,6 +174,52 @@ def crossval_section(experiment: Experiment, figure_html) -> Section | None:
     )
 
 
+def front_section(experiment: Experiment, figure_html) -> Section:
+    """--objectives: the trials' accuracy against their cost, the Pareto front and its table."""
+    objectives = objectives_of(experiment)
+    front = front_table(experiment)
+    pick = f'msa export {experiment.name} --pick "{objectives[1]}<VALUE" --format onnx --out model.onnx'
+    return Section(
+        "Pareto front",
+        f"Maximising {objectives[0]} while minimising {', '.join(objectives[1:])}: no trial on the front is beaten "
+        "on every objective by another. Every trial ran every epoch (FIFO), each shown at its best epoch by "
+        f"{objectives[0]}; the latency is timed on the trial's own device beside the other trials. "
+        f"Choose one with --pick, e.g. {pick}.",
+        [
+            figure_html("pareto_front", plot_front(experiment), "Pareto front", NO_EPOCHS),
+            table_html(front) if not front.empty else note_html(NO_EPOCHS),
+        ],
+    )
+
+
+def nested_section(experiment: Experiment) -> Section | None:
+    """Nested vs non-nested cross-validation vs the baselines; None without nested.json."""
+    title = "Nested cross-validation"
+    try:
+        nested = load_nested(experiment.files)
+        cv = experiment.crossval if nested is not None else None
+    except ValueError as error:
+        return Section(title, "nested.json or crossval.json could not be read.", [note_html(str(error))])
+    if nested is None:
+        return None
+    return Section(
+        title,
+        "A whole search per outer fold, on the fold's other speakers only, its best trial tested once "
+        "on the fold: the recipe's score on speakers that neither training nor the choice of "
+        f"configuration saw ({nested['protocol']}). The non-nested cross-validation chose one "
+        "configuration on validation actors that some folds then test on; the gap is its optimism.",
+        [
+            *(note_html(note) for note in nested_notes(nested, cv)),
+            "<h3>mean ± std over the outer folds</h3>",
+            table_html(nested_comparison(nested, cv)),
+            "<h3>per outer fold</h3>",
+            table_html(nested_table(nested, cv)),
+            "<h3>how much the folds' chosen configurations agree</h3>",
+            table_html(agreement_table(nested)),
+        ],
+    )
+
+
 def population_section(experiment: Experiment, figure_html) -> Section:
     """--scheduler pbt / pb2: the lineage, the hyperparameter paths and the best member's schedule."""
     schedule = schedule_table(experiment)
@@ -262,6 +317,8 @@ def build_report(experiment: Experiment, evaluate_val: bool = True, colour_by: s
                 ],
             )
         )
+    if objectives_of(experiment):
+        sections.insert(1, front_section(experiment, figure_html))
     matrices, notes = confusion_matrices(experiment, evaluate_val)
     sections += [
         Section(
@@ -288,6 +345,13 @@ def build_report(experiment: Experiment, evaluate_val: bool = True, colour_by: s
         )
     else:
         sections.append(crossval)
+    nested = nested_section(experiment)
+    if nested is None:
+        sections[0].parts.append(
+            f"<p>No nested cross-validation ({NESTED_FILE}): <code>{html.escape(NESTED_COMMAND)}</code> makes one.</p>"
+        )
+    else:
+        sections.append(nested)
     return Report(f"msa search {experiment.name} ({experiment.space})", sections, figures)
 
 

@@ -1,0 +1,71 @@
+"""A two-objective search through the command lines a user runs: its Pareto front in
+summary.json and in the report, and ``msa export --pick`` choosing from it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, smoke_search_flags
+from processes import assert_no_crash_output
+
+pytestmark = pytest.mark.ray
+
+OBJECTIVES = ["val_f1", "latency_ms"]
+
+
+def run(*command: str, expect: int = 0) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *command], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == expect, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_no_crash_output(result)
+    return result
+
+
+def test_a_two_objective_search_writes_its_front_and_export_picks_from_it(tiny_sample, tmp_path):
+    search = run(
+        "tune_main.py",
+        *smoke_search_flags(tiny_sample, tmp_path, "front"),
+        "--objectives",
+        ",".join(OBJECTIVES),
+        "--num-samples",
+        "4",
+        "--max-epochs",
+        "1",
+    )
+    assert "multi-objective search: maximise val_f1, minimise latency_ms" in search.stdout
+    assert "--scheduler fifo" in search.stdout
+    experiment = tmp_path / "results" / "front"
+    summary = json.loads((experiment / "summary.json").read_text())
+    assert summary["objectives"] == OBJECTIVES
+    front = summary["pareto_front"]
+    assert front, "a finished search has a front"
+    for entry in front:
+        assert set(entry["objectives"]) == set(OBJECTIVES) and entry["objectives"]["latency_ms"] > 0
+        assert (experiment / entry["checkpoint"]).is_file()
+    # best first: val_f1 falls and latency falls along the front (no entry dominates another)
+    scores = [entry["objectives"]["val_f1"] for entry in front]
+    latencies = [entry["objectives"]["latency_ms"] for entry in front]
+    assert scores == sorted(scores, reverse=True) and latencies == sorted(latencies, reverse=True)
+    assert summary["best_trial"] == front[0]["trial"], "the single best trial is the front's most accurate"
+    assert "Pareto front (" in search.stdout
+
+    run("-m", "msa.report", str(experiment), "--no-val")
+    page = (experiment / "report.html").read_text()
+    assert "<h2>Pareto front</h2>" in page and (experiment / "report_pareto_front.png").is_file()
+    for entry in front:
+        assert entry["trial"] in page
+
+    fastest = front[-1]
+    limit = fastest["objectives"]["latency_ms"] * 1.0001  # only the fastest trial meets it
+    out = tmp_path / "picked.pt"
+    exported = run(
+        "-m", "msa.export", str(experiment), "--pick", f"latency_ms<={limit}", "--format", "torchscript",
+        "--out", str(out),
+    )  # fmt: skip
+    assert exported.stdout.startswith(f"wrote {out} ") and out.is_file()
+    from msa.export.source import picked_trial
+
+    assert picked_trial(str(experiment), f"latency_ms<={limit}") == fastest["trial"]
+    refused = run("-m", "msa.export", str(experiment), "--pick", "latency_ms<0", "--format", "torchscript",
+                  "--out", str(tmp_path / "none.pt"), expect=2)  # fmt: skip
+    assert refused.stderr.count("\n") == 1 and "no trial of the Pareto front meets it" in refused.stderr
