@@ -27,14 +27,6 @@ from msa.analysis.crossval import (
     crossval_table,
 )
 from msa.analysis.crossval_figures import crossval_confusion_figure, crossval_folds_figure
-from msa.analysis.nested import (
-    NESTED_COMMAND,
-    agreement_table,
-    load_nested,
-    nested_comparison,
-    nested_notes,
-    nested_table,
-)
 from msa.analysis.experiment import Experiment, confusion_matrices, load_experiment
 from msa.analysis.figures import (
     is_iterations_search,
@@ -47,6 +39,14 @@ from msa.analysis.figures import (
 )
 from msa.analysis.front import front_table, objectives_of, plot_front
 from msa.analysis.importance import compare_choices, param_importances
+from msa.analysis.nested import (
+    NESTED_COMMAND,
+    agreement_table,
+    load_nested,
+    nested_comparison,
+    nested_notes,
+    nested_table,
+)
 from msa.analysis.plotting import default_colour_param, png
 from msa.analysis.population import (
     copies,
