@@ -213,7 +213,9 @@ def written(tiny_trial_data, tmp_path_factory):
     trial = work / "trial_doc00001"
     trial.mkdir()
     captured = CapturedTune(trial)
-    settings = TrialSettings(data=tiny_trial_data, max_epochs=2, smoke_test=True, progress=False)
+    settings = TrialSettings(
+        data=tiny_trial_data, max_epochs=2, smoke_test=True, progress=False, measure_latency=True
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(trial)
         patch.setattr(trainable, "tune", captured)
@@ -242,6 +244,10 @@ def written(tiny_trial_data, tmp_path_factory):
     baseline = baseline_for(tiny_trial_data)
     options = SearchOptions("multimodal", budget=BudgetOptions(scheduler="pbt"))  # with its schedule
     summary = summarise([result], options, tiny_trial_data, test, weights={}, baseline=baseline)
+    two_objectives = BudgetOptions(objectives=("val_f1", "latency_ms"), metric="val_f1", scheduler="fifo")
+    front_summary = summarise(
+        [result], SearchOptions("multimodal", budget=two_objectives), tiny_trial_data, test, weights={}
+    )
 
     fold = Fold(1, (1, 2), (3,), (4,))
     outcome = FoldOutcome(fold, "trial_doc00001", "TERMINATED", None, reports[0][0], test, baseline)
@@ -275,6 +281,7 @@ def written(tiny_trial_data, tmp_path_factory):
         reports=reports,
         checkpoint=load_checkpoint(checkpoint_file),
         summary=summary,
+        front_summary=front_summary,
         baseline=baseline,
         crossval=crossval,
         metadata=metadata,
@@ -300,16 +307,22 @@ def assert_documented(files_page, section: str, written: set[str], only_sometime
 def test_summary_json_is_documented_key_for_key(written, files_page):
     from msa.experiment_dir import MUTABLE_HYPERPARAMETERS
     from msa.models import BACKBONE_BRANCHES
+    from msa.pareto import OBJECTIVES
 
-    paths = key_paths(
-        written.summary,
-        opaque={"trials_by_status", "best_config", "errors", "stopped_non_finite", "baseline"},
-        placeholders={
-            "pretrained": ("branch", BACKBONE_BRANCHES),
-            "schedule[]": ("hyperparameter", MUTABLE_HYPERPARAMETERS),
-        },
-    )
+    paths = set()
+    for summary in (written.summary, written.front_summary):  # one objective (pbt), and two
+        paths |= key_paths(
+            summary,
+            opaque={"trials_by_status", "best_config", "errors", "stopped_non_finite", "baseline"}
+            | {"pareto_front[].config"},
+            placeholders={
+                "pretrained": ("branch", BACKBONE_BRANCHES),
+                "schedule[]": ("hyperparameter", MUTABLE_HYPERPARAMETERS),
+                "pareto_front[].objectives": ("objective", OBJECTIVES),
+            },
+        )
     assert "schedule[].<hyperparameter>" in paths and "test.confusion_matrix" in paths
+    assert "pareto_front[].objectives.<objective>" in paths
     assert_documented(files_page, "summary-json", paths)
 
 
