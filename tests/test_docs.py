@@ -369,6 +369,67 @@ def test_crossval_json_is_documented_key_for_key(written, files_page):
     assert_documented(files_page, "crossval-json", paths)
 
 
+def test_nested_json_is_documented_key_for_key(written, files_page):
+    from dataclasses import replace
+
+    from msa.data.folds import Fold
+    from msa.experiment_dir import BASELINE_FEATURE_SETS
+    from msa.tune.nested_file import COMPLETED, OuterOutcome, nested_payload, outer_json, pending_json
+
+    first = OuterOutcome(
+        Fold(1, (1, 2), (3,), (4,)),
+        COMPLETED,
+        trials=2,
+        best_trial="trial_doc00001",
+        best_config=dict(TRIAL_CONFIG),
+        inner=written.reports[0][0],
+        test=written.summary["test"],
+        baseline=written.baseline,
+        seconds=12.0,
+        features_computed=8,
+        feature_seconds=0.5,
+    )
+    rows = [
+        outer_json(first),
+        outer_json(replace(first, fold=Fold(2, (2, 3), (4,), (1,)))),
+        pending_json(Fold(3, (3, 4), (1,), (2,))),
+    ]
+    nested = nested_payload(
+        rows,  # two completed folds (a standard deviation) and one pending
+        experiment="doc",
+        space="multimodal",
+        folds="3",
+        protocol="three folds",
+        seed=0,
+        metric="val_acc",
+        mode="max",
+        labels=list(written.summary["test"]["labels"]),
+        budget={
+            "num_samples": 2,
+            "max_epochs": 2,
+            "grace_period": 1,
+            "scheduler": "asha",
+            "search": "optuna",
+            "time_budget": None,
+        },
+    )
+    paths = key_paths(
+        nested,
+        opaque={
+            "outer_folds[].best_config",
+            "outer_folds[].baseline",
+            "baseline.<set>.mean",
+            "baseline.<set>.std",
+        },
+        placeholders={
+            "baseline": ("set", BASELINE_FEATURE_SETS),
+            "agreement": ("hyperparameter", TRIAL_CONFIG),
+        },
+    )
+    assert "outer_folds[].uar" in paths and "agreement.<hyperparameter>.share" in paths
+    assert_documented(files_page, "nested-json", paths)
+
+
 def test_checkpoints_are_documented_key_for_key(written, files_page):
     from msa.models import BACKBONE_BRANCHES
     from msa.train.checkpoint import FROZEN_OMITTED
