@@ -4,6 +4,7 @@
     msa crossval ~/runs/multimodal --folds ravdess6    # the published 6-fold protocol (actors 1-24)
     msa crossval ray_results/demo --folds 4 --resume   # continue an interrupted run
     msa crossval ray_results/demo --folds 4 --config best.json --epochs 12
+    msa crossval ray_results/demo --nested 4           # nested: a whole search per outer fold
 
 The data, classes, frames, weights and seed are the search's (its msa_args.json); the
 configuration is its best trial's (summary.json) unless ``--config`` gives one. Each fold trains
@@ -28,8 +29,17 @@ set_tune_defaults()  # before anything imports Ray
 
 from msa.data import is_uri, remote_filesystem  # noqa: E402
 from msa.data.folds import PRESETS, check_folds_arg  # noqa: E402
-from msa.experiment_dir import ARGS_FILE, CROSSVAL_PREFIX, STATE_PREFIX, SUMMARY_FILE, crossval_folder  # noqa: E402
-from msa.tune.command_line import add_resource_arguments  # noqa: E402
+from msa.experiment_dir import (  # noqa: E402
+    ARGS_FILE,
+    CROSSVAL_PREFIX,
+    NESTED_FILE,
+    NESTED_PREFIX,
+    STATE_PREFIX,
+    SUMMARY_FILE,
+    crossval_folder,
+    outer_search_folder,
+)
+from msa.tune.command_line import add_nested_arguments, add_resource_arguments  # noqa: E402
 from msa.tune.inputs import InputRequest, Inputs, run_before_ray  # noqa: E402
 from msa.tune.options import (  # noqa: E402
     CrossvalOptions,
@@ -75,6 +85,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted cross-validation of these folds"
     )
+    add_nested_arguments(parser)
     add_resource_arguments(parser)
     return parser
 
@@ -99,7 +110,11 @@ def read_if_present(storage: str, name: str, file: str) -> str | None:
 
 def crossval_exists(storage: str, name: str, folds: str) -> bool:
     """Whether a cross-validation of these folds has saved Ray's experiment state."""
-    folder = f"{name}/{CROSSVAL_PREFIX}{folds}"
+    return state_exists(storage, f"{name}/{CROSSVAL_PREFIX}{folds}")
+
+
+def state_exists(storage: str, folder: str) -> bool:
+    """Whether the Ray experiment STORAGE/FOLDER has saved its state."""
     if is_uri(storage):
         import pyarrow.fs
 
@@ -172,6 +187,8 @@ def settle(args: argparse.Namespace) -> CrossvalRequest:
         evaluation=EvaluationOptions(),
     )
     options.check()
+    if args.nested is not None:
+        return settle_nested(args, options)
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     folds = check_folds_arg(args.folds)
@@ -189,11 +206,48 @@ def settle(args: argparse.Namespace) -> CrossvalRequest:
     return CrossvalRequest(options, folds, "--folds", cv, config, experiment)
 
 
+def settle_nested(args: argparse.Namespace, options: SearchOptions) -> CrossvalRequest:
+    """--nested FOLDS: a search per outer fold with the experiment's settings (no configuration
+    to read: each fold's search chooses its own). Raises UsageError / FoldError."""
+    given = [
+        flag for flag in ("config", "trial", "pick", "epochs", "out") if getattr(args, flag, None) is not None
+    ]
+    if given:
+        raise UsageError(f"--nested searches each outer fold with the experiment's budget; drop --{given[0]}")
+    folds = check_folds_arg(args.nested, "--nested")
+    options = dataclasses.replace(
+        options, evaluation=EvaluationOptions(nested=folds, inner_folds=args.inner_folds or 1)
+    )
+    options.check()
+    storage, name = options.output.storage, options.output.name
+    experiment = f"{storage}/{name}"
+    exists = read_if_present(storage, name, NESTED_FILE) is not None or nested_started(storage, name, folds)
+    if exists and not args.resume:
+        raise UsageError(
+            f"{experiment}/{NESTED_FILE} or {NESTED_PREFIX}{folds}/ exists: add --resume to continue it, or remove them"
+        )
+    if args.resume and not exists:
+        raise UsageError(f"--resume: no nested cross-validation in {experiment} to continue")
+    cv = CrossvalOptions(folds=folds, resume=args.resume)
+    return CrossvalRequest(options, folds, "--nested", cv, {}, experiment)
+
+
+def nested_started(storage: str, name: str, folds: str) -> bool:
+    """Whether the first outer fold's search has saved Ray's experiment state."""
+    return state_exists(storage, outer_search_folder(name, folds, 1))
+
+
 def start_crossval(inputs: Inputs) -> int:
     """Ray up, the folds, Ray down."""
     from msa.tune.crossval import run_crossval_command
 
     request = inputs.request
+    if request.options.evaluation.nested:
+        from msa.tune.nested import run_nested_command
+
+        return run_nested_command(
+            inputs.options, inputs.data, inputs.weights, request.experiment, request.cv.resume
+        )
     return run_crossval_command(
         inputs.options, request.cv, inputs.data, inputs.weights, request.config, request.experiment
     )
