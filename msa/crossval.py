@@ -34,11 +34,13 @@ from msa.experiment_dir import (  # noqa: E402
     CROSSVAL_PREFIX,
     NESTED_FILE,
     NESTED_PREFIX,
+    PARAMS_FILE,
     STATE_PREFIX,
     SUMMARY_FILE,
     crossval_folder,
     outer_search_folder,
 )
+from msa.pareto import ObjectiveError, pick  # noqa: E402
 from msa.tune.command_line import add_nested_arguments, add_resource_arguments  # noqa: E402
 from msa.tune.inputs import InputRequest, Inputs, run_before_ray  # noqa: E402
 from msa.tune.options import (  # noqa: E402
@@ -79,6 +81,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         help="the configuration to cross-validate: a JSON file or JSON text (default: the best trial's)",
+    )
+    parser.add_argument("--trial", help="cross-validate this trial folder's configuration instead")
+    parser.add_argument(
+        "--pick",
+        metavar="CONSTRAINTS",
+        help="a multi-objective search: the configuration of its Pareto front with the best first objective "
+        'meeting CONSTRAINTS, e.g. "latency_ms<50"',
     )
     parser.add_argument("--epochs", type=int, help="epochs per fold (default: the search's --max-epochs)")
     parser.add_argument("--out", help="where to write crossval.json (default: in the experiment directory)")
@@ -125,7 +134,10 @@ def state_exists(storage: str, folder: str) -> bool:
 
 
 def read_config(args: argparse.Namespace, storage: str, name: str) -> dict:
-    """--config (a file or JSON text), else summary.json's best_config. Raises UsageError."""
+    """--config (a file or JSON text), --trial's params.json, --pick's entry of summary.json's
+    Pareto front, else summary.json's best_config. Raises UsageError."""
+    if sum(value is not None for value in (args.config, args.trial, args.pick)) > 1:
+        raise UsageError("give one of --config, --trial and --pick")
     if args.config is not None:
         text = args.config if args.config.lstrip().startswith("{") else None
         if text is None:
@@ -144,13 +156,35 @@ def read_config(args: argparse.Namespace, storage: str, name: str) -> dict:
         if not isinstance(config, dict) or "model" not in config:
             raise UsageError(f'--config {args.config}: expected a JSON object with a "model" key')
         return config
+    if args.trial is not None:
+        params = read_if_present(storage, name, f"{args.trial}/{PARAMS_FILE}")
+        if params is None:
+            raise UsageError(f"--trial {args.trial}: no {PARAMS_FILE} in {storage}/{name}/{args.trial}")
+        return json.loads(params)
     text = read_if_present(storage, name, SUMMARY_FILE)
     summary = json.loads(text) if text else None
+    if args.pick is not None:
+        if not summary or not summary.get("pareto_front"):
+            raise UsageError(
+                f"--pick: {storage}/{name}/{SUMMARY_FILE} has no Pareto front (msa search --objectives)"
+            )
+        try:
+            return dict(pick(summary["pareto_front"], args.pick, summary["objectives"])["config"])
+        except ObjectiveError as error:
+            raise UsageError(str(error)) from None
     if not summary or not summary.get("best_config"):
         raise UsageError(
             f"{storage}/{name}: no {SUMMARY_FILE} with a best trial (has the search finished?); give --config"
         )
     return summary["best_config"]
+
+
+def config_source(args: argparse.Namespace) -> str:
+    """Where read_config found the configuration, for its error messages."""
+    for flag in ("config", "trial", "pick"):
+        if getattr(args, flag) is not None:
+            return f"--{flag}"
+    return f"{SUMMARY_FILE} best_config"
 
 
 def check_config(config: dict, flag: str) -> None:
@@ -201,7 +235,7 @@ def settle(args: argparse.Namespace) -> CrossvalRequest:
     if args.resume and not exists:
         raise UsageError(f"--resume: no cross-validation at {crossval_folder(experiment, folds)} to continue")
     config = read_config(args, storage, name)
-    check_config(config, "--config" if args.config else f"{SUMMARY_FILE} best_config")
+    check_config(config, config_source(args))
     cv = CrossvalOptions(folds=folds, epochs=args.epochs, out=args.out, resume=args.resume)
     return CrossvalRequest(options, folds, "--folds", cv, config, experiment)
 

@@ -190,3 +190,38 @@ def test_multi_objective_options_choose_fifo_and_refuse_what_makes_no_sense():
             options(*argv)
     saved = options("--objectives", "val_f1,latency_ms")
     assert SearchOptions.from_json(__import__("json").dumps(saved.to_json())) == saved
+
+
+def test_crossval_and_export_pick_from_the_summarys_front(tmp_path):
+    """msa crossval --pick takes the picked entry's configuration, msa predict / export its
+    trial; a search without a front, or both --trial and --pick, is one line."""
+    import argparse
+    import json
+
+    from msa.crossval import read_config
+    from msa.export.source import SourceError, chosen_trial
+    from msa.tune.options import UsageError
+
+    experiment = tmp_path / "front"
+    experiment.mkdir()
+    front = [{**entry, "config": {"model": entry["trial"]}} for entry in FRONT]
+    (experiment / "summary.json").write_text(
+        json.dumps({"objectives": list(OBJECTIVES), "pareto_front": front})
+    )
+
+    def config(**flags):
+        args = argparse.Namespace(**{"config": None, "trial": None, "pick": None, **flags})
+        return read_config(args, str(tmp_path), "front")
+
+    assert config(pick="latency_ms<25") == {"model": "trial_c"}
+    assert chosen_trial(str(experiment), None, "latency_ms<25") == "trial_c"
+    assert chosen_trial(str(experiment), "trial_a", None) == "trial_a"
+    with pytest.raises(UsageError, match="no trial of the Pareto front meets it"):
+        config(pick="latency_ms<1")
+    with pytest.raises(UsageError, match="give one of"):
+        config(pick="latency_ms<25", trial="trial_a")
+    with pytest.raises(SourceError, match="not both"):
+        chosen_trial(str(experiment), "trial_a", "latency_ms<25")
+    (experiment / "summary.json").write_text(json.dumps({"objectives": None, "pareto_front": None}))
+    with pytest.raises(SourceError, match="has no Pareto front"):
+        chosen_trial(str(experiment), None, "latency_ms<25")
