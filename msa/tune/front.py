@@ -57,7 +57,7 @@ def front_summary(results, budget: BudgetOptions) -> dict:
     return {"objectives": list(objectives), "pareto_front": front}
 
 
-def front_lines(summary: dict) -> list[str]:
+def front_lines(summary: dict, experiment: str) -> list[str]:
     """The printed summary's Pareto front, one trial a line (nothing for one objective)."""
     objectives, front = summary.get("objectives"), summary.get("pareto_front")
     if not objectives:
@@ -70,6 +70,6 @@ def front_lines(summary: dict) -> list[str]:
         lines.append(f"  {entry['trial']}  {values}  {entry['model']}")
     if front:
         lines.append(
-            f'pick one:   msa export EXPERIMENT --pick "{objectives[1]}<VALUE" --format onnx --out model.onnx'
+            f'pick one:   msa export {experiment} --pick "{objectives[1]}<VALUE" --format onnx --out model.onnx'
         )
     return lines

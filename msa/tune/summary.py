@@ -282,7 +282,7 @@ def print_summary(summary: dict, experiment: str, seconds: float) -> None:
         f"test  accuracy {test['accuracy']:.3f}  macro-F1 {test['f1_macro']:.3f}  UAR {test['uar']:.3f}   {_speakers(summary['data']['actors']['test'])}"
     )
     print_baseline(summary.get("baseline"), test)
-    for line in front_lines(summary):
+    for line in front_lines(summary, experiment):
         print(line)
     print(
         f"chance: {1 / len(test['labels']):.3f}; pretrained weights (--pretrained {summary['pretrained']['mode']}): {describe_pretrained(summary['pretrained'], summary['best_config']['model'])}"
