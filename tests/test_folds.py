@@ -169,3 +169,31 @@ def test_a_class_of_one_speaker_cannot_be_folded(tiny_trial_data):
     }
     with pytest.raises(SplitError, match=rf"--folds 3: fold \d: .*\({label} has clips of 1 speaker only\)"):
         folds_of(replace(tiny_trial_data, parts=items), "3")
+
+
+@pytest.mark.parametrize("folds_arg", ["3", "4"])
+def test_a_nested_search_holds_no_clip_of_its_outer_test_speakers(tiny_trial_data, folds_arg):
+    """Each outer fold's search_data (what its trials are given) has the fold's training and
+    validation clips and not one clip of its test speakers; across the outer folds every
+    speaker is tested exactly once."""
+    from msa.data.folds import folds_of, search_data
+
+    tested = Counter()
+    for fold, data in folds_of(tiny_trial_data, folds_arg):
+        searched = search_data(data)
+        speakers = {item.record.speaker for items in searched.parts.values() for item in items}
+        assert not speakers & set(fold.test), fold
+        assert searched.parts["test"] == [] and searched.actors["test"] == []
+        assert searched.parts["train"] == data.parts["train"] and searched.parts["val"] == data.parts["val"]
+        assert {item.record.speaker for item in data.parts["test"]} == set(fold.test)  # kept for the one test
+        tested.update(fold.test)
+    assert tested == Counter(data_actors(tiny_trial_data))
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_nested_presets_hold_each_outer_test_group_out_of_its_search(preset):
+    """The presets' outer folds as published: their test groups, and a search on the rest."""
+    folds = make_folds(preset, RAVDESS_ACTORS)
+    assert [fold.test for fold in folds] == list(PRESETS[preset].test)
+    for fold in folds:
+        assert not set(fold.test) & (set(fold.train) | set(fold.val))
