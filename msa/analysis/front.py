@@ -76,7 +76,9 @@ def plot_front(experiment: Experiment) -> Figure | None:
     front = points[points["on_front"].astype(bool)].sort_values(cost)
     others = points[~points["on_front"].astype(bool)]
     ax.scatter(others[cost], others[score], color=OTHER_COLOUR, label="other trials", zorder=2)
-    ax.plot(front[cost], front[score], "-o", color=FRONT_COLOUR, label="Pareto front", zorder=3)
+    # A staircase, not straight joins: between two front trials the best score a budget buys is
+    # the cheaper trial's, nothing in between was found.
+    ax.step(front[cost], front[score], "-o", where="post", color=FRONT_COLOUR, label="Pareto front", zorder=3)
     for _, row in points.iterrows():
         name = str(row["model"])
         label = name if len(name) <= MAX_LABEL_CHARS else name[: MAX_LABEL_CHARS - 1] + "…"
