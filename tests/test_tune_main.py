@@ -73,6 +73,8 @@ def test_summary_matches_the_schema(smoke_run):
         "best_config",
         "best_val",
         "schedule",
+        "objectives",  # null: one objective (a multi-objective search: tests/test_multiobjective_ray.py)
+        "pareto_front",
         "test",
         "baseline",
         "data",
