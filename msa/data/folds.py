@@ -185,11 +185,11 @@ def fold_data(data: TrialData, fold: Fold) -> TrialData:
     )
 
 
-def search_data(fold_data: TrialData) -> TrialData:
-    """A fold's clips as its nested search sees them: the train and val parts as they are, no
-    test part. A search on it cannot read a clip of the fold's test speakers, not even to cache
-    its features: they are not in the data it is given."""
-    return replace(fold_data, parts={**fold_data.parts, "test": []}, actors={**fold_data.actors, "test": []})
+def search_data(data: TrialData) -> TrialData:
+    """A fold's clips (``fold_data``'s) as its nested search sees them: the train and val parts
+    as they are, no test part. A search on it cannot read a clip of the fold's test speakers,
+    not even to cache its features: they are not in the data it is given."""
+    return replace(data, parts={**data.parts, "test": []}, actors={**data.actors, "test": []})
 
 
 def folds_of(

@@ -232,6 +232,6 @@ def format_nested(payload: dict, crossval: dict | None = None) -> str:
         )
     lines.append(
         f"chance: {1 / len(payload['labels']):.3f}; WAR = accuracy over all test clips, UAR = mean recall; "
-        "entries = feature-cache entries the fold's search computed (the rest were cache hits)"
+        "min = the fold's wall time; entries = feature-cache entries its search computed (the rest were cache hits)"
     )
     return "\n".join(lines)
