@@ -21,7 +21,11 @@ def run(*command: str, expect: int = 0) -> subprocess.CompletedProcess:
     return result
 
 
-def test_a_two_objective_search_writes_its_front_and_export_picks_from_it(tiny_sample, tmp_path):
+def test_a_two_objective_search_writes_its_front_and_export_picks_from_it(tiny_sample, tmp_path, capsys):
+    from msa.analysis.html import write_report
+    from msa.export.__main__ import main as export_main
+    from msa.export.source import picked_trial
+
     search = run(
         "tune_main.py",
         *smoke_search_flags(tiny_sample, tmp_path, "front"),
@@ -51,7 +55,7 @@ def test_a_two_objective_search_writes_its_front_and_export_picks_from_it(tiny_s
     assert summary["best_val"]["val_f1"] == pytest.approx(front[0]["objectives"]["val_f1"])
     assert "Pareto front (" in search.stdout
 
-    run("-m", "msa.report", str(experiment), "--no-val")
+    write_report(str(experiment), evaluate_val=False)  # msa report --no-val, in this process
     page = (experiment / "report.html").read_text()
     assert "<h2>Pareto front</h2>" in page and (experiment / "report_pareto_front.png").is_file()
     for entry in front:
@@ -65,9 +69,8 @@ def test_a_two_objective_search_writes_its_front_and_export_picks_from_it(tiny_s
         "--out", str(out),
     )  # fmt: skip
     assert exported.stdout.startswith(f"wrote {out} ") and out.is_file()
-    from msa.export.source import picked_trial
-
     assert picked_trial(str(experiment), f"latency_ms<={limit}") == fastest["trial"]
-    refused = run("-m", "msa.export", str(experiment), "--pick", "latency_ms<0", "--format", "torchscript",
-                  "--out", str(tmp_path / "none.pt"), expect=2)  # fmt: skip
-    assert refused.stderr.count("\n") == 1 and "no trial of the Pareto front meets it" in refused.stderr
+    refusal = ["--pick", "latency_ms<0", "--format", "torchscript", "--out", str(tmp_path / "none.pt")]
+    assert export_main([str(experiment), *refusal]) == 2  # in this process: no second torch start
+    refused = capsys.readouterr().err
+    assert refused.count("\n") == 1 and "no trial of the Pareto front meets it" in refused
