@@ -334,3 +334,9 @@ def test_an_output_file_is_valid_after_every_window(extension, tmp_path):
         else:
             assert [item["top"] for item in json.loads(path.read_text())["items"]] == ["happy"] * (k + 1)
     output.close()
+
+
+def test_the_warm_up_leaves_nothing_behind(checkpoint):
+    classifier = load_classifier(str(checkpoint))
+    classifier.warm_up(WINDOW)
+    assert len(classifier.frame_cache) == 0, "no made-up frame is kept for a real window"

@@ -32,6 +32,7 @@ from msa.export.metadata import OUTPUT, read_onnx_metadata
 
 ONNX_SUFFIX = ".onnx"
 FRAME_CACHE_SIZE = 2048  # frame vectors kept (512 floats each for ResNet-18: 4 MB)
+WARM_UP_KEY, WARM_UP_SEED = "warm-up", 0  # the made-up span's frame keys and pixels (Classifier.warm_up)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,21 @@ class Classifier(ABC):
     @abstractmethod
     def probabilities(self, inputs: SpanInputs) -> tuple[np.ndarray, int]:
         """One span -> ((K,) class probabilities, how many of its frames the model embedded)."""
+
+    def warm_up(self, seconds: float) -> None:
+        """Classify one made-up span of ``seconds`` and forget it: a model's first calls pay for
+        lazy initialisation and allocation, which live annotation would otherwise count in its
+        first windows' latency."""
+        generator = np.random.default_rng(WARM_UP_SEED)
+        inputs = {}
+        if self.uses_video:
+            size, frames = self.params.image_size, self.params.num_frames
+            inputs["video"] = generator.integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
+            inputs["frame_keys"] = tuple((WARM_UP_KEY, index) for index in range(frames))
+        if self.uses_audio:
+            samples = max(self.min_audio_samples, round(seconds * self.params.sample_rate))
+            inputs["audio"] = (0.1 * generator.standard_normal(samples)).astype(np.float32)
+        self.probabilities(SpanInputs(**inputs))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -104,6 +120,11 @@ class TorchClassifier(Classifier):
         while len(self.frame_cache) > FRAME_CACHE_SIZE:
             self.frame_cache.popitem(last=False)
         return torch.stack([self.frame_cache[key] for key in inputs.frame_keys]).unsqueeze(0), len(missing)
+
+    def warm_up(self, seconds: float) -> None:
+        super().warm_up(seconds)
+        for key in [key for key in self.frame_cache if key[0] == WARM_UP_KEY]:
+            del self.frame_cache[key]
 
     def probabilities(self, inputs: SpanInputs) -> tuple[np.ndarray, int]:
         torch = self.torch

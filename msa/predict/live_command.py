@@ -128,6 +128,7 @@ def run_live(args: argparse.Namespace, classifier: Classifier) -> int:
     status = 0
     reader.start()
     try:
+        classifier.warm_up(options.window)  # while the source opens: not on the first windows' latency
         live.run()
     except _Terminated:
         status = EXIT_TERMINATED
