@@ -250,9 +250,12 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     try:
-        from msa.export.source import chosen_trial  # torch: only once the arguments are good
+        trial = args.trial
+        if args.pick:  # (an ONNX model loads no training code: msa.export.source only for --pick)
+            from msa.export.source import chosen_trial
 
-        classifier = load_classifier(args.model, chosen_trial(args.model, args.trial, args.pick))
+            trial = chosen_trial(args.model, args.trial, args.pick)
+        classifier = load_classifier(args.model, trial)
     except ImportError as error:
         print(f"error: {args.model}: {error} (ONNX models need the export extra)", file=sys.stderr)
         return 2
