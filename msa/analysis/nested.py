@@ -89,6 +89,8 @@ def nested_comparison(nested: Mapping, cv: Mapping | None) -> pd.DataFrame:
             }
         )
     for name, record in baseline_blocks(nested).items():
+        if record is None:  # a feature set the data lacks (video on audio files)
+            continue
         mean, std = (record or {}).get("mean") or {}, (record or {}).get("std") or {}
         rows.append(
             {
@@ -180,6 +182,6 @@ def nested_notes(nested: Mapping, cv: Mapping | None) -> list[str]:
         notes.append(
             "feature-cache entries computed per outer fold: "
             + ", ".join(map(str, cache["per_fold"]))
-            + " (the folds share one cache: a fold computes only clips no earlier fold's search had)"
+            + " (the folds share one cache: a fold computes only the entries no earlier fold computed for the same frozen layers)"
         )
     return notes
