@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from msa.pareto import add_pick_argument
 from msa.tune.environment import set_tune_defaults
 
 set_tune_defaults()  # before anything imports Ray
@@ -83,12 +84,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="the configuration to cross-validate: a JSON file or JSON text (default: the best trial's)",
     )
     parser.add_argument("--trial", help="cross-validate this trial folder's configuration instead")
-    parser.add_argument(
-        "--pick",
-        metavar="CONSTRAINTS",
-        help="a multi-objective search: the configuration of its Pareto front with the best first objective "
-        'meeting CONSTRAINTS, e.g. "latency_ms<50"',
-    )
+    add_pick_argument(parser, "the configuration")
     parser.add_argument("--epochs", type=int, help="epochs per fold (default: the search's --max-epochs)")
     parser.add_argument("--out", help="where to write crossval.json (default: in the experiment directory)")
     parser.add_argument(

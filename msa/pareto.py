@@ -142,3 +142,14 @@ def _range(front: Sequence[Mapping], name: str) -> str:
         if values
         else f"no {name} on the front"
     )
+
+
+def add_pick_argument(parser, chooses: str) -> None:
+    """The ``--pick CONSTRAINTS`` flag of the commands that take a trial (predict, export,
+    crossval); ``chooses`` says what it picks ("the trial", "the configuration")."""
+    parser.add_argument(
+        "--pick",
+        metavar="CONSTRAINTS",
+        help=f"a multi-objective search: {chooses} of its Pareto front with the best first objective meeting "
+        'CONSTRAINTS, e.g. "latency_ms<50" or "latency_ms<50,size_mb<=20"',
+    )

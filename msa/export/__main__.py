@@ -23,6 +23,7 @@ from msa.export import (
 )
 from msa.export.formats import require_onnx
 from msa.export.source import chosen_trial
+from msa.pareto import add_pick_argument
 from msa.train import CheckpointError
 
 PROG = "python -m msa.export"
@@ -41,12 +42,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--format", required=True, choices=FORMATS)
     parser.add_argument("--out", required=True, metavar="FILE", help="the file to write (atomically)")
     parser.add_argument("--trial", help="an experiment's trial folder to export instead of the best trial")
-    parser.add_argument(
-        "--pick",
-        metavar="CONSTRAINTS",
-        help="a multi-objective search: the trial of its Pareto front with the best first objective meeting "
-        'CONSTRAINTS, e.g. "latency_ms<50" or "latency_ms<50,size_mb<=20"',
-    )
+    add_pick_argument(parser, "the trial")
     parser.add_argument(
         "--frames",
         type=int,

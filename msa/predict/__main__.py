@@ -16,6 +16,7 @@ from pathlib import Path
 from msa.data.datasets import fixed_crop_dataset
 from msa.data.decode import CROPS
 from msa.data.media import MediaError, first_line
+from msa.pareto import add_pick_argument
 from msa.predict.classifier import Classifier, load_classifier
 from msa.predict.html import EMBED_MEDIA_LIMIT, MB, PlayerError, check_player, write_player
 from msa.predict.live_command import add_live_arguments, check_live_arguments, run_live
@@ -53,12 +54,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "inputs", metavar="INPUT", nargs="*", help="video (mp4, mkv, webm, mov) or audio files"
     )
     parser.add_argument("--trial", help="an experiment's trial folder to use instead of the best trial")
-    parser.add_argument(
-        "--pick",
-        metavar="CONSTRAINTS",
-        help="a multi-objective search: the trial of its Pareto front with the best first objective meeting "
-        'CONSTRAINTS, e.g. "latency_ms<50" or "latency_ms<50,size_mb<=20"',
-    )
+    add_pick_argument(parser, "the trial")
     parser.add_argument("--subtitles", metavar="IN.vtt|IN.srt", help="classify each cue (one INPUT only)")
     parser.add_argument("--window", type=float, default=WINDOW, help=f"seconds per window (default {WINDOW})")
     parser.add_argument("--hop", type=float, default=HOP, help=f"seconds between windows (default {HOP})")
