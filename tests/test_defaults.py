@@ -42,6 +42,7 @@ DOCUMENTED = {
     ("budget", "metric"): "val_acc",
     ("budget", "mode"): "max",
     ("budget", "seed"): 0,
+    ("budget", "objectives"): (),  # one objective: --metric
     ("resources", "cpus_per_trial"): 1.0,
     ("resources", "gpus_per_trial"): 0.0,
     ("resources", "max_concurrent"): None,
@@ -53,6 +54,8 @@ DOCUMENTED = {
     ("weights", "video_weights"): None,  # IMAGENET1K_V1
     ("weights", "audio_weights"): None,  # facebook/wav2vec2-base
     ("evaluation", "crossval"): None,
+    ("evaluation", "nested"): None,
+    ("evaluation", "inner_folds"): 1,
     ("tracking", "optuna_storage"): None,
     ("tracking", "wandb"): None,
     ("tracking", "mlflow"): None,

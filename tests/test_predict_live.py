@@ -122,8 +122,10 @@ def test_ctrl_c_writes_the_complete_windows_and_exits_130(recording, checkpoint,
     path, _, _ = recording
     out = tmp_path / "live.csv"
     process = live_command(
-        checkpoint, "--out", str(out), "--window", "1", "--hop", "0.5", speed=1.0, recording=path
+        checkpoint, "--out", str(out), "--window", "1", "--hop", "0.5", speed=0.25, recording=path
     )
+    # A quarter of real time: the 3.3 s stream lasts 13 s, so Ctrl-C comes while it still runs, however
+    # long the model took to load while the replay filled the pipe.
     deadline = time.monotonic() + 120
     while len(out.read_text().splitlines() if out.exists() else []) < 3:  # a header and two windows
         assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
 from msa.predict.plot import PLOT_STYLES, draw_timeline, timeline_figure
@@ -62,7 +63,7 @@ def test_lines_style_draws_a_line_per_class_with_the_stacked_colours_and_a_gap()
     ax = timeline_figure(LABELS, windows(), style="lines").axes[0]
     assert [line.get_label() for line in ax.lines] == list(LABELS)
     area_colours = [tuple(area.get_facecolor()[0][:3]) for area in stacked.collections]
-    assert [tuple(line.get_color()[:3]) for line in ax.lines] == area_colours
+    assert [to_rgb(line.get_color()) for line in ax.lines] == area_colours
     x, happy = ax.lines[1].get_data()
     assert list(x) == [index + 1 for index in range(10)]  # the windows' centres
     assert math.isnan(happy[NO_FACE]) and happy[NO_FACE + 1] == pytest.approx(0.5)
