@@ -67,6 +67,7 @@ def test_bench_tiny_writes_every_key(tmp_path):
     assert results["machine"]["cores"] >= 1 and results["mode"] == "tiny"
 
 
+@pytest.mark.slow  # 15-35 s of real-time replays: make test-all (the live command itself is tests/test_predict_live.py)
 def test_bench_live_tiny_measures_latency_and_memory(tmp_path):
     """A tiny audio_cnn through replay | predict --live, and again at 5x for memory."""
     out = tmp_path / "live.json"
