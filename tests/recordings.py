@@ -4,6 +4,7 @@ placed one after another, so that a cue over a clip's span holds exactly the cli
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from fractions import Fraction
@@ -77,6 +78,11 @@ def write_vtt(cues: list[Cue], path: Path) -> Path:
     return path
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as a terminal delivers it: an xdist worker ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def live_command(model, *args, recording, speed: float = 50.0) -> subprocess.Popen:
     """``replay RECORDING | msa predict MODEL --live - ARGS`` (the replay at ``speed``)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -95,6 +101,7 @@ def live_command(model, *args, recording, speed: float = 50.0) -> subprocess.Pop
         text=True,
         cwd=REPO,
         env=env,
+        preexec_fn=_default_sigint,
     )
     replay.stdout.close()  # the reader holds the pipe now
     process.replay = replay
