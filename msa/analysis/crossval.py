@@ -20,7 +20,6 @@ The figures are in msa.analysis.crossval_figures. Nothing here needs Ray.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
@@ -58,15 +57,10 @@ def load_crossval(source) -> dict | None:
     files = getattr(source, "files", source)
     if not isinstance(files, ExperimentFiles):
         files = ExperimentFiles(os.fspath(files))
-    text = files.read_text(CROSSVAL_FILE)
-    if text is None:
+    cv = files.read_json_object(CROSSVAL_FILE)
+    if cv is None:
         return None
-    where = files.path(CROSSVAL_FILE)
-    try:
-        cv = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{where}: not valid JSON ({error})") from error
-    check_crossval(cv, where)
+    check_crossval(cv, files.path(CROSSVAL_FILE))
     return cv
 
 

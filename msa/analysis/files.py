@@ -50,6 +50,20 @@ class ExperimentFiles:
         data = self.read_bytes(relative)
         return None if data is None else data.decode(errors="replace")
 
+    def read_json_object(self, relative: str) -> dict | None:
+        """The JSON object in a file the experiment must hold whole (crossval.json, nested.json);
+        None when it is missing. ValueError naming the file when it is not a JSON object."""
+        text = self.read_text(relative)
+        if text is None:
+            return None
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{self.path(relative)}: not valid JSON ({error})") from error
+        if not isinstance(parsed, dict):
+            raise ValueError(f"{self.path(relative)}: expected a JSON object, got {type(parsed).__name__}")
+        return parsed
+
     def read_json(self, relative: str) -> Any:
         """The parsed file; None when it is missing or not (yet) valid JSON."""
         text = self.read_text(relative)

@@ -11,7 +11,6 @@ chosen once on validation actors that some folds test on, is above it by the opt
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 import pandas as pd
@@ -31,16 +30,10 @@ OPTIMISM_KEYS = {"accuracy": "WAR", "uar": "UAR"}  # what the optimism is stated
 def load_nested(files: ExperimentFiles) -> dict | None:
     """nested.json, None when there is none. Raises ValueError naming the file when it is not
     valid JSON or lacks what the report reads."""
-    text = files.read_text(NESTED_FILE)
-    if text is None:
+    nested = files.read_json_object(NESTED_FILE)
+    if nested is None:
         return None
     where = files.path(NESTED_FILE)
-    try:
-        nested = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{where}: not valid JSON ({error})") from error
-    if not isinstance(nested, dict):
-        raise ValueError(f"{where}: expected a JSON object")
     missing = [key for key in REQUIRED_KEYS if key not in nested]
     if missing:
         raise ValueError(f"{where}: missing {', '.join(missing)}")
