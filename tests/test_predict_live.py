@@ -260,7 +260,7 @@ def synthetic_stream(seconds: float, step: float, arrival):
         indices = tuple(j for j in range(int(end / step) + 1) if start <= (j + 0.5) * step < end)
         if indices:
             yield GridFrame(indices, rgb, end, arrival())
-        yield LiveAudio(tenth * 1600, np.zeros((1, 1600), dtype=np.float32), end, arrival())
+        yield LiveAudio(tenth * 1600, np.zeros((1, 1600), dtype=np.float32), arrival())
     yield StreamEnd(arrival())
 
 

@@ -69,15 +69,13 @@ class LiveOptions:
 @dataclass
 class LiveSummary:
     """What a live pass did: spans written and skipped, each written span's latency and model
-    time (seconds), the stream time reached, and how it ended ("end", "interrupted", "stalled",
-    "failed")."""
+    time (seconds), the stream time reached, and the most RGB frames held at once."""
 
     written: int = 0
     skipped: int = 0
     latencies: list[float] = field(default_factory=list)
     model_seconds: list[float] = field(default_factory=list)
     stream_seconds: float = 0.0
-    ended_by: str = "end"
     max_frames_held: int = 0
 
     def latency_stats(self) -> dict[str, float]:
@@ -256,7 +254,6 @@ class LivePass:
                 break
             except queue.Empty:
                 if time.monotonic() - self.reader.last_data > self.options.stall_timeout:
-                    self.summary.ended_by = "stalled"
                     what = "nothing arrived" if self.state is None else "no data"
                     raise LiveError(
                         f"{self.reader.source.text}: {what} for {self.options.stall_timeout:g} s "
@@ -320,7 +317,6 @@ class LivePass:
                 if self.waiting:
                     self._classify_next()
         except KeyboardInterrupt:
-            self.summary.ended_by = "interrupted"
             self.finish()
             raise
 

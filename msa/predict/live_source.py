@@ -105,11 +105,10 @@ class GridFrame:
 
 @dataclass(frozen=True)
 class LiveAudio:
-    """Audio planar float32 (C, n) from sample ``offset`` at the track's rate; ``end`` in seconds."""
+    """Audio planar float32 (C, n) from sample ``offset`` at the track's rate."""
 
     offset: int
     samples: np.ndarray
-    end: float
     arrival: float
 
 
@@ -178,7 +177,7 @@ class SourceReader(threading.Thread):
     """Opens ``source`` and puts its items on ``items`` (see the module doc) until the stream
     ends, fails, or ``stop`` is set. ``step``: the frame grid's spacing in seconds; ``video`` /
     ``audio``: the tracks to decode; ``timeout``: seconds a network source may send nothing before
-    FFmpeg gives up. ``info`` is set (and ``opened`` fires) once the stream is open."""
+    FFmpeg gives up. ``info`` is set once the stream is open."""
 
     def __init__(self, source: Source, step: float, video: bool, audio: bool, timeout: float):
         super().__init__(name="msa-live-source", daemon=True)  # a blocked read must not hold the exit
@@ -188,7 +187,6 @@ class SourceReader(threading.Thread):
         self.timeout = timeout
         self.items: queue.Queue = queue.Queue()
         self.stop = threading.Event()
-        self.opened = threading.Event()
         self.info: SourceInfo | None = None
         self.last_data = time.monotonic()  # when bytes (or a packet) last came from the source
 
@@ -240,7 +238,6 @@ class SourceReader(threading.Thread):
                 video.codec_context.width if video is not None else 0,
                 video.codec_context.height if video is not None else 0,
             )
-            self.opened.set()
             starts = [
                 float(s.start_time * s.time_base) for s in (video, audio) if s is not None and s.start_time
             ]
@@ -262,10 +259,8 @@ class SourceReader(threading.Thread):
                         origin = float(frame.pts * frame.time_base)
                     at = float(frame.pts * frame.time_base) - origin
                     if isinstance(frame, av.AudioFrame):
-                        samples = planar_samples(frame)
                         offset = round(at * frame.sample_rate)
-                        end = (offset + samples.shape[1]) / frame.sample_rate
-                        self.items.put(LiveAudio(offset, samples, end, arrival))
+                        self.items.put(LiveAudio(offset, planar_samples(frame), arrival))
                         continue
                     if held is None:  # the first frame stands for the grid points before it
                         held, held_from, held_time = frame, 0.0, at
