@@ -37,6 +37,9 @@ CROP_TOP_FRACTION = 0.03  # of frame height
 # "fixed": crop_box on every clip; "face": the square msa.data.faces finds around the face
 # (calibrated to match crop_box on RAVDESS), the fixed crop where no frame shows a face.
 CROPS = ("fixed", "face")
+# What msa predict classifies by default: its sliding window (the span a window's frames and audio
+# cover), which a trial's measured latency also times.
+PREDICT_WINDOW = 3.0  # s
 
 
 class DecodeError(RuntimeError):

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from msa.data.datasets import fixed_crop_dataset
-from msa.data.decode import CROPS
+from msa.data.decode import CROPS, PREDICT_WINDOW
 from msa.data.media import MediaError, first_line
 from msa.pareto import add_pick_argument
 from msa.predict.classifier import Classifier, load_classifier
@@ -27,7 +27,7 @@ from msa.predict.spans import cue_spans, window_spans
 from msa.predict.subtitles import Cue, SubtitleError, read_subtitles
 from msa.predict.timeline import OUTPUT_EXTENSIONS, AnnotatedCue, write_output
 
-WINDOW, HOP = 3.0, 1.0  # s: the default sliding window and hop
+WINDOW, HOP = PREDICT_WINDOW, 1.0  # s: the default sliding window and hop
 OUTPUT_SUFFIX = ".emotions"  # talk.mp4 -> talk.emotions.vtt beside it
 DEFAULT_FORMAT = ".vtt"
 # Subtitle tools round and pad their timings: a cue may end this far past the media's end (it is

@@ -4,7 +4,7 @@
     # {"params": 11_700_000, "size_mb": 46.9, "latency_ms": 38.2}
 
 ``latency_ms`` is how long the model takes on one window as ``msa predict`` runs it: a batch of
-one, the default window (LATENCY_WINDOW_SECONDS of audio at the model's rate, and/or the
+one, the default window (PREDICT_WINDOW of audio at the model's rate, and/or the
 clip's ``num_frames`` frames at ``image_size`` pixels), evaluation mode, no gradients, on the
 trial's own device, in float32. The first LATENCY_WARMUP_CALLS calls are not timed (lazy
 initialisation, allocator and kernel caches make them slow); the value is the median of
@@ -31,9 +31,8 @@ import torch
 from torch import nn
 
 from msa.audio_format import SAMPLE_RATE
-from msa.data.decode import PrepareParams
+from msa.data.decode import PREDICT_WINDOW, PrepareParams
 
-LATENCY_WINDOW_SECONDS = 3.0  # s: msa predict's default --window
 LATENCY_WARMUP_CALLS = 1  # untimed calls first
 LATENCY_REPEATS = 5  # timed calls; their median is latency_ms
 MS_PER_S = 1000.0
@@ -51,7 +50,7 @@ def window_inputs(model: nn.Module, params: PrepareParams, device: torch.device)
         inputs["video"] = frames.to(torch.uint8)
         inputs["video_mask"] = torch.ones(1, params.num_frames, dtype=torch.bool)
     if "audio" in model.input_keys:
-        samples = round(LATENCY_WINDOW_SECONDS * SAMPLE_RATE)
+        samples = round(PREDICT_WINDOW * SAMPLE_RATE)
         inputs["audio"] = 0.1 * torch.randn(1, samples, generator=generator)
         inputs["audio_mask"] = torch.ones(1, samples, dtype=torch.bool)
     return {key: value.to(device) for key, value in inputs.items()}
