@@ -42,6 +42,10 @@ def check_population(experiment, max_epochs: int) -> None:
         )
     for rows in histories.values():
         assert all(row["epoch"] <= max_epochs for row in rows)
+        # No row lost when Ray paused the member or started it again from a checkpoint.
+        assert rows[0]["epoch"] == 1
+        for before, row in zip(rows, rows[1:]):
+            assert row["epoch"] == before["epoch"] + 1 or row["copied_from"], [r["epoch"] for r in rows]
     summary = json.loads((experiment / "summary.json").read_text())
     schedule = summary["schedule"]
     assert [step["epoch"] for step in schedule] == list(range(1, len(schedule) + 1))
@@ -50,9 +54,20 @@ def check_population(experiment, max_epochs: int) -> None:
 
 
 def test_pbt_search_exploits_and_records_it(tiny_sample, tmp_path):
-    # Two members, one exploit round (after epoch 1): the bottom half copies the top half.
+    # Two members taking turns in one slot, so that PBT pauses each while the other trains and
+    # starts it again from its checkpoint; one exploit round (after epoch 1): the bottom half
+    # copies the top half.
     command = population_search(
-        tiny_sample, tmp_path, "pbt", "pbt", "--num-samples", "2", "--max-epochs", "2"
+        tiny_sample,
+        tmp_path,
+        "pbt",
+        "pbt",
+        "--num-samples",
+        "2",
+        "--max-epochs",
+        "2",
+        "--max-concurrent",
+        "1",
     )
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

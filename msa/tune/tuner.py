@@ -21,6 +21,7 @@ from msa.tune.population import POPULATION_CHECKPOINTS, initial_members, populat
 from msa.tune.searcher import BudgetAwareOptunaSearch
 from msa.tune.tracking.options import optuna_storage_url
 from msa.tune.trainable import train_trial
+from msa.tune.trial_logs import KeepTrialLogs
 from search_spaces import get_space
 from search_spaces.scale import SearchScale
 
@@ -140,7 +141,7 @@ def run_config(
     return tune.RunConfig(
         name=name,
         storage_path=storage,
-        callbacks=callbacks,
+        callbacks=[KeepTrialLogs(), *(callbacks or [])],
         checkpoint_config=tune.CheckpointConfig(
             # The best by the best-trial rule (the rung score orders epochs as it does: the metric,
             # ties to the lower val loss), and (always) the latest, for resuming. With one to
