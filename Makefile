@@ -22,9 +22,13 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(VENV)/bin/msa search --space video_transformer
 
-test: venv  # test-quick's tests on two processes, then the Ray tests one at a time (they start clusters)
+# test: test-quick's tests, then the Ray tests, each tier on two processes. Two searches side by
+# side each start their own local Ray; a search mostly waits (process starts, imports), so two
+# share the two cores well. Each test counts only the Ray processes its own commands started
+# (tests/processes.py).
+test: venv
 	$(PY) -m pytest -m "not slow and not gpu and not ray" -q -n 2 --dist loadfile
-	$(PY) -m pytest -m "ray and not slow and not gpu" -q
+	$(PY) -m pytest -m "ray and not slow and not gpu" -q -n 2 --dist loadfile
 
 # test-quick, the edit loop: no Ray process; two test processes, one thread each (tests/conftest.py),
 # each taking whole files (--dist loadfile), so that a module's fixtures (trained checkpoints, exported

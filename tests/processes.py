@@ -17,8 +17,16 @@ RAY_MARKERS = (
 )
 
 
+# Every process a test process starts, Ray's included (they inherit the environment), carries
+# this test process's PID: under xdist two workers' searches run side by side, and each test
+# counts only the Ray processes its own commands started.
+OWNER_VARIABLE = "PYTEST_OWNER_PID"
+os.environ[OWNER_VARIABLE] = str(os.getpid())
+OWNER_ENTRY = f"{OWNER_VARIABLE}={os.getpid()}".encode()
+
+
 def ray_processes() -> set[int]:
-    """PIDs of running Ray processes on this machine (any session)."""
+    """PIDs of running Ray processes that this test process's commands started."""
     pids = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -26,10 +34,12 @@ def ray_processes() -> set[int]:
                 command = (
                     Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 )
+                if not any(marker in command for marker in RAY_MARKERS):
+                    continue
+                if OWNER_ENTRY in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                    pids.add(int(entry))
             except OSError:
                 continue
-            if any(marker in command for marker in RAY_MARKERS):
-                pids.add(int(entry))
     return pids
 
 

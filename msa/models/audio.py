@@ -23,7 +23,6 @@ stay in eval mode and get no gradients (msa.models.layers.FreezableBranch).
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig
 
 from msa.audio_format import SAMPLE_RATE
 from msa.models.config import ALL_LAYERS, AudioConfig
@@ -94,7 +93,7 @@ class AudioBranch(FreezableBranch):
         return frozen
 
     @staticmethod
-    def _receptive_field(hf: PretrainedConfig) -> int:
+    def _receptive_field(hf) -> int:  # hf: transformers.PretrainedConfig
         """Samples the conv feature encoder needs to produce one frame."""
         samples = 1
         for kernel, stride in reversed(list(zip(hf.conv_kernel, hf.conv_stride, strict=True))):

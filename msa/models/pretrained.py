@@ -20,8 +20,6 @@ import warnings
 from collections.abc import Mapping
 
 import torch
-from transformers import AutoModel
-from transformers.utils import logging as transformers_logging
 
 from msa.models.audio import arch_from_config
 from msa.models.config import AudioConfig, ModelConfig, with_overrides
@@ -126,6 +124,9 @@ def _load_audio(branch, files: WeightsFiles) -> None:
     branch's encoder built from the same config. Checkpoint keys the encoder has no use for
     (pretraining heads, the SpecAugment embedding the branch turns off) are expected and not
     reported; a parameter the checkpoint lacks, or has in another shape, is an error."""
+    from transformers import AutoModel  # imported here: see msa.models.speech_encoders
+    from transformers.utils import logging as transformers_logging
+
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()  # its load report would list the expected extras
     try:

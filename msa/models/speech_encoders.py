@@ -12,17 +12,24 @@ and differ in two places, bridged here: HuBERT's feature_projection returns a te
 others return (hidden, normalised conv features); WavLM's layers add a relative position bias
 owned by layer 0's attention and take the frame mask as a key padding mask instead of an
 additive 4-D attention mask.
+
+transformers is imported where an encoder is built or run, not with this module: it takes
+seconds to import, and every process that imports the model registry (each trial, each
+command) would pay them, most without an audio encoder to build.
 """
 
+from __future__ import annotations
+
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
-from transformers.masking_utils import create_bidirectional_mask
 
 from msa.models.config import parse_audio_arch
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
 
 BUILTIN_ARCHS: dict[str, dict[str, Any]] = {
     # Wav2Vec2Config()'s defaults are facebook/wav2vec2-base's architecture.
@@ -56,6 +63,8 @@ def encoder_config(audio_arch: str) -> PretrainedConfig:
         BUILTIN_ARCHS[audio_arch] if audio_arch in BUILTIN_ARCHS else parse_audio_arch(audio_arch)
     )
     model_type = settings.pop("model_type")
+    from transformers import AutoConfig
+
     return AutoConfig.for_model(model_type, **{**settings, **BRANCH_SETTINGS})
 
 
@@ -70,6 +79,8 @@ def arch_from_config(config_dict: dict[str, Any]) -> str:
 
 def build_encoder(audio_arch: str) -> PreTrainedModel:
     """The encoder (WavLMModel, HubertModel or Wav2Vec2Model) with random weights."""
+    from transformers import AutoModel
+
     return AutoModel.from_config(encoder_config(audio_arch))
 
 
@@ -86,6 +97,8 @@ def layer_inputs(
     """What every transformer layer takes besides hidden states (B, F, D), attending only to
     the real frames of `frame_mask` (B, F)."""
     if encoder.config.model_type != "wavlm":
+        from transformers.masking_utils import create_bidirectional_mask
+
         return {
             "attention_mask": create_bidirectional_mask(
                 config=encoder.config, inputs_embeds=hidden, attention_mask=frame_mask

@@ -13,7 +13,6 @@ import math
 from collections import OrderedDict
 
 import torch
-import torchvision
 from torch import nn
 
 from msa.models.config import VideoConfig
@@ -42,6 +41,8 @@ class FrameNormalize(nn.Module):
 def resnet18_trunk(num_children: int) -> nn.Sequential:
     """The first `num_children` children of ResNet-18 under their torchvision names, so a
     torchvision state dict loads into it key for key."""
+    import torchvision  # here: a second to import, which processes without a video branch skip
+
     resnet = torchvision.models.resnet18(weights=None)
     return nn.Sequential(
         OrderedDict((name, getattr(resnet, name)) for name in RESNET18_CHILDREN[:num_children])

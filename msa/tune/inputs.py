@@ -91,7 +91,7 @@ def run_before_ray(read: Callable[[], InputRequest], run: Callable[[Inputs], int
 
 def space_modalities(space: str) -> set[str]:
     """The inputs (video, audio) that some model of the space reads."""
-    from msa.models import model_config  # here, not at import: msa.models loads transformers
+    from msa.models import model_config  # here, not at import: msa.models loads torch and torchvision
     from search_spaces import SPACES
 
     return {branch for name in SPACES[space].models for branch in model_config(name).branches}

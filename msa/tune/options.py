@@ -346,7 +346,7 @@ class SearchOptions:
             raise UsageError("--resume needs --name of the experiment to continue")
         if name is not None and (not name or "/" in name or name.startswith(".")):
             raise UsageError(f"--name {name!r}: use a plain folder name")
-        from msa.models import PRETRAINED_MODES  # here, not at import: msa.models loads transformers
+        from msa.models import PRETRAINED_MODES  # here, not at import: msa.models loads torch and torchvision
 
         if self.weights.pretrained not in PRETRAINED_MODES:
             raise UsageError(
