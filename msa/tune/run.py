@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 import time
 
+import ray
+
 from msa.baseline import baseline_for
 from msa.data.experiment import FoundData, TrialData
 from msa.experiment_dir import ARGS_FILE, SUMMARY_FILE
@@ -15,7 +17,7 @@ from msa.tune.crossval import cross_validate
 from msa.tune.nested import nested_search
 from msa.tune.options import SearchOptions, UsageError
 from msa.tune.ray_session import fit_noticing_interrupts, on_ray, trial_settings
-from msa.tune.summary import evaluate_best, print_summary, run_baseline, summarise, write_json
+from msa.tune.summary import print_summary, run_baseline, start_evaluating_best, summarise, write_json
 from msa.tune.tracking.trackers import Trackers
 from msa.tune.tuner import build_tuner, describe_objectives, restore_tuner, storage_root
 from msa.weights import WeightsBundle
@@ -77,8 +79,9 @@ def search(
             else build_tuner(options, settings, name, trackers.callbacks(options.budget.max_epochs))
         )
         results = fit_noticing_interrupts(tuner)
-        test = evaluate_best(results, options.budget, options.resources, data)
-        baseline = run_baseline(baseline_for, data, options.resources)
+        evaluation = start_evaluating_best(results, options.budget, options.resources, data)
+        baseline = run_baseline(baseline_for, data, options.resources)  # while the test clips are evaluated
+        test = ray.get(evaluation) if evaluation is not None else None
         summary = summarise(results, options, data, test, weights, baseline)
         write_json(f"{experiment}/{SUMMARY_FILE}", summary)
         trackers.finish(summary, experiment)

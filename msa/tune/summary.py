@@ -54,16 +54,17 @@ def best_trial(results, metric: str, mode: str):
     return min(candidates, key=lambda candidate: ranking_key(candidate[2], metric, mode))
 
 
-def evaluate_best(results, budget: BudgetOptions, resources: ResourceOptions, data: TrialData) -> dict | None:
-    """Test metrics of the best checkpoint on the test actors, evaluated exactly once, as a Ray
-    task with a trial's resources: on a cluster it runs on a worker (a GPU one when trials get
-    GPUs), whose cache it completes with the test clips first."""
+def start_evaluating_best(results, budget: BudgetOptions, resources: ResourceOptions, data: TrialData):
+    """Start the one evaluation of the best checkpoint on the test actors -> its Ray object ref
+    (``ray.get`` gives the test metrics), None when no epoch finished. A Ray task with a trial's
+    resources: on a cluster it runs on a worker (a GPU one when trials get GPUs), whose cache it
+    completes with the test clips first; the caller computes the baseline meanwhile."""
     best = best_trial(results, budget.metric, budget.mode)
     if best is None:
         return None
     _, checkpoint, _ = best
     task = with_trial_resources(evaluate_checkpoint, resources)
-    return ray.get(task.remote(checkpoint, data, budget.seed, resources.threads))
+    return task.remote(checkpoint, data, budget.seed, resources.threads)
 
 
 def with_trial_resources(function, resources: ResourceOptions):
