@@ -51,8 +51,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--workers",
         type=positive_int,
         default=os.cpu_count() or 1,
-        help="parallel decoders (default: all cores); a job that decodes quicker than they start "
-        "(a few seconds of clips) is decoded in this process",
+        help="parallel decoders (default: all cores)",
     )
     group = parser.add_argument_group("cache maintenance")
     group.add_argument(

@@ -45,27 +45,6 @@ def test_prepare_then_reuse(data_root, cache):
     assert other.decoded == 5, "a different parameter is a different entry"
 
 
-@pytest.mark.parametrize("pool_start_seconds, pool_used", [(0.0, True), (1e9, False)])
-def test_clips_go_to_the_decoding_processes_only_when_that_is_quicker(
-    data_root, cache, monkeypatch, pool_start_seconds, pool_used
-):
-    # A free start: the processes take the clips after the first two (decoded and timed here);
-    # a start dearer than any job: every clip is decoded here. Either way the same report.
-    monkeypatch.setattr(prepare_module, "POOL_START_SECONDS", pool_start_seconds)
-    pools = []
-
-    class CountedPool(prepare_module.ProcessPoolExecutor):
-        def __init__(self, *args, **kwargs):
-            pools.append(self)
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(prepare_module, "ProcessPoolExecutor", CountedPool)
-    report = prepare(data_root, cache, PARAMS, workers=2, progress=False)
-    assert len(pools) == int(pool_used)
-    assert report.decoded == 5 and len(report.clips) == 5
-    assert sorted(report.failed.values()) == ["no audio track", "unreadable"]
-
-
 def test_changed_file_is_prepared_again(data_root, cache):
     first = prepare(data_root, cache, PARAMS, workers=1, progress=False)
     clip = data_root / "Actor_01" / ravdess_name(3, 1)

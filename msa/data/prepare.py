@@ -33,7 +33,6 @@ import os
 import shutil
 import socket
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -53,10 +52,6 @@ from msa.data.sources import Source
 # Bump when the entry layout or decoding changes meaning. 2: audio decoded with PyAV and resampled
 # over the whole clip at once (msa.audio_format), not by decord frame by frame.
 CACHE_FORMAT_VERSION = 2
-# What starting the decoding processes costs (forkserver, each importing torch and PyAV), measured
-# on 2 cores: RAVDESS's 480 speech clips (12 ms each) decoded in 7.5 s here and 7.9 s on two
-# processes, the tiny test sample's 16 video clips in 4.1 s here and 7.2 s on two.
-POOL_START_SECONDS = 4.0  # s
 CACHE_ID_FILE = "cache-id"
 MANIFEST_COLUMNS = ("path", "included", "reason", "label", "speaker", "gender", "start", "end")
 
@@ -243,10 +238,7 @@ def prepare_entries(
     progress: bool = True,
 ) -> dict[str, str]:
     """Decode each clip of ``todo`` and publish it as its entry, on ``workers`` processes
-    (default: every core). Returns display path -> failure reason for clips that did not decode.
-
-    The first clips are decoded in this process, timed: the rest go to the processes only when
-    they would take this process longer than the processes take to start and share them."""
+    (default: every core). Returns display path -> failure reason for clips that did not decode."""
     if not todo:
         return {}
     _clean_stale_work_folders(cache / "tmp")
@@ -254,44 +246,24 @@ def prepare_entries(
     jobs = [(found, entry, cache, params) for found, entry in todo]
     failed: dict[str, str] = {}
     bar = tqdm(total=len(todo), desc="preparing clips", unit="clip", disable=not progress, file=sys.stderr)
-
-    def record(display: str, error: str | None) -> None:
-        if error:
-            failed[display] = error
-        bar.update()
-
+    if workers == 1:
+        results = map(_prepare_one, jobs)
+    else:
+        # Not fork: a parent that already ran decord, torch or CUDA can deadlock a forked child.
+        pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_one_thread_per_worker
+        )
+        results = pool.map(_prepare_one, jobs, chunksize=1)
     try:
-        done = _decode_here_while_quicker(jobs, workers, record)
-        if done < len(jobs):
-            # Not fork: a parent that already ran decord, torch or CUDA can deadlock a forked child.
-            context = multiprocessing.get_context("forkserver")
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread_per_worker) as pool:
-                try:
-                    for display, error in pool.map(_prepare_one, jobs[done:], chunksize=1):
-                        record(display, error)
-                finally:
-                    pool.shutdown(cancel_futures=True)
+        for display, error in results:
+            if error:
+                failed[display] = error
+            bar.update()
     finally:
         bar.close()
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
     return failed
-
-
-def _decode_here_while_quicker(jobs: list, workers: int, record) -> int:
-    """Decode ``jobs`` in this process while the rest would take it less than ``workers``
-    processes take to start and decode them -> how many were decoded. The first clip is not
-    timed (it loads the decoders)."""
-    timed_from, done = None, 0
-    for job in jobs:
-        record(*_prepare_one(job))
-        done += 1
-        if timed_from is None:
-            timed_from = time.perf_counter()
-            continue
-        per_clip = (time.perf_counter() - timed_from) / (done - 1)
-        left = (len(jobs) - done) * per_clip
-        if workers > 1 and left > POOL_START_SECONDS + left / workers:
-            break
-    return done
 
 
 def complete_cache(
