@@ -22,9 +22,9 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(VENV)/bin/msa search --space video_transformer
 
-# test: test-quick's tests, then the Ray tests, each tier on two processes. Two searches side by
-# side each start their own local Ray; a search mostly waits (process starts, imports), so two
-# share the two cores well. Each test counts only the Ray processes its own commands started
+# test: test-quick's tests, then the Ray tests, each tier on two processes: two searches side by
+# side (each with its own local Ray) keep both cores busy, which one search alone does not (a third
+# was slower: docs/development.md). Each test counts only the Ray processes its own commands started
 # (tests/processes.py).
 test: venv
 	$(PY) -m pytest -m "not slow and not gpu and not ray" -q -n 2 --dist loadfile

@@ -509,3 +509,16 @@ def test_a_checkpoints_pretrained_record_reads_in_both_formats():
         "checkpoints before sha256 records"
     )
     assert loaded_record(False) == RANDOM
+
+
+def test_the_registry_imports_neither_transformers_nor_torchvision():
+    # Every trial process and command imports the registry; these two (seconds to import) come
+    # only with a model that has a speech encoder or a ResNet trunk.
+    code = (
+        "import sys, msa.models; "
+        "heavy = [m for m in ('transformers', 'torchvision') if m in sys.modules]; "
+        "assert not heavy, heavy; "
+        "msa.models.create_model('video_iter3', 4, 'off'); "
+        "assert 'torchvision' in sys.modules and 'transformers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

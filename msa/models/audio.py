@@ -21,6 +21,8 @@ are therefore not applied (they are turned off in the HF config to say so). Froz
 stay in eval mode and get no gradients (msa.models.layers.FreezableBranch).
 """
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
@@ -35,6 +37,9 @@ from msa.models.speech_encoders import (
     project_features,
     run_layer,
 )
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig  # imported on use: see msa.models.speech_encoders
 
 __all__ = ["AudioBranch", "arch_from_config", "encoder_config", "normalize_waveform"]
 
@@ -93,7 +98,7 @@ class AudioBranch(FreezableBranch):
         return frozen
 
     @staticmethod
-    def _receptive_field(hf) -> int:  # hf: transformers.PretrainedConfig
+    def _receptive_field(hf: "PretrainedConfig") -> int:
         """Samples the conv feature encoder needs to produce one frame."""
         samples = 1
         for kernel, stride in reversed(list(zip(hf.conv_kernel, hf.conv_stride, strict=True))):

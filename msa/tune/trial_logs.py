@@ -1,7 +1,7 @@
 """A trial's result.json keeps every row when Ray restarts the trial.
 
 Ray's loggers write a trial's rows into the driver's staging folder, which the driver copies to
-the experiment's storage only every few minutes. When a trial starts again from a checkpoint
+the experiment's storage every few seconds (with each experiment checkpoint). When a trial starts again from a checkpoint
 (a population scheduler pausing a member while others wait, the member taking over another's
 checkpoint, a retry after a crash), Ray's JSON logger first copies the storage's result.json
 back over the staging one: every row written since the last copy is lost, and with it the
